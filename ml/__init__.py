@@ -1,0 +1,1 @@
+"""Building, evaluating and benchmarking the cat/dog classifier."""

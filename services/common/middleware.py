@@ -1,0 +1,121 @@
+"""ASGI middleware every service uses: body limits, slow-client timeouts, security headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class _BodyRefused(Exception):
+    """The body broke a limit; the middleware answers instead of the app."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestBodyGuard:
+    """Refuse bodies over `max_bytes` while they stream in, and clients that stall mid-body.
+
+    The limit is enforced on the bytes as they arrive, so an oversized upload is never
+    buffered; the app's own answer is discarded once a limit is broken, because form
+    parsers turn any read error into a generic 400.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, idle_timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.idle_timeout_s = idle_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, f"request body exceeds {self.max_bytes} bytes")
+            return
+
+        refused: _BodyRefused | None = None
+        received = 0
+        started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received, refused
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.idle_timeout_s)
+            except TimeoutError:
+                refused = _BodyRefused(408, "request body arrived too slowly")
+                raise refused from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = _BodyRefused(413, f"request body exceeds {self.max_bytes} bytes")
+                    raise refused
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused is not None:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyRefused):
+            await self.app(scope, guarded_receive, guarded_send)
+        if refused is not None and not started:
+            await _send_json(send, refused.status, refused.detail)
+
+
+class SecurityHeaders:
+    """Add the headers browsers need to keep our pages safe; HTML gets a strict CSP."""
+
+    def __init__(self, app: ASGIApp, *, content_security_policy: str) -> None:
+        self.app = app
+        self.csp = content_security_policy.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                is_html = dict(headers).get(b"content-type", b"").startswith(b"text/html")
+                if is_html and b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", self.csp))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

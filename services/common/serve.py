@@ -1,0 +1,73 @@
+"""Start one service under uvicorn: `python -m services.common.serve inference`.
+
+This is the only way services are started: by `make run`, the Docker images and Kubernetes.
+Nothing here may import `prometheus_client` before the multiprocess folder is prepared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SERVICES = ("inference", "feedback", "notifier", "dashboard")
+
+
+def prepare_multiprocess_dir(workers: int) -> str | None:
+    """With several workers, give them one empty folder for their metric files."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if workers == 1 and not folder:
+        return None
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="cv-metrics-")
+    # Files left by a previous run would be summed into this run's counters.
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, prepare metrics storage, and run uvicorn."""
+    parser = argparse.ArgumentParser(
+        prog="python -m services.common.serve",
+        description="Run one of the services with uvicorn, configured from the environment.",
+    )
+    parser.add_argument("service", choices=SERVICES, help="which service to run")
+    parser.add_argument("--host", help="bind address (default: HOST)")
+    parser.add_argument("--port", type=int, help="port (default: the service's PORT)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
+    args = parser.parse_args(argv)
+
+    settings_module = importlib.import_module(f"services.{args.service}.settings")
+    settings = settings_module.get_settings()
+    workers = args.workers or settings.workers
+    prepare_multiprocess_dir(workers)
+
+    import uvicorn
+
+    from services.common.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        f"services.{args.service}.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        # Bounds what one client can make a worker hold: header size and concurrent requests.
+        h11_max_incomplete_event_size=16 * 1024,
+        limit_concurrency=settings.max_concurrency,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Turning untrusted upload bytes into a decoded image, or a domain error saying why not."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from services.inference.preprocessing import PreprocessSpec, request_draft
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"})
+
+# Formats people do upload that Pillow cannot or should not decode here: say "unsupported"
+# rather than "corrupt". Each is (offset, magic bytes, name).
+_KNOWN_FOREIGN_SIGNATURES = (
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"%PDF", "PDF"),
+    (0, b"<svg", "SVG"),
+    (0, b"<?xml", "SVG"),
+)
+
+
+class ImageRejected(Exception):
+    """Base of every reason an upload cannot be classified."""
+
+
+class InvalidImage(ImageRejected):
+    """Not an image, or a corrupt or truncated one."""
+
+
+class UnsupportedImage(ImageRejected):
+    """An image in a format we do not accept."""
+
+
+class ImageTooLarge(ImageRejected):
+    """More pixels than allowed: refused before decoding."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an upload may be."""
+
+    max_pixels: int = 40_000_000
+    accepted_formats: frozenset[str] = ACCEPTED_FORMATS
+
+
+def _foreign_format(data: bytes) -> str | None:
+    head = data[:32].lstrip()
+    for offset, magic, name in _KNOWN_FOREIGN_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> Image.Image:
+    """Identify, check and decode the first frame, at reduced JPEG scale where it helps."""
+    if not data:
+        raise InvalidImage("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        foreign = _foreign_format(data)
+        if foreign:
+            raise UnsupportedImage(f"{foreign} images are not accepted") from None
+        raise InvalidImage("the file is not an image Pillow can identify") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(str(error)) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InvalidImage(f"the image header is corrupt: {error}") from None
+
+    if image.format not in limits.accepted_formats:
+        accepted = ", ".join(sorted(limits.accepted_formats))
+        raise UnsupportedImage(f"{image.format} images are not accepted (accepted: {accepted})")
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage("the image has no pixels")
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(
+            f"{width}x{height} is {width * height} pixels, over the {limits.max_pixels} allowed"
+        )
+    request_draft(image, spec)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
+        raise InvalidImage(f"the image data is corrupt or truncated: {error}") from None
+    return image

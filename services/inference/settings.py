@@ -1,0 +1,67 @@
+"""Configuration of the inference service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(ServiceSettings):
+    """Every variable is documented in `.env.example`."""
+
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="HTTP port (INFERENCE_PORT).",
+        validation_alias="INFERENCE_PORT",
+    )
+    model_path: Path = Field(
+        default=REPO_ROOT / "models" / "cat_dog_classifier.onnx",
+        description="ONNX model; its JSON card sits beside it.",
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Body limit.")
+    max_image_pixels: int = Field(default=40_000_000, ge=1, description="Decompression-bomb cap.")
+    upload_idle_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A client silent this long mid-upload is disconnected.",
+    )
+    inference_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads decoding and scoring in parallel per worker.",
+    )
+    onnx_intra_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime threads/run.")
+    low_confidence_threshold: float = Field(
+        default=0.8,
+        gt=0.5,
+        le=1.0,
+        description="Answers below this confidence count as low.",
+    )
+    pending_rows_limit: int = Field(
+        default=50_000,
+        ge=1,
+        description="Predictions kept in memory while PostgreSQL is down.",
+    )
+    pending_photo_bytes_limit: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Photo bytes kept in memory while it is down.",
+    )
+    dashboard_public_url: str = Field(
+        default="http://localhost:8050/monitoring/",
+        description="Where /monitoring redirects.",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

@@ -1,0 +1,123 @@
+"""The prediction contract, persistence and metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from tests.support.images import jpeg, odd_images
+
+
+def wait_for_rows(db: psycopg.Connection, expected: int, timeout_s: float = 10.0) -> int:
+    """Rows are written off the request path: poll until they land."""
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = db.execute("SELECT count(*) FROM monitoring").fetchone()[0]
+        if count >= expected:
+            return count
+        time.sleep(0.05)
+    return count
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_prediction_follows_the_contract(client: TestClient) -> None:
+    response = client.post("/predict", files={"file": ("cat.jpg", jpeg(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    uuid.UUID(body["prediction_id"])
+    assert body["prediction"] in {"cat", "dog"}
+    assert abs(body["proba_cat"] + body["proba_dog"] - 1) <= 1e-6
+    assert body["confidence"] == max(body["proba_cat"], body["proba_dog"])
+    assert body["inference_time_ms"] > 0
+    assert body["model_version"]
+    assert isinstance(body["is_cat_or_dog"], bool)
+
+
+def test_every_prediction_is_written_with_its_consent(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    ids = {}
+    for consent in ("true", "false", None):
+        data = {"rgpd_consent": consent} if consent else {}
+        response = client.post("/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")}, data=data)
+        ids[response.json()["prediction_id"]] = consent == "true"
+
+    assert wait_for_rows(db, 3) == 3
+    rows = db.execute(
+        "SELECT id::text, rgpd_consent, prediction_result, proba_cat, proba_dog, "
+        "inference_time_ms, model_version, user_feedback FROM monitoring"
+    ).fetchall()
+    assert {row[0]: row[1] for row in rows} == ids
+    for row in rows:
+        assert row[2] in {"cat", "dog"} and abs(row[3] + row[4] - 1) < 1e-6
+        assert row[5] > 0 and row[6] and row[7] is None
+
+
+def test_photo_is_stored_only_with_its_own_consent(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    photo = jpeg((10, 10, 220))
+    kept = client.post(
+        "/predict",
+        files={"file": ("a.jpg", photo, "image/jpeg")},
+        data={"rgpd_consent": "true", "photo_consent": "true"},
+    ).json()["prediction_id"]
+    client.post(
+        "/predict", files={"file": ("b.jpg", photo, "image/jpeg")}, data={"rgpd_consent": "true"}
+    )
+
+    assert wait_for_rows(db, 2) == 2
+    photos = db.execute("SELECT prediction_id::text, image FROM prediction_photos").fetchall()
+    assert photos == [(kept, photo)]
+
+
+def test_metrics_count_predictions_by_class(client: TestClient) -> None:
+    before = {label: sample("cv_predictions_total", result=label) for label in ("cat", "dog")}
+    seconds_before = sample("cv_inference_time_seconds_count")
+    results = [
+        client.post("/predict", files={"file": ("x.jpg", jpeg(color), "image/jpeg")}).json()
+        for color in [(250, 0, 0), (0, 0, 250), (250, 0, 0)]
+    ]
+    for label in ("cat", "dog"):
+        expected = sum(result["prediction"] == label for result in results)
+        assert sample("cv_predictions_total", result=label) - before[label] == expected
+    assert sample("cv_inference_time_seconds_count") - seconds_before == 3
+    text = client.get("/metrics").text
+    for name in (
+        "cv_predictions_total",
+        "cv_inference_time_seconds_bucket",
+        "cv_model_confidence_bucket",
+        "cv_database_connected",
+        'cv_inference_stage_seconds_count{stage="decode"}',
+        "http_requests_total",
+    ):
+        assert name in text
+
+
+@pytest.mark.parametrize("name", sorted(odd_images()))
+def test_odd_but_valid_images_are_classified(client: TestClient, name: str) -> None:
+    data, mime = odd_images()[name]
+    response = client.post("/predict", files={"file": (f"{name}.img", data, mime)})
+    assert response.status_code == 200, response.text
+
+
+def test_real_photos_are_classified_correctly(client: TestClient, dataset_dir: Path, model_path: Path) -> None:
+    if model_path.name != "cat_dog_classifier.onnx":
+        pytest.skip("the committed model is not there yet: only the tiny test model")
+    photos = sorted((dataset_dir / "val" / "cat").glob("*.jpg"))[:5] + sorted(
+        (dataset_dir / "val" / "dog").glob("*.jpg")
+    )[:5]
+    for photo in photos:
+        response = client.post("/predict", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+        assert response.status_code == 200
+        assert response.json()["prediction"] == photo.parent.name, photo.name

@@ -1,0 +1,126 @@
+"""`make run`: every service that exists, on this machine, without Docker.
+
+PostgreSQL is `DATABASE_URL` when set, else an embedded server kept under `.data/postgres`.
+Prometheus and Alertmanager join when their binaries are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.migrate import apply_migrations, create_database_if_missing
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT / ".data"
+SERVICE_ORDER = ("notifier", "inference", "feedback", "dashboard")
+
+
+@dataclass
+class Component:
+    """One process of the stack."""
+
+    name: str
+    command: list[str]
+    url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def embedded_database_url() -> str:
+    """Start (or reuse) the embedded PostgreSQL and return the project database's DSN."""
+    import pgserver
+
+    server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
+    return server.get_uri("predictions_feedback")
+
+
+def service_components() -> list[Component]:
+    """The services present in this checkout, in start order."""
+    ports = {"inference": 8000, "feedback": 8001, "notifier": 8002, "dashboard": 8050}
+    return [
+        Component(
+            name=name,
+            command=[sys.executable, "-m", "services.common.serve", name],
+            url=f"http://localhost:{ports[name]}",
+        )
+        for name in SERVICE_ORDER
+        if (REPO_ROOT / "services" / name / "app.py").exists()
+    ]
+
+
+def monitoring_components() -> list[Component]:
+    """Prometheus and Alertmanager with the project's config, when installed."""
+    try:
+        from monitoring.local import local_components  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    return [Component(**spec) for spec in local_components(DATA_DIR)]
+
+
+def run(components: list[Component], env: dict[str, str]) -> int:
+    """Start everything, stop everything when one dies or on Ctrl-C."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for component in components:
+        processes[component.name] = subprocess.Popen(
+            component.command, cwd=REPO_ROOT, env={**env, **component.env}
+        )
+        print(f"  {component.name:<13} {component.url}", flush=True)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
+                exit_code, stopping = 1, True
+        time.sleep(0.5)
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare the database, then run the stack in the foreground."""
+    parser = argparse.ArgumentParser(
+        prog="python -m services.stack",
+        description="Run every service of the project on this machine (Ctrl-C stops them).",
+    )
+    parser.add_argument(
+        "--no-monitoring", action="store_true", help="skip Prometheus and Alertmanager"
+    )
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    env.setdefault("DEV_MODE", "true")
+    database_url = env.get("DATABASE_URL") or embedded_database_url()
+    env["DATABASE_URL"] = database_url
+    create_database_if_missing(database_url)
+    applied = apply_migrations(database_url)
+    print(f"database ready ({len(applied)} migration(s) applied)")
+    components = service_components()
+    if not args.no_monitoring:
+        components += monitoring_components()
+    print("starting:")
+    return run(components, env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

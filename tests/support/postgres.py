@@ -1,0 +1,112 @@
+"""Real PostgreSQL servers for tests: the shared one, an embedded one, or a private instance."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_postgres(url: str, timeout_s: float = 30.0) -> None:
+    """Block until the server accepts connections."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def server_bin_dir() -> Path | None:
+    """Where the installed PostgreSQL server binaries are, newest version first."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for candidate in candidates:
+        if Path(candidate, "pg_ctl").exists():
+            return Path(candidate)
+    pg_ctl = shutil.which("pg_ctl")
+    return Path(pg_ctl).parent if pg_ctl else None
+
+
+class PrivatePostgres:
+    """A throwaway server started from the installed binaries on a free port.
+
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user.
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        bin_dir = server_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("no PostgreSQL server binaries installed (pg_ctl not found)")
+        self.bin_dir = bin_dir
+        self.data_dir = base_dir / "pgdata"
+        self.socket_dir = base_dir / "socket"
+        self.log_file = base_dir / "postgres.log"
+        self.port = free_port()
+        self._user = "postgres" if os.geteuid() == 0 else None
+        for folder in (base_dir, self.socket_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            if self._user:
+                entry = pwd.getpwnam(self._user)
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+
+    @property
+    def url(self) -> str:
+        """DSN of its `postgres` database over TCP."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self._user:
+            command = ["runuser", "-u", self._user, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        """Create the cluster with trust authentication."""
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
+        wait_for_postgres(self.url)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it; `immediate` is a crash from the clients' point of view."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+
+def docker_available() -> bool:
+    """Whether a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

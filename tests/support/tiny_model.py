@@ -1,0 +1,60 @@
+"""A small ONNX classifier with the served signature, built without torch, for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from services.inference.model import file_sha256
+from services.inference.preprocessing import PreprocessSpec
+
+SPEC = PreprocessSpec(resize_shorter=64, crop=56)
+
+
+def build_tiny_model(folder: Path, *, version: str = "tiny-1") -> Path:
+    """Mean colour -> linear -> softmax: cat when red dominates blue. Writes model and card."""
+    weights = np.array([[2.0, -2.0], [0.0, 0.0], [-2.0, 2.0]], dtype=np.float32)
+    bias = np.zeros(2, dtype=np.float32)
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        helper.make_node("ReduceMax", ["probabilities"], ["pet_score_2d"], axes=[1], keepdims=1),
+        helper.make_node("Flatten", ["pet_score_2d"], ["pet_score_flat"], axis=0),
+        helper.make_node("Squeeze", ["pet_score_flat", "zero"], ["pet_score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_cat_dog",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 56, 56])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2]),
+            helper.make_tensor_value_info("pet_score", TensorProto.FLOAT, ["batch"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(weights, "W"),
+            numpy_helper.from_array(bias, "B"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / "tiny_cat_dog.onnx"
+    onnx.save(model, model_path)
+    card = {
+        "name": "tiny-cat-dog",
+        "version": version,
+        "labels": ["cat", "dog"],
+        "sha256": file_sha256(model_path),
+        "preprocessing": SPEC.to_dict(),
+        "pet_threshold": 0.0,
+    }
+    model_path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+    return model_path
