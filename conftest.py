@@ -1,3 +1,3 @@
 """Root conftest: shared fixtures for every test folder."""
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.browser"]

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from tests.support.images import encode, jpeg, png_bomb, solid
 
 
-def post_file(client: TestClient, data: bytes, mime: str = "image/jpeg"):  # noqa: ANN201
+def post_file(client: TestClient, data: bytes, mime: str = "image/jpeg"):
     return client.post("/predict", files={"file": ("upload", data, mime)})
 
 
@@ -47,7 +47,7 @@ def test_not_multipart_is_422(client: TestClient) -> None:
 def test_broken_multipart_is_422(client: TestClient) -> None:
     response = client.post(
         "/predict",
-        content=b"--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+        content=b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
         headers={"content-type": "multipart/form-data; boundary=xyz"},
     )
     assert response.status_code in {400, 422}
@@ -79,9 +79,9 @@ def test_streamed_oversized_body_is_cut_off(client: TestClient) -> None:
     limit = client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
     sent = 0
 
-    def chunks():  # noqa: ANN202
+    def chunks():
         nonlocal sent
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
         while sent < limit * 3:
             sent += 1 << 20
             yield b"\xff" * (1 << 20)

@@ -49,7 +49,9 @@ def test_every_prediction_is_written_with_its_consent(
     ids = {}
     for consent in ("true", "false", None):
         data = {"rgpd_consent": consent} if consent else {}
-        response = client.post("/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")}, data=data)
+        response = client.post(
+            "/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")}, data=data
+        )
         ids[response.json()["prediction_id"]] = consent == "true"
 
     assert wait_for_rows(db, 3) == 3
@@ -111,13 +113,18 @@ def test_odd_but_valid_images_are_classified(client: TestClient, name: str) -> N
     assert response.status_code == 200, response.text
 
 
-def test_real_photos_are_classified_correctly(client: TestClient, dataset_dir: Path, model_path: Path) -> None:
+def test_real_photos_are_classified_correctly(
+    client: TestClient, dataset_dir: Path, model_path: Path
+) -> None:
     if model_path.name != "cat_dog_classifier.onnx":
         pytest.skip("the committed model is not there yet: only the tiny test model")
-    photos = sorted((dataset_dir / "val" / "cat").glob("*.jpg"))[:5] + sorted(
-        (dataset_dir / "val" / "dog").glob("*.jpg")
-    )[:5]
+    photos = (
+        sorted((dataset_dir / "val" / "cat").glob("*.jpg"))[:5]
+        + sorted((dataset_dir / "val" / "dog").glob("*.jpg"))[:5]
+    )
     for photo in photos:
-        response = client.post("/predict", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+        response = client.post(
+            "/predict", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")}
+        )
         assert response.status_code == 200
         assert response.json()["prediction"] == photo.parent.name, photo.name
