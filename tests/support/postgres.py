@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,11 +51,14 @@ class PrivatePostgres:
     PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user.
     """
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path | None = None) -> None:
         bin_dir = server_bin_dir()
         if bin_dir is None:
             raise RuntimeError("no PostgreSQL server binaries installed (pg_ctl not found)")
         self.bin_dir = bin_dir
+        # pytest's temporary folders are private to root; the server's user must reach its own.
+        base_dir = base_dir or Path(tempfile.mkdtemp(prefix="cv-private-pg-"))
+        self.base_dir = base_dir
         self.data_dir = base_dir / "pgdata"
         self.socket_dir = base_dir / "socket"
         self.log_file = base_dir / "postgres.log"
@@ -75,7 +79,9 @@ class PrivatePostgres:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self._user:
             command = ["runuser", "-u", self._user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}")
 
     def init(self) -> None:
         """Create the cluster with trust authentication."""
@@ -100,6 +106,20 @@ class PrivatePostgres:
     def stop(self, mode: str = "fast") -> None:
         """Stop it; `immediate` is a crash from the clients' point of view."""
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def is_running(self) -> bool:
+        """Whether the server process is up."""
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "status")
+        except RuntimeError:
+            return False
+        return True
+
+    def destroy(self) -> None:
+        """Stop if running and delete its files."""
+        if self.data_dir.exists() and self.is_running():
+            self.stop(mode="immediate")
+        shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
 def docker_available() -> bool:

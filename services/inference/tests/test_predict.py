@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -12,18 +11,17 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from tests.support.images import jpeg, odd_images
+from tests.support.waiting import wait_until
 
 
-def wait_for_rows(db: psycopg.Connection, expected: int, timeout_s: float = 10.0) -> int:
+def wait_for_rows(db: psycopg.Connection, expected: int) -> int:
     """Rows are written off the request path: poll until they land."""
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
-        count = db.execute("SELECT count(*) FROM monitoring").fetchone()[0]
-        if count >= expected:
-            return count
-        time.sleep(0.05)
-    return count
+
+    def count() -> int:
+        return db.execute("SELECT count(*) FROM monitoring").fetchone()[0]
+
+    wait_until(lambda: count() >= expected, timeout_s=10)
+    return count()
 
 
 def sample(name: str, **labels: str) -> float:
