@@ -1,0 +1,86 @@
+"""Wiring of the notifier service: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+
+from services.common.db import Database
+from services.common.metrics import mark_process_dead
+from services.common.web import create_service_app
+from services.notifier import metrics
+from services.notifier.delivery import Dispatcher
+from services.notifier.discord import DiscordClient, redact
+from services.notifier.routes import router
+from services.notifier.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+# The largest Alertmanager group we expect (thousands of alerts with long annotations).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Connect to PostgreSQL and start the sender; stop it handing back its leases."""
+    settings: Settings = app.state.settings
+    database = Database(
+        settings.database_url,
+        max_size=settings.db_pool_max_size,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        probe_interval_s=settings.db_probe_interval_s,
+    )
+    await database.start()
+    app.state.database = database
+    discord = DiscordClient(timeout_s=settings.discord_timeout_s)
+    dispatcher = Dispatcher(database, discord, settings)
+    app.state.dispatcher = dispatcher
+    dispatcher.start()
+    metrics.WEBHOOK_MISCONFIGURED.set(0)
+    if settings.enabled:
+        logger.info(
+            "notifier ready",
+            extra={"webhook": redact(settings.webhook_for("default")), "owner": dispatcher.owner},
+        )
+    else:
+        logger.warning("DISCORD_WEBHOOK_URL is not set: messages are logged, not sent")
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+        await discord.close()
+        await database.close()
+        mark_process_dead()
+
+
+async def readiness(request: Request) -> dict[str, str]:
+    """The database is required (nothing can be queued without it); Discord is reported."""
+    database: Database = request.app.state.database
+    settings: Settings = request.app.state.settings
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    discord = (
+        "disabled"
+        if not settings.enabled
+        else "misconfigured"
+        if dispatcher.misconfigured
+        else "ok"
+    )
+    return {"database": "ok" if database.connected else "down", "discord": discord}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing heavy happens before the lifespan starts."""
+    settings = settings or get_settings()
+    return create_service_app(
+        title="Cat or dog — notifier",
+        version="1.0.0",
+        settings=settings,
+        lifespan=lifespan,
+        routers=[router],
+        readiness=readiness,
+        required=("database",),
+        max_body_bytes=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,201 @@
+"""The PostgreSQL outbox: enqueue with de-duplication, claim under a lease, settle, measure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from services.notifier.formatting import OutboundMessage
+
+T = TypeVar("T")
+
+# A key is new when never seen, or when last queued longer ago than the window (reminders).
+_CLAIM_KEY = """
+INSERT INTO notifier_dedup (dedup_key) VALUES ($1)
+ON CONFLICT (dedup_key) DO UPDATE SET last_queued_at = now()
+WHERE notifier_dedup.last_queued_at < now() - make_interval(secs => $2)
+RETURNING dedup_key
+"""
+_INSERT = """
+INSERT INTO notifier_outbox (group_key, route, source, payload) VALUES ($1, $2, $3, $4::jsonb)
+"""
+# Only each group's oldest pending row is a candidate, so a group is delivered in order;
+# SKIP LOCKED lets two replicas claim at the same time without waiting on each other.
+_CLAIM = """
+WITH heads AS (
+    SELECT DISTINCT ON (group_key) id
+    FROM notifier_outbox
+    WHERE state = 'pending'
+    ORDER BY group_key, id
+),
+claimable AS (
+    SELECT o.id
+    FROM notifier_outbox o JOIN heads h ON h.id = o.id
+    WHERE o.next_attempt_at <= now() AND (o.lease_until IS NULL OR o.lease_until < now())
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT $3
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE notifier_outbox o
+SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
+FROM claimable c
+WHERE o.id = c.id
+RETURNING o.id, o.group_key, o.route, o.payload::text AS payload, o.attempts, o.failures
+"""
+_DELIVERED = """
+UPDATE notifier_outbox
+SET state = 'delivered', delivered_at = now(), discord_message_id = $3, failures = 0,
+    lease_owner = NULL, lease_until = NULL, last_error = NULL
+WHERE id = $1 AND lease_owner = $2
+"""
+_RETRY = """
+UPDATE notifier_outbox
+SET next_attempt_at = now() + make_interval(secs => $3), last_error = $4,
+    failures = failures + $6::int, lease_owner = NULL, lease_until = NULL,
+    payload = COALESCE($5::jsonb, payload)
+WHERE id = $1 AND lease_owner = $2
+"""
+_DROPPED = """
+UPDATE notifier_outbox
+SET state = 'dropped', delivered_at = now(), last_error = $3, lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND lease_owner = $2
+"""
+_RELEASE_ALL = """
+UPDATE notifier_outbox SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = $1 AND state = 'pending'
+"""
+_STATS = """
+SELECT count(*) AS depth, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest_s
+FROM notifier_outbox WHERE state = 'pending'
+"""
+_NEXT_DUE = """
+SELECT GREATEST(0, EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, now())))
+                           - now()))
+FROM notifier_outbox WHERE state = 'pending'
+"""
+_PRUNE_OUTBOX = """
+DELETE FROM notifier_outbox
+WHERE state <> 'pending' AND delivered_at < now() - make_interval(days => $1::int)
+"""
+_PRUNE_DEDUP = """
+DELETE FROM notifier_dedup WHERE last_queued_at < now() - make_interval(secs => $1)
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message reserved for one sender until its lease ends."""
+
+    id: int
+    group_key: str
+    route: str
+    payload: dict[str, Any]
+    attempts: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What the gauges show."""
+
+    depth: int
+    oldest_s: float
+
+
+class Outbox:
+    """SQL over the outbox tables; every method takes what it needs and holds no state."""
+
+    def __init__(self, pool: asyncpg.Pool, *, dedup_window_s: float) -> None:
+        self._pool = pool
+        self._dedup_window_s = dedup_window_s
+
+    async def enqueue(
+        self,
+        group_key: str,
+        source: str,
+        candidates: Sequence[tuple[T, str]],
+        render: Callable[[list[tuple[T, str]]], list[OutboundMessage]],
+    ) -> tuple[int, int]:
+        """Keep the candidates whose keys are new, render them, queue; one transaction.
+
+        `candidates` are (item, dedup key) pairs (key "" means never a duplicate) and `render`
+        turns the kept pairs into `OutboundMessage`s. Returns (messages queued, duplicates).
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            kept: list[tuple[T, str]] = []
+            for item, key in candidates:
+                if not key or await connection.fetchval(_CLAIM_KEY, key, self._dedup_window_s):
+                    kept.append((item, key))
+            messages = render(kept) if kept else []
+            await connection.executemany(
+                _INSERT,
+                [
+                    (group_key, message.route, source, json.dumps(message.payload))
+                    for message in messages
+                ],
+            )
+        return len(messages), len(candidates) - len(kept)
+
+    async def claim(self, owner: str, *, lease_s: float, limit: int = 1) -> list[Claimed]:
+        """Reserve up to `limit` due group heads for `owner`."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(_CLAIM, owner, lease_s, limit)
+        return [
+            Claimed(
+                id=row["id"],
+                group_key=row["group_key"],
+                route=row["route"],
+                payload=json.loads(row["payload"]),
+                attempts=row["attempts"],
+                failures=row["failures"],
+            )
+            for row in rows
+        ]
+
+    async def delivered(self, claimed: Claimed, owner: str, message_id: str | None) -> None:
+        """Settle a message Discord confirmed."""
+        await self._pool.execute(_DELIVERED, claimed.id, owner, message_id)
+
+    async def retry_later(
+        self,
+        claimed: Claimed,
+        owner: str,
+        delay_s: float,
+        error: str,
+        *,
+        failed: bool,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        """Give the message back, due again after `delay_s` (optionally with a new payload)."""
+        new_payload = json.dumps(payload) if payload is not None else None
+        await self._pool.execute(
+            _RETRY, claimed.id, owner, delay_s, error[:500], new_payload, int(failed)
+        )
+
+    async def dropped(self, claimed: Claimed, owner: str, error: str) -> None:
+        """Give up on a message Discord will never accept; kept in the table for inspection."""
+        await self._pool.execute(_DROPPED, claimed.id, owner, error[:500])
+
+    async def release_all(self, owner: str) -> None:
+        """Hand back every lease of `owner` (graceful shutdown), so others need not wait."""
+        await self._pool.execute(_RELEASE_ALL, owner)
+
+    async def stats(self) -> QueueStats:
+        """Pending messages and the age of the oldest."""
+        row = await self._pool.fetchrow(_STATS)
+        assert row is not None
+        return QueueStats(depth=int(row["depth"]), oldest_s=float(row["oldest_s"]))
+
+    async def seconds_until_due(self) -> float | None:
+        """When the next pending message becomes claimable; None when nothing is pending."""
+        value = await self._pool.fetchval(_NEXT_DUE)
+        return None if value is None else float(value)
+
+    async def prune(self, retention_days: float) -> None:
+        """Forget settled messages and expired de-duplication keys."""
+        await self._pool.execute(_PRUNE_OUTBOX, max(1, round(retention_days)))
+        await self._pool.execute(_PRUNE_DEDUP, max(self._dedup_window_s, 86400.0))

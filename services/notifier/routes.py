@@ -1,0 +1,164 @@
+"""HTTP routes of the notifier: Alertmanager webhooks and direct notifications in."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from services.common.auth import bearer_token, token_matches
+from services.common.db import CONNECTION_ERRORS, Database, DatabaseDep
+from services.common.errors import ErrorBody
+from services.notifier import metrics
+from services.notifier.delivery import Dispatcher
+from services.notifier.formatting import (
+    OutboundMessage,
+    Presentation,
+    alert_messages,
+    notification_message,
+)
+from services.notifier.outbox import Outbox
+from services.notifier.schemas import AlertmanagerAlert, AlertmanagerWebhook, Notification, Queued
+from services.notifier.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Alertmanager retries on 5xx; this tells other clients when to.
+RETRY_AFTER_S = 5
+
+
+def get_settings(request: Request) -> Settings:
+    """This app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    """The background sender built in the lifespan."""
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+def require_token(request: Request, settings: SettingsDep) -> None:
+    """401 unless the request carries NOTIFIER_TOKEN as a bearer token."""
+    expected = settings.notifier_token.get_secret_value() if settings.notifier_token else None
+    if not token_matches(bearer_token(request), expected):
+        raise HTTPException(
+            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+router = APIRouter(
+    tags=["notifications"],
+    dependencies=[Depends(require_token)],
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+        503: {"model": ErrorBody, "description": "Not queued (database unreachable): retry."},
+    },
+)
+
+
+def presentation_of(settings: Settings) -> Presentation:
+    """Formatting choices taken from the settings."""
+    return Presentation(
+        grafana_url=settings.grafana_url,
+        critical_role_id=settings.discord_critical_role_id,
+        description_max=settings.embed_description_max,
+    )
+
+
+def alert_dedup_key(group_key: str, alert: AlertmanagerAlert) -> str:
+    """Group key + fingerprint + status (+ start, so a new occurrence is a new alert)."""
+    started = alert.starts_at.isoformat() if alert.starts_at else ""
+    identity = "\x00".join((group_key, alert.identity(), alert.status, started))
+    return "am:" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _not_queued(error: BaseException) -> HTTPException:
+    logger.warning("message not queued: database unavailable", extra={"error": repr(error)})
+    return HTTPException(
+        503,
+        "the notification could not be queued (database unavailable); retry later",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+@router.post("/alertmanager", status_code=202)
+async def alertmanager(
+    webhook: AlertmanagerWebhook,
+    database: DatabaseDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+) -> Queued:
+    """Queue an Alertmanager notification; 2xx only once it is committed to the outbox."""
+    presentation = presentation_of(settings)
+    candidates = [(alert, alert_dedup_key(webhook.group_key, alert)) for alert in webhook.alerts]
+
+    def render(kept: list[tuple[AlertmanagerAlert, str]]) -> list[OutboundMessage]:
+        return alert_messages(webhook, kept, presentation)
+
+    queued, duplicates = await _enqueue(
+        database,
+        dispatcher,
+        settings,
+        f"am:{webhook.group_key}",
+        "alertmanager",
+        candidates,
+        render,
+    )
+    return Queued(messages=queued, duplicates=duplicates)
+
+
+@router.post("/notify", status_code=202)
+async def notify(
+    notification: Notification,
+    database: DatabaseDep,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+) -> Queued:
+    """Queue a direct notification."""
+    presentation = presentation_of(settings)
+    key = f"notify:{notification.dedup_key}" if notification.dedup_key else ""
+
+    def render(kept: list[tuple[Notification, str]]) -> list[OutboundMessage]:
+        return [notification_message(item, presentation) for item, _ in kept]
+
+    queued, duplicates = await _enqueue(
+        database, dispatcher, settings, "notify", "notify", [(notification, key)], render
+    )
+    return Queued(messages=queued, duplicates=duplicates)
+
+
+async def _enqueue(
+    database: Database,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    group_key: str,
+    source: str,
+    candidates: Sequence[tuple[T, str]],
+    render: Callable[[list[tuple[T, str]]], list[OutboundMessage]],
+) -> tuple[int, int]:
+    """Commit to the outbox or answer 503; wake the sender when something new was queued."""
+    outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
+    try:
+        queued, duplicates = await outbox.enqueue(group_key, source, candidates, render)
+    except CONNECTION_ERRORS as error:
+        database.mark(False, reason=repr(error))
+        raise _not_queued(error) from None
+    except asyncpg.PostgresError as error:
+        raise _not_queued(error) from None
+    database.mark(True)
+    metrics.QUEUED.labels(source).inc(queued)
+    metrics.DUPLICATES.labels(source).inc(duplicates)
+    if queued:
+        dispatcher.wake()
+    return queued, duplicates

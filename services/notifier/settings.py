@@ -1,0 +1,102 @@
+"""Configuration of the notifier service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+
+from services.common.settings import ServiceSettings, require_secret
+
+# Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
+DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
+
+
+class Settings(ServiceSettings):
+    """Every variable is documented in `.env.example`."""
+
+    port: int = Field(
+        default=8002,
+        ge=1,
+        le=65535,
+        description="HTTP port (NOTIFIER_PORT).",
+        validation_alias="NOTIFIER_PORT",
+    )
+    discord_webhook_url: SecretStr | None = Field(
+        default=None, description="Discord webhook; unset means disabled mode (logged, not sent)."
+    )
+    discord_webhook_url_critical: SecretStr | None = Field(
+        default=None, description="Webhook for critical messages; default webhook when unset."
+    )
+    discord_webhook_url_warning: SecretStr | None = Field(
+        default=None, description="Webhook for warning messages; default webhook when unset."
+    )
+    discord_critical_role_id: str | None = Field(
+        default=None, pattern=r"^\d{1,25}$", description="Role mentioned by critical messages."
+    )
+    notifier_token: SecretStr | None = Field(
+        default=None, description="Bearer token required on /alertmanager and /notify."
+    )
+    grafana_url: str | None = Field(default=None, description="Grafana link added to alerts.")
+    discord_timeout_s: float = Field(default=10.0, gt=0, description="Per Discord request.")
+    delivery_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a claimed message is reserved for its sender before another "
+        "replica may take it over (a crashed sender's messages wait this long).",
+    )
+    delivery_poll_s: float = Field(
+        default=1.0, gt=0, description="Idle outbox poll interval (other replicas, retries)."
+    )
+    retry_base_s: float = Field(default=1.0, gt=0, description="First backoff after a failure.")
+    retry_max_s: float = Field(default=300.0, gt=0, description="Longest backoff between tries.")
+    config_error_retry_s: float = Field(
+        default=60.0, gt=0, description="Retry pause after Discord says the webhook is invalid."
+    )
+    dedup_window_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="The same alert (group, fingerprint, status, start) is posted once in this "
+        "window; keep it below Alertmanager's repeat_interval so reminders still go out.",
+    )
+    embed_description_max: int = Field(
+        default=1024,
+        ge=64,
+        le=4096,
+        description="Characters of summary + description per alert embed (Discord allows 4096).",
+    )
+    outbox_retention_days: float = Field(
+        default=7.0, gt=0, description="Delivered messages are kept this long, then pruned."
+    )
+    stats_interval_s: float = Field(
+        default=5.0, gt=0, description="How often queue depth and oldest age are recomputed."
+    )
+
+    @model_validator(mode="after")
+    def _token_is_a_real_secret(self) -> Settings:
+        token = self.notifier_token.get_secret_value() if self.notifier_token else None
+        if self.dev_mode and not token:
+            self.notifier_token = SecretStr(DEV_NOTIFIER_TOKEN)
+            return self
+        require_secret("NOTIFIER_TOKEN", token, dev_mode=self.dev_mode)
+        return self
+
+    def webhook_for(self, route: str) -> str | None:
+        """The webhook URL of a route ("default", "critical", "warning"), with fallback."""
+        specific = {
+            "critical": self.discord_webhook_url_critical,
+            "warning": self.discord_webhook_url_warning,
+        }.get(route)
+        chosen = specific or self.discord_webhook_url
+        return chosen.get_secret_value() if chosen else None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether messages are actually sent to Discord."""
+        return self.discord_webhook_url is not None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

@@ -1,0 +1,479 @@
+"""A fake Discord webhook server that behaves like Discord where our notifier can tell.
+
+It enforces Discord's documented message limits (400, code 50035, Discord's nested error
+shape), rate-limits each webhook (default 5 requests per 2 s, real 429 bodies and
+`X-RateLimit-*` headers), honours `?wait=true` (returns the message object), and on command
+answers 503 or 429 for a while, drops connections, or answers 404 Unknown Webhook (10015).
+
+In-process:
+    with FakeDiscord() as discord:
+        url = discord.webhook_url()          # http://127.0.0.1:PORT/api/webhooks/1/token
+        discord.fail("status", seconds=60, status=503)
+        discord.wait_for_messages(3)
+        discord.messages()                   # what was accepted, in order
+
+As a process: `python -m tests.support.fake_discord --port 9999`, then the control API:
+    GET  /_control/messages[?webhook_id=]    accepted messages (JSON list)
+    GET  /_control/requests                  every request: webhook_id, status, time
+    POST /_control/fail  {"mode": "status"|"rate_limit"|"drop"|"unknown_webhook",
+                          "seconds": 60, "status": 503, "global": false}
+    POST /_control/reset                     forget messages, requests and failures
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+LIMITS = {
+    "content": 2000,
+    "embeds": 10,
+    "title": 256,
+    "description": 4096,
+    "fields": 25,
+    "field_name": 256,
+    "field_value": 1024,
+    "footer": 2048,
+    "author": 256,
+    "total": 6000,
+}
+_WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[^/]+)$")
+_TRUE = {"true", "1", "True"}
+
+
+def _max_length(limit: int) -> dict[str, Any]:
+    return {
+        "_errors": [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}
+        ]
+    }
+
+
+def _nest(errors: dict[str, Any], path: list[str], error: dict[str, Any]) -> None:
+    node = errors
+    for part in path:
+        node = node.setdefault(part, {})
+    node.update(error)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def validate_message(payload: Any) -> dict[str, Any]:
+    """Discord's `errors` object for a webhook message; empty when Discord would accept it."""
+    errors: dict[str, Any] = {}
+    if not isinstance(payload, dict):
+        return {"_errors": [{"code": "DICT_TYPE_CONVERT", "message": "Only dictionaries."}]}
+    content = _text(payload.get("content"))
+    if len(content) > LIMITS["content"]:
+        _nest(errors, ["content"], _max_length(LIMITS["content"]))
+    embeds = payload.get("embeds") or []
+    if len(embeds) > LIMITS["embeds"]:
+        _nest(errors, ["embeds"], _max_length(LIMITS["embeds"]))
+    total = 0
+    for index, embed in enumerate(embeds[: LIMITS["embeds"]]):
+        where = ["embeds", str(index)]
+        checks = [
+            (["title"], _text(embed.get("title")), LIMITS["title"]),
+            (["description"], _text(embed.get("description")), LIMITS["description"]),
+            (["footer", "text"], _text((embed.get("footer") or {}).get("text")), LIMITS["footer"]),
+            (["author", "name"], _text((embed.get("author") or {}).get("name")), LIMITS["author"]),
+        ]
+        fields = embed.get("fields") or []
+        if len(fields) > LIMITS["fields"]:
+            _nest(errors, [*where, "fields"], _max_length(LIMITS["fields"]))
+        for number, item in enumerate(fields):
+            name, value = _text(item.get("name")), _text(item.get("value"))
+            checks.append((["fields", str(number), "name"], name, LIMITS["field_name"]))
+            checks.append((["fields", str(number), "value"], value, LIMITS["field_value"]))
+            if not name or not value:
+                _nest(errors, [*where, "fields", str(number)], _required())
+        for path, text, limit in checks:
+            total += len(text)
+            if len(text) > limit:
+                _nest(errors, where + path, _max_length(limit))
+        for key in ("url",):
+            if key in embed and not str(embed[key]).startswith(("http://", "https://")):
+                _nest(errors, [*where, key], _invalid_url())
+        if "timestamp" in embed and not _is_iso(embed["timestamp"]):
+            _nest(errors, [*where, "timestamp"], _invalid_timestamp())
+    if total > LIMITS["total"]:
+        _nest(
+            errors,
+            ["embeds"],
+            {
+                "_errors": [
+                    {
+                        "code": "MAX_EMBED_SIZE_EXCEEDED",
+                        "message": f"Embed size exceeds maximum size of {LIMITS['total']}",
+                    }
+                ]
+            },
+        )
+    return errors
+
+
+def _required() -> dict[str, Any]:
+    return {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}
+
+
+def _invalid_url() -> dict[str, Any]:
+    return {"_errors": [{"code": "URL_TYPE_INVALID_URL", "message": "Not a well formed URL."}]}
+
+
+def _invalid_timestamp() -> dict[str, Any]:
+    return {"_errors": [{"code": "DATE_TYPE_PARSE", "message": "Could not parse timestamp."}]}
+
+
+def _is_iso(value: Any) -> bool:
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Failure:
+    """A commanded misbehaviour, active until `until` (monotonic) or for `count` requests."""
+
+    mode: str
+    until: float
+    status: int = 503
+    is_global: bool = False
+    count: int | None = None
+
+
+@dataclass
+class Window:
+    """Discord-like fixed window per webhook: `limit` requests, then wait until reset."""
+
+    started: float = 0.0
+    used: int = 0
+
+
+@dataclass
+class Request:
+    """One request as the fake saw it."""
+
+    webhook_id: str
+    status: int
+    at: float
+    wait: bool
+
+
+@dataclass
+class _State:
+    limit: int
+    window_s: float
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    windows: dict[str, Window] = field(default_factory=dict)
+    failure: Failure | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(10**17))
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read the recorded requests instead."""
+
+    def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        url = urlsplit(self.path)
+        with state.lock:
+            if url.path == "/_control/messages":
+                wanted = parse_qs(url.query).get("webhook_id", [None])[0]
+                found = [m for m in state.messages if wanted in (None, m["webhook_id"])]
+                self._reply(200, found)
+            elif url.path == "/_control/requests":
+                self._reply(200, [r.__dict__ for r in state.requests])
+            else:
+                self._reply(404, {"message": "404: Not Found", "code": 0})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = self._body()
+        if url.path.startswith("/_control/"):
+            self._control(url.path, body)
+            return
+        match = _WEBHOOK_PATH.match(url.path)
+        if not match:
+            self._reply(404, {"message": "404: Not Found", "code": 0})
+            return
+        wait = parse_qs(url.query).get("wait", ["false"])[0] in _TRUE
+        self._webhook(match["id"], match["token"], body, wait)
+
+    def _control(self, path: str, body: bytes) -> None:
+        command = json.loads(body or b"{}")
+        if path == "/_control/fail":
+            self.server.fake.fail(
+                command.get("mode", "status"),
+                seconds=float(command.get("seconds", 60)),
+                status=int(command.get("status", 503)),
+                is_global=bool(command.get("global", False)),
+                count=command.get("count"),
+            )
+        elif path == "/_control/reset":
+            self.server.fake.reset()
+        else:
+            self._reply(404, {"message": "unknown control command"})
+            return
+        self._reply(204)
+
+    def _webhook(self, webhook_id: str, token: str, body: bytes, wait: bool) -> None:
+        state = self.server.state
+        with state.lock:
+            now = time.monotonic()
+            failure = state.failure
+            if failure and (failure.until <= now or failure.count == 0):
+                state.failure = failure = None
+            if failure and failure.count is not None:
+                failure.count -= 1
+            if failure and failure.mode == "drop":
+                state.requests.append(Request(webhook_id, 0, now, wait))
+                state.changed.notify_all()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            status, reply, headers = self._answer(webhook_id, token, body, wait, failure, now)
+            state.requests.append(Request(webhook_id, status, now, wait))
+            state.changed.notify_all()
+        self._reply(status, reply, headers)
+
+    def _answer(
+        self,
+        webhook_id: str,
+        token: str,
+        body: bytes,
+        wait: bool,
+        failure: Failure | None,
+        now: float,
+    ) -> tuple[int, Any, dict[str, str]]:
+        state = self.server.state
+        if failure and failure.mode == "unknown_webhook":
+            return 404, {"message": "Unknown Webhook", "code": 10015}, {}
+        if failure and failure.mode == "status":
+            return failure.status, {"message": "Service Unavailable", "code": 0}, {}
+        if failure and failure.mode == "rate_limit":
+            return self._too_many(webhook_id, failure.until - now, failure.is_global)
+        window = state.windows.setdefault(webhook_id, Window(started=now))
+        if now - window.started >= state.window_s:
+            window.started, window.used = now, 0
+        reset_after = state.window_s - (now - window.started)
+        if window.used >= state.limit:
+            return self._too_many(webhook_id, reset_after, False)
+        window.used += 1
+        headers = self._rate_headers(webhook_id, state.limit - window.used, reset_after)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {"message": "400: Bad Request", "code": 50109}, headers
+        errors = validate_message(payload)
+        if errors:
+            return 400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"}, headers
+        if not _text(payload.get("content")) and not payload.get("embeds"):
+            return 400, {"message": "Cannot send an empty message", "code": 50006}, headers
+        message = {
+            "id": str(next(state.ids)),
+            "type": 0,
+            "channel_id": "1",
+            "webhook_id": webhook_id,
+            "content": payload.get("content", ""),
+            "embeds": payload.get("embeds", []),
+            "allowed_mentions": payload.get("allowed_mentions"),
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+        state.messages.append(message)
+        return (200, message, headers) if wait else (204, None, headers)
+
+    def _rate_headers(self, webhook_id: str, remaining: int, reset_after: float) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.server.state.limit),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": f"bucket-{webhook_id}",
+        }
+
+    def _too_many(
+        self, webhook_id: str, retry_after: float, is_global: bool
+    ) -> tuple[int, Any, dict[str, str]]:
+        retry_after = max(0.001, retry_after)
+        headers = {
+            **self._rate_headers(webhook_id, 0, retry_after),
+            "Retry-After": str(math.ceil(retry_after)),
+            "X-RateLimit-Scope": "global" if is_global else "user",
+        }
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": round(retry_after, 3),
+            "global": is_global,
+        }
+        return 429, body, headers
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: _State
+    fake: FakeDiscord
+
+
+class FakeDiscord:
+    """The fake server, in a background thread of this process."""
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, limit: int = 5, window_s: float = 2.0
+    ) -> None:
+        self.state = _State(limit=limit, window_s=window_s)
+        self._server = _Server((host, port), _Handler)
+        self._server.state = self.state
+        self._server.fake = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def webhook_url(self, webhook_id: str = "123456789012345678", token: str = "t0ken") -> str:
+        """A webhook URL served by this fake."""
+        return f"{self.url}/api/webhooks/{webhook_id}/{token}"
+
+    def start(self) -> FakeDiscord:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeDiscord:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def fail(
+        self,
+        mode: str,
+        *,
+        seconds: float = 60.0,
+        status: int = 503,
+        is_global: bool = False,
+        count: int | None = None,
+    ) -> None:
+        """Misbehave for `seconds` (or `count` requests).
+
+        Modes: status (answer `status`), rate_limit (429), drop (close the connection without
+        an answer), unknown_webhook (404, code 10015).
+        """
+        if mode not in {"status", "rate_limit", "drop", "unknown_webhook"}:
+            raise ValueError(f"unknown failure mode {mode!r}")
+        with self.state.lock:
+            self.state.failure = Failure(mode, time.monotonic() + seconds, status, is_global, count)
+
+    def heal(self) -> None:
+        """Stop misbehaving now."""
+        with self.state.lock:
+            self.state.failure = None
+
+    def reset(self) -> None:
+        """Forget messages, requests, rate-limit windows and failures."""
+        with self.state.lock:
+            self.state.messages.clear()
+            self.state.requests.clear()
+            self.state.windows.clear()
+            self.state.failure = None
+
+    def messages(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        """Accepted messages, oldest first."""
+        with self.state.lock:
+            return [m for m in self.state.messages if webhook_id in (None, m["webhook_id"])]
+
+    def requests(self) -> list[Request]:
+        """Every webhook request and the status it got."""
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def wait_until(self, condition: Callable[[FakeDiscord], bool], timeout_s: float = 30.0) -> None:
+        """Block until `condition(self)` holds; TimeoutError after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not condition(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout_s} s")
+            with self.state.changed:
+                self.state.changed.wait(min(remaining, 0.2))
+
+    def wait_for_messages(self, count: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """Block until at least `count` messages were accepted; returns them."""
+        self.wait_until(lambda fake: len(fake.messages()) >= count, timeout_s)
+        return self.messages()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.fake_discord",
+        description="A fake Discord webhook server with a control API (see the module docstring).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument("--limit", type=int, default=5, help="requests per window per webhook")
+    parser.add_argument("--window-s", type=float, default=2.0, help="rate-limit window")
+    args = parser.parse_args(argv)
+    fake = FakeDiscord(host=args.host, port=args.port, limit=args.limit, window_s=args.window_s)
+    print(f"fake Discord listening on {fake.url} (webhook: {fake.webhook_url()})", flush=True)
+    try:
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
