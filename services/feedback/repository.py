@@ -1,0 +1,245 @@
+"""Explicit SQL for feedback and the RGPD rights, on the shared asyncpg pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from services.common.db import CONNECTION_ERRORS, Database
+from services.feedback import metrics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_FIRST_PAUSE_S = 0.02
+SATISFACTION_SCORE = {"satisfied": 1, "unsatisfied": 0}
+
+
+class PredictionNotFound(Exception):
+    """No prediction has this id (after waiting for a write in flight)."""
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached or cannot serve the schema right now: retry later."""
+
+
+class _Missing(Exception):
+    """The row is not there yet; internal signal to wait and look again."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One user's opinion on one prediction, as received."""
+
+    prediction_id: uuid.UUID
+    satisfaction: str
+    rgpd_consent: bool
+    true_label: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    """What recording a feedback did."""
+
+    stored: bool
+    previous: str | None
+
+
+_LOCK_PREDICTION = """
+SELECT f.satisfaction
+FROM monitoring m LEFT JOIN feedback f ON f.prediction_id = m.id
+WHERE m.id = $1
+FOR UPDATE OF m
+"""
+_UPSERT_FEEDBACK = """
+INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (prediction_id) DO UPDATE
+SET satisfaction = EXCLUDED.satisfaction,
+    true_label = EXCLUDED.true_label,
+    consent_at = EXCLUDED.consent_at,
+    updated_at = now(),
+    revision = feedback.revision + 1
+"""
+_SET_MONITORING_FEEDBACK = """
+UPDATE monitoring SET user_feedback = $2, rgpd_consent = $3 WHERE id = $1
+"""
+_EXPORT_PREDICTION = """
+SELECT m.id AS prediction_id, m.created_at, m.prediction_result AS prediction, m.proba_cat,
+       m.proba_dog, m.confidence, m.pet_score, m.inference_time_ms, m.model_version,
+       m.rgpd_consent, m.user_feedback,
+       f.satisfaction, f.true_label, f.consent_at, f.created_at AS feedback_created_at,
+       f.updated_at AS feedback_updated_at, f.revision,
+       p.created_at AS photo_created_at, p.content_type AS photo_content_type,
+       p.image AS photo
+FROM monitoring m
+LEFT JOIN feedback f ON f.prediction_id = m.id
+LEFT JOIN prediction_photos p ON p.prediction_id = m.id
+WHERE m.id = $1
+"""
+_EXPORT_FEEDBACK_PAGE = """
+SELECT f.prediction_id, f.satisfaction, f.true_label, f.consent_at, f.created_at,
+       f.updated_at, f.revision, m.created_at AS predicted_at, m.prediction_result AS prediction,
+       m.proba_cat, m.proba_dog, m.model_version,
+       (p.prediction_id IS NOT NULL) AS has_photo
+FROM feedback f
+JOIN monitoring m ON m.id = f.prediction_id
+LEFT JOIN prediction_photos p ON p.prediction_id = f.prediction_id
+WHERE $1::uuid IS NULL OR f.prediction_id > $1::uuid
+ORDER BY f.prediction_id
+LIMIT $2
+"""
+_LIVE_ACCURACY = """
+SELECT count(*) AS predictions, avg(m.user_feedback)::float8 AS ratio
+FROM feedback f JOIN monitoring m ON m.id = f.prediction_id
+WHERE f.updated_at >= now() - make_interval(secs => $1)
+"""
+
+
+class FeedbackRepository:
+    """Every query of the service; connectivity failures become `DatabaseUnavailable`."""
+
+    def __init__(
+        self, database: Database, *, wait_for_prediction_s: float, acquire_timeout_s: float
+    ) -> None:
+        self._database = database
+        self._wait_s = wait_for_prediction_s
+        self._acquire_timeout_s = acquire_timeout_s
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self._database.pool.acquire(timeout=self._acquire_timeout_s) as connection:
+                yield connection
+        except CONNECTION_ERRORS as error:
+            self._database.mark(False, reason=repr(error))
+            raise DatabaseUnavailable("the database is unreachable") from error
+        except asyncpg.PostgresError as error:
+            # e.g. the schema is not migrated yet: an operational state, not the caller's fault.
+            logger.error("database refused a query", extra={"error": repr(error)})
+            raise DatabaseUnavailable("the database cannot serve this request") from error
+
+    async def _until_present(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` until it stops raising `_Missing` or the wait runs out.
+
+        Inference writes a prediction a few milliseconds after answering, so a user quick on
+        the button may reach us before the row exists: a short bounded wait avoids a false 404.
+        """
+        deadline = time.monotonic() + self._wait_s
+        pause = _FIRST_PAUSE_S
+        while True:
+            try:
+                return await attempt()
+            except _Missing:
+                if pause == _FIRST_PAUSE_S:
+                    metrics.PREDICTION_WAITS.inc()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PredictionNotFound("no prediction has this id") from None
+                await asyncio.sleep(min(pause, remaining))
+                pause = min(pause * 2, 0.25)
+
+    async def record_feedback(self, feedback: Feedback) -> FeedbackOutcome:
+        """Store (with consent) or forget (without) the latest opinion on a prediction."""
+
+        async def attempt() -> FeedbackOutcome:
+            async with self._connection() as connection, connection.transaction():
+                row = await connection.fetchrow(_LOCK_PREDICTION, feedback.prediction_id)
+                if row is None:
+                    raise _Missing
+                previous: str | None = row["satisfaction"]
+                if feedback.rgpd_consent:
+                    await connection.execute(
+                        _UPSERT_FEEDBACK,
+                        feedback.prediction_id,
+                        feedback.satisfaction,
+                        feedback.true_label,
+                    )
+                    score = SATISFACTION_SCORE[feedback.satisfaction]
+                    await connection.execute(
+                        _SET_MONITORING_FEEDBACK, feedback.prediction_id, score, True
+                    )
+                else:
+                    # No consent now means consent withdrawn: nothing of it may stay.
+                    await connection.execute(
+                        "DELETE FROM feedback WHERE prediction_id = $1", feedback.prediction_id
+                    )
+                    await connection.execute(
+                        _SET_MONITORING_FEEDBACK, feedback.prediction_id, None, False
+                    )
+                return FeedbackOutcome(stored=feedback.rgpd_consent, previous=previous)
+
+        return await self._until_present(attempt)
+
+    async def erase(self, prediction_id: uuid.UUID) -> None:
+        """Delete the prediction; its photo and feedback go with it (ON DELETE CASCADE)."""
+
+        async def attempt() -> None:
+            async with self._connection() as connection:
+                status = await connection.execute(
+                    "DELETE FROM monitoring WHERE id = $1", prediction_id
+                )
+            if status == "DELETE 0":
+                raise _Missing
+
+        await self._until_present(attempt)
+
+    async def export(self, prediction_id: uuid.UUID) -> asyncpg.Record:
+        """Everything stored about one prediction, photo bytes included."""
+
+        async def attempt() -> asyncpg.Record:
+            async with self._connection() as connection:
+                row = await connection.fetchrow(_EXPORT_PREDICTION, prediction_id)
+            if row is None:
+                raise _Missing
+            return row
+
+        return await self._until_present(attempt)
+
+    async def export_feedback_page(
+        self, after: uuid.UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """One page of stored feedback in id order (keyset pagination), without photos."""
+        async with self._connection() as connection:
+            rows = await connection.fetch(_EXPORT_FEEDBACK_PAGE, after, limit)
+        return [dict(row) for row in rows]
+
+    async def live_accuracy(self, window_s: float) -> tuple[int, float | None]:
+        """Predictions with feedback updated in the window, and their share satisfied."""
+        async with self._connection() as connection:
+            row = await connection.fetchrow(_LIVE_ACCURACY, window_s)
+        assert row is not None
+        return int(row["predictions"]), row["ratio"]
+
+
+async def purge_older_than(
+    connection: asyncpg.Connection, cutoff: datetime, *, batch_size: int
+) -> int:
+    """Delete predictions created before `cutoff`, in short batches; returns how many."""
+    total = 0
+    while True:
+        deleted = await connection.fetchval(
+            """
+            WITH doomed AS (
+                SELECT id FROM monitoring WHERE created_at < $1 ORDER BY created_at LIMIT $2
+            ), gone AS (
+                DELETE FROM monitoring WHERE id IN (SELECT id FROM doomed) RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """,
+            cutoff,
+            batch_size,
+        )
+        total += int(deleted)
+        if deleted < batch_size:
+            return total
