@@ -1,0 +1,1 @@
+"""Deployment: container images, docker compose, Kubernetes, and the checks keeping them true."""

@@ -1,0 +1,87 @@
+"""What each service reads from its environment, introspected from its `Settings` class.
+
+The deployment files are checked against this, so a field added to a service's settings is
+caught in every place it must be passed (`.env.example`, compose, Kubernetes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+from services.common.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVICES_DIR = REPO_ROOT / "services"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable a settings class reads."""
+
+    name: str
+    field: str
+    info: FieldInfo
+
+    @property
+    def required(self) -> bool:
+        """True when the field has no default."""
+        return self.info.is_required()
+
+    @property
+    def default(self) -> Any:
+        """The code's default value."""
+        return self.info.default
+
+
+def service_names() -> list[str]:
+    """Services present in this checkout: a package with both `app.py` and `settings.py`."""
+    return sorted(
+        path.name
+        for path in SERVICES_DIR.iterdir()
+        if (path / "app.py").is_file() and (path / "settings.py").is_file()
+    )
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    """The service's `Settings` class."""
+    module = importlib.import_module(f"services.{service}.settings")
+    cls: type[BaseSettings] = module.Settings
+    return cls
+
+
+def env_vars(cls: type[BaseSettings]) -> dict[str, EnvVar]:
+    """Environment variable name -> field, honouring aliases and the env prefix."""
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    found: dict[str, EnvVar] = {}
+    for field_name, info in cls.model_fields.items():
+        for name in _names(field_name, info, prefix):
+            found[name.upper()] = EnvVar(name.upper(), field_name, info)
+    return found
+
+
+def _names(field_name: str, info: FieldInfo, prefix: str) -> list[str]:
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    if info.alias:
+        return [info.alias]
+    return [prefix + field_name]
+
+
+def shared_env_vars() -> dict[str, EnvVar]:
+    """Variables every service reads (services/common/settings.py)."""
+    return env_vars(ServiceSettings)
+
+
+def all_env_vars() -> dict[str, dict[str, EnvVar]]:
+    """Service name -> the variables it reads."""
+    return {name: env_vars(settings_class(name)) for name in service_names()}

