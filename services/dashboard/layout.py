@@ -1,0 +1,95 @@
+"""The page: range selector and refresh on top, headline numbers, then the graphs and table."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from services.dashboard.window import CUSTOM, PRESET_LABELS
+
+# Graph ids in page order, with their titles; callbacks and tests refer to these ids.
+GRAPHS = {
+    "graph-traffic": "Predictions over time, by class",
+    "graph-versions": "Model versions in use",
+    "graph-latency-series": "Inference time over time (p50 / p95 / max)",
+    "graph-latency-histogram": "Inference time distribution",
+    "graph-confidence": "Confidence distribution (dashed line: low-confidence threshold)",
+    "graph-low-confidence": "Share of low-confidence answers",
+    "graph-satisfaction": "User satisfaction from feedback (band: 95% interval; bars: feedbacks)",
+    "graph-consent": "Share of predictions with consent to keep data",
+}
+
+
+def _graph(graph_id: str, title: str) -> html.Div:
+    return html.Div(
+        [
+            html.H3(title),
+            dcc.Loading(
+                dcc.Graph(
+                    id=graph_id,
+                    config={"displaylogo": False, "responsive": True},
+                    style={"height": "280px"},
+                ),
+                type="dot",
+                delay_show=400,
+            ),
+        ],
+        className="panel",
+    )
+
+
+def _controls(default_range: str, refresh_s: int) -> html.Div:
+    options = [{"label": label, "value": key} for key, label in PRESET_LABELS.items()]
+    options.append({"label": "Custom", "value": CUSTOM})
+    return html.Div(
+        [
+            dcc.RadioItems(
+                id="range-preset",
+                options=options,
+                value=default_range,
+                inline=True,
+                className="range-preset",
+            ),
+            dcc.DatePickerRange(
+                id="range-custom",
+                display_format="YYYY-MM-DD",
+                clearable=True,
+                start_date_placeholder_text="from (UTC)",
+                end_date_placeholder_text="to (UTC)",
+                className="range-custom",
+            ),
+            dcc.Checklist(
+                id="auto-refresh",
+                options=[{"label": f"Auto-refresh every {refresh_s} s", "value": "on"}],
+                value=["on"],
+                className="auto-refresh",
+            ),
+            dcc.Interval(id="refresh", interval=refresh_s * 1000, n_intervals=0),
+        ],
+        className="controls",
+    )
+
+
+def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
+    """The whole page; every graph starts empty and is filled by its callback."""
+    return html.Div(
+        [
+            html.Header(
+                [html.H1("Cat or dog — monitoring"), _controls(default_range, refresh_s)],
+                className="top",
+            ),
+            html.Div(id="status", className="status", role="status"),
+            html.Div(id="kpis", className="kpis"),
+            html.Div(
+                [_graph(graph_id, title) for graph_id, title in GRAPHS.items()],
+                className="grid",
+            ),
+            html.Div(
+                [
+                    html.H3("Latest predictions (identifiers only with consent)"),
+                    html.Div(id="latest-table"),
+                ],
+                className="panel wide",
+            ),
+        ],
+        className="page",
+    )

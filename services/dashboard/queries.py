@@ -1,0 +1,194 @@
+"""Every SQL query of the dashboard: aggregation happens in PostgreSQL, Python gets the results.
+
+All queries take a half-open window [$1, $2) on `created_at`, so they use its indexes (see the
+0300 migrations); time series are bucketed with `date_bin` from a fixed origin so that buckets
+stay put when the window slides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.common.db import CONNECTION_ERRORS, Database
+from services.dashboard import metrics
+from services.dashboard.window import Window
+
+# Inference times (ms) where the histogram's bars start; the last bar is open-ended.
+LATENCY_EDGES_MS = (0, 2, 4, 6, 8, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000)
+CONFIDENCE_BINS = 25
+
+SUMMARY = """
+SELECT count(*)                                              AS predictions,
+       count(*) FILTER (WHERE prediction_result = 'cat')     AS cats,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY inference_time_ms)  AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY inference_time_ms) AS p95_ms,
+       count(*) FILTER (WHERE confidence < $3)               AS low_confidence,
+       count(*) FILTER (WHERE rgpd_consent)                  AS consented
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+"""
+FEEDBACK_SUMMARY = """
+SELECT count(*) AS feedback, count(*) FILTER (WHERE user_feedback = 1) AS satisfied
+FROM monitoring WHERE created_at >= $1 AND created_at < $2 AND user_feedback IS NOT NULL
+"""
+LATEST_PREDICTION = "SELECT max(created_at) FROM monitoring"
+SERIES = """
+SELECT date_bin($3::interval, created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       prediction_result AS label, model_version AS version,
+       count(*) AS n,
+       count(*) FILTER (WHERE confidence < $4) AS low,
+       count(*) FILTER (WHERE rgpd_consent) AS consented
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+LATENCY_SERIES = """
+SELECT date_bin($3::interval, created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY inference_time_ms)  AS p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY inference_time_ms) AS p95,
+       max(inference_time_ms)                                           AS max
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1 ORDER BY 1
+"""
+LATENCY_HISTOGRAM = """
+SELECT width_bucket(inference_time_ms, $3::float8[]) AS bin, count(*) AS n
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1 ORDER BY 1
+"""
+CONFIDENCE_HISTOGRAM = """
+SELECT least(width_bucket(confidence, 0.5, 1.0, $3), $3) AS bin,
+       count(*) AS n
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1 ORDER BY 1
+"""
+FEEDBACK_SERIES = """
+SELECT date_bin($3::interval, created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       count(*) AS n, count(*) FILTER (WHERE user_feedback = 1) AS satisfied
+FROM monitoring WHERE created_at >= $1 AND created_at < $2 AND user_feedback IS NOT NULL
+GROUP BY 1 ORDER BY 1
+"""
+LATEST = """
+SELECT id, created_at, prediction_result, confidence, inference_time_ms, model_version,
+       user_feedback, rgpd_consent
+FROM monitoring WHERE created_at >= $1 AND created_at < $2
+ORDER BY created_at DESC LIMIT $3
+"""
+
+
+class QueryFailed(Exception):
+    """A dashboard query did not produce a result; `reason` says what the user should read."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline numbers of one window."""
+
+    predictions: int
+    cats: int
+    p50_ms: float | None
+    p95_ms: float | None
+    low_confidence: int
+    consented: int
+    feedback: int
+    satisfied: int
+
+
+class Queries:
+    """Runs the dashboard's SQL on the service's pool, timing and classifying failures."""
+
+    def __init__(self, database: Database, *, timeout_s: float) -> None:
+        self._database = database
+        self._timeout_s = timeout_s
+
+    async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one query; connection loss and missing schema become `QueryFailed`."""
+        started = time.perf_counter()
+        try:
+            async with self._database.pool.acquire(timeout=self._timeout_s) as connection:
+                rows: list[asyncpg.Record] = await connection.fetch(
+                    sql, *args, timeout=self._timeout_s
+                )
+        except CONNECTION_ERRORS as error:
+            metrics.QUERY_FAILURES.labels(query=name, reason="unreachable").inc()
+            self._database.mark(False, reason=repr(error))
+            raise QueryFailed("unreachable", "PostgreSQL is unreachable") from error
+        except asyncpg.UndefinedTableError as error:
+            metrics.QUERY_FAILURES.labels(query=name, reason="schema").inc()
+            raise QueryFailed(
+                "schema", "the monitoring table is missing: run the migrations"
+            ) from error
+        except asyncpg.QueryCanceledError as error:
+            metrics.QUERY_FAILURES.labels(query=name, reason="timeout").inc()
+            raise QueryFailed(
+                "timeout", "the query took too long: choose a shorter range"
+            ) from error
+        metrics.QUERY_TIME.labels(query=name).observe(time.perf_counter() - started)
+        self._database.mark(True)
+        return rows
+
+    async def summary(self, window: Window, low_confidence: float) -> Summary:
+        """Headline numbers of the window."""
+        heads, feedbacks = await asyncio.gather(
+            self.fetch("summary", SUMMARY, window.start, window.end, low_confidence),
+            self.fetch("feedback_summary", FEEDBACK_SUMMARY, window.start, window.end),
+        )
+        head, feedback = heads[0], feedbacks[0]
+        return Summary(
+            predictions=head["predictions"],
+            cats=head["cats"],
+            p50_ms=head["p50_ms"],
+            p95_ms=head["p95_ms"],
+            low_confidence=head["low_confidence"],
+            consented=head["consented"],
+            feedback=feedback["feedback"],
+            satisfied=feedback["satisfied"],
+        )
+
+    async def latest_prediction_time(self) -> datetime | None:
+        """When the newest prediction was made, over the whole table."""
+        rows = await self.fetch("latest_prediction", LATEST_PREDICTION)
+        value: datetime | None = rows[0][0]
+        return value
+
+    async def series(self, window: Window, threshold: float) -> list[asyncpg.Record]:
+        """(bucket, label, version, n, low, consented): per bucket, class and model version."""
+        return await self.fetch(
+            "series", SERIES, window.start, window.end, window.bucket, threshold
+        )
+
+    async def latency_series(self, window: Window) -> list[asyncpg.Record]:
+        """(bucket, p50, p95, max) of inference time in ms."""
+        return await self.fetch(
+            "latency_series", LATENCY_SERIES, window.start, window.end, window.bucket
+        )
+
+    async def latency_histogram(self, window: Window) -> list[asyncpg.Record]:
+        """(bin, n) over LATENCY_EDGES_MS; bin i counts [edge[i-1], edge[i])."""
+        return await self.fetch(
+            "latency_histogram", LATENCY_HISTOGRAM, window.start, window.end, LATENCY_EDGES_MS
+        )
+
+    async def confidence_histogram(self, window: Window) -> list[asyncpg.Record]:
+        """(bin, n): confidence in CONFIDENCE_BINS equal bins over [0.5, 1]."""
+        return await self.fetch(
+            "confidence_histogram", CONFIDENCE_HISTOGRAM, window.start, window.end, CONFIDENCE_BINS
+        )
+
+    async def feedback_series(self, window: Window) -> list[asyncpg.Record]:
+        """(bucket, n, satisfied): feedback received per bucket (by prediction time)."""
+        return await self.fetch(
+            "feedback_series", FEEDBACK_SERIES, window.start, window.end, window.bucket
+        )
+
+    async def latest(self, window: Window, limit: int) -> list[asyncpg.Record]:
+        """The newest predictions of the window, newest first."""
+        return await self.fetch("latest", LATEST, window.start, window.end, limit)

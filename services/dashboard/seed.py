@@ -1,0 +1,169 @@
+"""Fill `monitoring` with realistic predictions, fast (COPY), to try and benchmark the dashboard.
+
+`python -m services.dashboard.seed --rows 1000000 --days 365`
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+from tqdm import tqdm
+
+from services.common.migrate import apply_migrations, create_database_if_missing
+
+COLUMNS = (
+    "id", "created_at", "prediction_result", "proba_cat", "proba_dog", "confidence", "pet_score",
+    "inference_time_ms", "model_version", "user_feedback", "rgpd_consent",
+)  # fmt: skip
+OLD_VERSION, NEW_VERSION = "1.0.0", "1.1.0"
+CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The shape of the fake traffic."""
+
+    consent_share: float = 0.35
+    feedback_share_of_consented: float = 0.25
+    rollout_at: float = 0.7  # share of the period after which the new model rolls out
+    rollout_days: float = 7.0
+
+
+def traffic_weight(hours: np.ndarray, weekdays: np.ndarray, progress: np.ndarray) -> np.ndarray:
+    """Relative request rate: quiet nights, busy afternoons, livelier weekends, slow growth."""
+    daily = 0.15 + 0.85 * np.exp(-(((hours - 15.0) / 5.0) ** 2))
+    weekly = np.where(weekdays >= 5, 1.2, 1.0)
+    growth = 0.6 + 0.4 * progress
+    result: np.ndarray = daily * weekly * growth
+    return result
+
+
+def sample_times(
+    rng: np.random.Generator, count: int, start: datetime, span_s: float
+) -> np.ndarray:
+    """`count` sorted timestamps (seconds after `start`) following `traffic_weight`."""
+    accepted: list[np.ndarray] = []
+    total = 0
+    start_hour = start.hour + start.minute / 60
+    start_weekday = start.weekday()
+    while total < count:
+        offsets = rng.uniform(0, span_s, size=max(count, 10_000) * 2)
+        hours = (start_hour + offsets / 3600) % 24
+        weekdays = (start_weekday + (start_hour + offsets / 3600) // 24) % 7
+        weight = traffic_weight(hours, weekdays, offsets / span_s)
+        keep = offsets[rng.uniform(0, 1.2, size=offsets.size) < weight]
+        accepted.append(keep)
+        total += keep.size
+    return np.sort(np.concatenate(accepted)[:count])
+
+
+def chunk_rows(
+    rng: np.random.Generator, offsets: np.ndarray, start: datetime, span_s: float, profile: Profile
+) -> str:
+    """One chunk of rows in COPY text format."""
+    n = offsets.size
+    progress = offsets / span_s
+    rollout_start = profile.rollout_at
+    rollout_span = profile.rollout_days * 86400 / span_s
+    new_share = np.clip((progress - rollout_start) / rollout_span, 0, 1)
+    is_new = rng.uniform(size=n) < new_share
+    # Seasonal drift of what people photograph: more cats as the year goes on.
+    cat_share = 0.45 + 0.15 * progress + 0.03 * np.sin(progress * 2 * math.pi * 4)
+    is_cat = rng.uniform(size=n) < cat_share
+    sharp = rng.uniform(size=n) < np.where(is_new, 0.9, 0.84)
+    confidence = np.where(
+        sharp, 0.5 + 0.5 * rng.beta(18, 1.0, size=n), 0.5 + 0.5 * rng.beta(1.6, 1.6, size=n)
+    )
+    proba_cat = np.where(is_cat, confidence, 1 - confidence)
+    hours = (start.hour + offsets / 3600) % 24
+    load = 1 + 0.25 * np.exp(-(((hours - 15.0) / 4.0) ** 2))
+    median_ms = np.where(is_new, 9.0, 12.0) * load
+    latency = median_ms * rng.lognormal(0, 0.35, size=n)
+    slow = rng.uniform(size=n) < 0.01
+    latency = np.where(slow, latency * rng.uniform(3, 12, size=n), latency)
+    consent = rng.uniform(size=n) < profile.consent_share
+    gave_feedback = consent & (rng.uniform(size=n) < profile.feedback_share_of_consented)
+    correct = rng.uniform(size=n) < np.clip(0.25 + 0.73 * confidence, 0, 0.995)
+    pet_score = np.clip(rng.beta(30, 1.2, size=n), 0, 1)
+    buffer = io.StringIO()
+    for i in range(n):
+        created = start + timedelta(seconds=float(offsets[i]))
+        feedback = ("1" if correct[i] else "0") if gave_feedback[i] else "\\N"
+        buffer.write(
+            f"{uuid.uuid4()}\t{created.isoformat()}\t{'cat' if is_cat[i] else 'dog'}\t"
+            f"{proba_cat[i]:.6f}\t{1 - proba_cat[i]:.6f}\t{confidence[i]:.6f}\t"
+            f"{pet_score[i]:.4f}\t{latency[i]:.3f}\t{NEW_VERSION if is_new[i] else OLD_VERSION}\t"
+            f"{feedback}\t{'t' if consent[i] else 'f'}\n"
+        )
+    return buffer.getvalue()
+
+
+def seed(
+    database_url: str,
+    *,
+    rows: int,
+    days: float,
+    end: datetime | None = None,
+    random_seed: int = 7,
+    replace: bool = False,
+    progress: bool = True,
+) -> int:
+    """Insert `rows` predictions spread over the `days` before `end`; returns the row count."""
+    end = end or datetime.now(UTC)
+    span_s = days * 86400
+    start = end - timedelta(seconds=span_s)
+    rng = np.random.default_rng(random_seed)
+    offsets = sample_times(rng, rows, start, span_s)
+    columns = ", ".join(COLUMNS)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        if replace:
+            connection.execute("TRUNCATE monitoring CASCADE")
+        with (
+            tqdm(total=rows, unit="rows", disable=not progress) as bar,
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY monitoring ({columns}) FROM STDIN") as copy,
+        ):
+            for first in range(0, rows, CHUNK_ROWS):
+                chunk = offsets[first : first + CHUNK_ROWS]
+                copy.write(chunk_rows(rng, chunk, start, span_s, Profile()))
+                bar.update(chunk.size)
+        # Fresh statistics for the planner, and an all-visible map for index-only scans.
+        connection.execute("VACUUM ANALYZE monitoring")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: migrate the database if needed, then COPY the generated rows."""
+    from services.common.settings import ServiceSettings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m services.dashboard.seed",
+        description="Insert realistic fake predictions into `monitoring` (demos, benchmarks).",
+    )
+    parser.add_argument("--rows", type=int, default=100_000, help="rows to insert (default 100000)")
+    parser.add_argument("--days", type=float, default=365, help="period they span, ending now")
+    parser.add_argument("--database-url", help="DSN (default: DATABASE_URL from the environment)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument(
+        "--replace", action="store_true", help="empty `monitoring` (and what references it) first"
+    )
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.days <= 0:
+        parser.error("--rows must be positive and --days greater than zero")
+    url = args.database_url or ServiceSettings().database_url
+    create_database_if_missing(url)
+    apply_migrations(url)
+    count = seed(url, rows=args.rows, days=args.days, random_seed=args.seed, replace=args.replace)
+    print(f"inserted {count:,} predictions over {args.days:g} days")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

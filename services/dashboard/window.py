@@ -1,0 +1,81 @@
+"""Turns the range selector's state into a time window and the bucket width of its graphs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+PRESETS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+PRESET_LABELS = {"1h": "Last hour", "24h": "Last day", "7d": "Last week", "30d": "Last 30 days"}
+CUSTOM = "custom"
+
+# Bucket widths to choose from: the finest one that keeps a graph readable wins.
+BUCKETS = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
+    timedelta(days=7),
+)
+MAX_BUCKETS = 370
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range [start, end) and the bucket width its time series use."""
+
+    start: datetime
+    end: datetime
+    bucket: timedelta
+
+    def describe(self) -> str:
+        """Human words for the range, in UTC."""
+        fmt = "%Y-%m-%d %H:%M"
+        return f"{self.start:{fmt}} – {self.end:{fmt}} UTC"
+
+
+def bucket_for(span: timedelta) -> timedelta:
+    """The finest bucket that keeps at most MAX_BUCKETS points."""
+    for bucket in BUCKETS:
+        if span / bucket <= MAX_BUCKETS:
+            return bucket
+    return BUCKETS[-1]
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def resolve(
+    preset: str | None,
+    start_day: str | None,
+    end_day: str | None,
+    *,
+    now: datetime | None = None,
+    default: str = "24h",
+) -> Window:
+    """The window the selector means; a custom range covers whole UTC days, both included."""
+    now = now or datetime.now(UTC)
+    if preset == CUSTOM:
+        first, last = _parse_day(start_day), _parse_day(end_day)
+        if first is not None and last is not None:
+            first, last = min(first, last), max(first, last)
+            start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+            end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+            return Window(start, end, bucket_for(end - start))
+    span = PRESETS.get(preset or "", PRESETS[default])
+    return Window(now - span, now, bucket_for(span))
