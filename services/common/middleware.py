@@ -8,6 +8,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Browsers send a few KiB of headers; anything near this is an attack or a broken client.
+MAX_HEADER_BYTES = 16 * 1024
+
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -43,21 +46,28 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 
 class RequestBodyGuard:
-    """Refuse bodies over `max_bytes` while they stream in, and clients that stall mid-body.
+    """Refuse bodies over `max_bytes` while they stream in, and clients that stall or trickle.
 
     The limit is enforced on the bytes as they arrive, so an oversized upload is never
     buffered; the app's own answer is discarded once a limit is broken, because form
     parsers turn any read error into a generic 400.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, idle_timeout_s: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, idle_timeout_s: float, total_timeout_s: float
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.idle_timeout_s = idle_timeout_s
+        self.total_timeout_s = total_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:
+            await _send_json(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
@@ -67,11 +77,15 @@ class RequestBodyGuard:
         refused: _BodyRefused | None = None
         received = 0
         started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_timeout_s
 
         async def guarded_receive() -> Message:
             nonlocal received, refused
+            # A client trickling one byte at a time never goes idle: the total deadline ends it.
+            wait_s = min(self.idle_timeout_s, deadline - loop.time())
             try:
-                message = await asyncio.wait_for(receive(), timeout=self.idle_timeout_s)
+                message = await asyncio.wait_for(receive(), timeout=max(wait_s, 0.001))
             except TimeoutError:
                 refused = _BodyRefused(408, "request body arrived too slowly")
                 raise refused from None

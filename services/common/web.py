@@ -31,6 +31,7 @@ def create_service_app(
     required: Collection[str] = ("database",),
     max_body_bytes: int = 1024 * 1024,
     body_idle_timeout_s: float = 15.0,
+    body_total_timeout_s: float = 60.0,
     content_security_policy: str = DEFAULT_CSP,
 ) -> FastAPI:
     """Wire one service; routers and lifespan are the service's own."""
@@ -45,6 +46,9 @@ def create_service_app(
     # Starlette wraps middleware in reverse order of addition: the body guard runs first.
     app.add_middleware(SecurityHeaders, content_security_policy=content_security_policy)
     app.add_middleware(
-        RequestBodyGuard, max_bytes=max_body_bytes, idle_timeout_s=body_idle_timeout_s
+        RequestBodyGuard,
+        max_bytes=max_body_bytes,
+        idle_timeout_s=body_idle_timeout_s,
+        total_timeout_s=body_total_timeout_s,
     )
     return app

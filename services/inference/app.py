@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         required=("model",),
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
         body_idle_timeout_s=settings.upload_idle_timeout_s,
+        body_total_timeout_s=settings.upload_total_timeout_s,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -33,6 +33,9 @@ class Settings(ServiceSettings):
         gt=0,
         description="A client silent this long mid-upload is disconnected.",
     )
+    upload_total_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest time a whole upload may take to arrive."
+    )
     inference_threads: int = Field(
         default=2,
         ge=1,

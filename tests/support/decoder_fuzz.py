@@ -1,0 +1,102 @@
+"""Mutation fuzzing of the image decoder, run in its own process to measure its memory.
+
+`python -m tests.support.decoder_fuzz --examples 400` prints one JSON line: how many inputs were
+tried, how each ended, and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from services.inference.images import ImageLimits, ImageRejected, load_image
+from services.inference.preprocessing import PreprocessSpec, preprocess
+from tests.support.images import encode, odd_images
+
+SPEC = PreprocessSpec()
+LIMITS = ImageLimits()
+
+
+def seed_files(dataset_dir: Path | None) -> list[bytes]:
+    """Real photos when available (re-encoded in every accepted format), else made ones."""
+    if dataset_dir is not None:
+        photo = Image.open(next(iter(sorted(dataset_dir.glob("val/cat/*.jpg")))))
+        photo.load()
+    else:
+        photo = Image.new("RGB", (160, 120), (120, 60, 30))
+    seeds = [encode(photo, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP")]
+    seeds.append(encode(photo, "JPEG", progressive=True))
+    seeds += [data for data, _ in odd_images().values() if len(data) < 200_000]
+    return seeds
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
+    """A seed with bytes flipped, cut, duplicated or spliced: the decoder's worst days."""
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "duplicate", "zero"]))
+        position = draw(st.integers(0, max(0, len(data) - 1)))
+        if kind == "flip" and data:
+            data[position] ^= draw(st.integers(1, 255))
+        elif kind == "truncate":
+            del data[position:]
+        elif kind == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=64))
+        elif kind == "duplicate":
+            data[position:position] = data[position : position + draw(st.integers(1, 512))]
+        else:
+            data[position : position + 16] = b"\x00" * 16
+    return bytes(data)
+
+
+def run(examples: int, dataset_dir: Path | None) -> dict[str, object]:
+    """Feed mutated files to decode + preprocess; anything but success or ImageRejected escapes."""
+    outcomes: Counter[str] = Counter()
+    seeds = seed_files(dataset_dir)
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(mutated(seeds))
+    def decode(data: bytes) -> None:
+        try:
+            preprocess(load_image(data, SPEC, LIMITS), SPEC)
+        except ImageRejected as rejected:
+            outcomes[type(rejected).__name__] += 1
+        else:
+            outcomes["decoded"] += 1
+
+    decode()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "examples": sum(outcomes.values()),
+        "outcomes": dict(outcomes),
+        "peak_rss_mib": peak_kib / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.decoder_fuzz", description=__doc__
+    )
+    parser.add_argument("--examples", type=int, default=400)
+    parser.add_argument("--dataset", type=Path, help="the cats-dogs folder, for real seeds")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.examples, args.dataset)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
