@@ -1,0 +1,1 @@
+"""Monitoring as code: Prometheus, alert rules, Alertmanager and Grafana, with their renderers."""
