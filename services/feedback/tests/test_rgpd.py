@@ -1,0 +1,204 @@
+"""The owner's rights (erasure, access) and the operator's (admin), each with its guard."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+from pydantic import ValidationError
+
+from services.feedback.app import create_app
+from services.feedback.settings import Settings
+from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
+from tests.support.images import jpeg
+
+# Columns that could hold a prediction id, as a uuid or spelled out in text or JSON.
+_ID_BEARING_TYPES = ("uuid", "text", "character varying", "json", "jsonb")
+
+
+def tables_holding(db: psycopg.Connection, prediction_id: uuid.UUID) -> list[str]:
+    """Every `schema.table.column` of the database that still holds the id."""
+    columns = db.execute(
+        """
+        SELECT c.table_schema, c.table_name, c.column_name, c.data_type
+        FROM information_schema.columns c
+        JOIN information_schema.tables t
+          ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+        WHERE t.table_type = 'BASE TABLE'
+          AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+          AND c.data_type = ANY(%s)
+        """,
+        (list(_ID_BEARING_TYPES),),
+    ).fetchall()
+    assert any(data_type == "uuid" for *_, data_type in columns), "no uuid column found at all"
+    found = []
+    for schema, table, column, data_type in columns:
+        if data_type == "uuid":
+            condition = sql.SQL("{} = %s").format(sql.Identifier(column))
+            value: object = prediction_id
+        else:
+            condition = sql.SQL("{}::text LIKE %s").format(sql.Identifier(column))
+            value = f"%{prediction_id}%"
+        query = sql.SQL("SELECT 1 FROM {}.{} WHERE {} LIMIT 1").format(
+            sql.Identifier(schema), sql.Identifier(table), condition
+        )
+        if db.execute(query, (value,)).fetchone():
+            found.append(f"{schema}.{table}.{column}")
+    return found
+
+
+def test_erasure_leaves_no_trace_of_the_prediction_in_any_table(
+    client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
+) -> None:
+    prediction_id = prediction(rgpd_consent=True, photo=jpeg())
+    other = prediction(rgpd_consent=True, photo=jpeg())
+    for one in (prediction_id, other):
+        assert client.post("/feedback", json=feedback_body(one)).status_code == 201
+    assert set(tables_holding(db, prediction_id)) >= {
+        "public.monitoring.id",
+        "public.prediction_photos.prediction_id",
+        "public.feedback.prediction_id",
+    }
+
+    response = client.delete(f"/predictions/{prediction_id}")
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert tables_holding(db, prediction_id) == []
+    assert "public.feedback.prediction_id" in tables_holding(db, other)
+    assert client.delete(f"/predictions/{prediction_id}").status_code == 404
+    assert client.get(f"/predictions/{prediction_id}").status_code == 404
+
+
+def test_erasing_an_unknown_prediction_is_404(client: TestClient) -> None:
+    response = client.delete(f"/predictions/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json()["detail"]
+
+
+def test_access_exports_everything_stored_including_the_photo(
+    client: TestClient, prediction: InsertPrediction
+) -> None:
+    photo = jpeg((10, 200, 30))
+    prediction_id = prediction(result="cat", rgpd_consent=True, photo=photo)
+    assert client.post("/feedback", json=feedback_body(prediction_id)).status_code == 201
+
+    response = client.get(f"/predictions/{prediction_id}")
+
+    assert response.status_code == 200
+    record = response.json()
+    assert record["prediction_id"] == str(prediction_id)
+    assert record["prediction"] == "cat"
+    assert record["user_feedback"] == 0
+    assert record["feedback"]["satisfaction"] == "unsatisfied"
+    assert record["feedback"]["true_label"] == "dog"
+    assert record["feedback"]["consent_at"]
+    assert base64.b64decode(record["photo"]["image_base64"]) == photo
+    assert record["photo"]["size_bytes"] == len(photo)
+    assert record["erased_automatically_after"] > record["created_at"]
+
+
+def test_access_without_feedback_or_photo_says_so(
+    client: TestClient, prediction: InsertPrediction
+) -> None:
+    record = client.get(f"/predictions/{prediction()}").json()
+    assert record["feedback"] is None
+    assert record["photo"] is None
+    assert record["user_feedback"] is None
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_owner_routes_are_rate_limited_per_client_with_retry_after(
+    feedback_settings: Settings, method: str
+) -> None:
+    settings = feedback_settings.model_copy(
+        update={"rgpd_rate_limit_burst": 3, "rgpd_rate_limit_per_minute": 1, "prediction_wait_s": 0}
+    )
+    with TestClient(create_app(settings)) as client:
+        statuses = [
+            client.request(method, f"/predictions/{uuid.uuid4()}").status_code for _ in range(4)
+        ]
+        refused = client.request(method, f"/predictions/{uuid.uuid4()}")
+    assert statuses == [404, 404, 404, 429]
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "too many requests" in refused.json()["detail"]
+
+
+def test_feedback_misses_spend_the_limit_but_hits_do_not(
+    feedback_settings: Settings, prediction: InsertPrediction
+) -> None:
+    settings = feedback_settings.model_copy(
+        update={"rgpd_rate_limit_burst": 2, "rgpd_rate_limit_per_minute": 1, "prediction_wait_s": 0}
+    )
+    known = prediction()
+    with TestClient(create_app(settings)) as client:
+        hits = [client.post("/feedback", json=feedback_body(known)).status_code for _ in range(5)]
+        misses = [
+            client.post("/feedback", json=feedback_body(uuid.uuid4())).status_code for _ in range(3)
+        ]
+        after = client.post("/feedback", json=feedback_body(known))
+    assert hits == [201] * 5
+    assert misses == [404, 404, 429]
+    assert after.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Basic {ADMIN_TOKEN}"},
+        {"Authorization": "Bearer "},
+    ],
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/admin/feedback"), ("POST", "/admin/retention/purge")]
+)
+def test_admin_routes_refuse_missing_or_wrong_tokens(
+    client: TestClient, headers: dict[str, str], method: str, path: str
+) -> None:
+    response = client.request(method, path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert ADMIN_TOKEN not in response.text
+
+
+def test_admin_bulk_export_pages_through_stored_feedback(
+    client: TestClient, prediction: InsertPrediction
+) -> None:
+    ids = [prediction() for _ in range(3)]
+    for one in ids:
+        assert client.post("/feedback", json=feedback_body(one)).status_code == 201
+    anonymous = prediction()
+    body = feedback_body(anonymous, rgpd_consent=False)
+    assert client.post("/feedback", json=body).status_code == 201
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    first = client.get("/admin/feedback", params={"limit": 2}, headers=auth).json()
+    second = client.get(
+        "/admin/feedback", params={"limit": 2, "after": first["next_after"]}, headers=auth
+    ).json()
+
+    exported = [record["prediction_id"] for record in first["records"] + second["records"]]
+    assert sorted(exported) == sorted(str(one) for one in ids)
+    assert second["next_after"] is None
+
+
+def test_admin_token_is_required_outside_dev_mode(database_url: str) -> None:
+    with pytest.raises(ValidationError, match="FEEDBACK_ADMIN_TOKEN"):
+        Settings(database_url=database_url, feedback_admin_token=None, dev_mode=False)
+    with pytest.raises(ValidationError, match="FEEDBACK_ADMIN_TOKEN"):
+        Settings(database_url=database_url, feedback_admin_token="changeme", dev_mode=False)
+
+
+def test_dev_mode_without_a_token_keeps_admin_routes_closed(database_url: str) -> None:
+    settings = Settings(database_url=database_url, feedback_admin_token=None, dev_mode=True)
+    with TestClient(create_app(settings)) as client:
+        for token in ("", "x"):
+            response = client.get("/admin/feedback", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401
