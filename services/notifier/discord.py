@@ -33,6 +33,26 @@ def redact_text(text: str) -> str:
     return _WEBHOOK_PATH.sub(lambda m: f"/webhooks/{m['id']}/***", text)
 
 
+class RedactWebhookTokens(logging.Filter):
+    """Rewrites records so that no webhook token survives, e.g. httpx's "HTTP Request: POST …"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keep the record, with its message redacted."""
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def protect_http_logs() -> None:
+    """Install the redacting filter on the HTTP client loggers (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactWebhookTokens) for f in target.filters):
+            target.addFilter(RedactWebhookTokens())
+
+
 @dataclass(frozen=True)
 class Delivered:
     """Discord stored the message."""
@@ -168,6 +188,7 @@ class DiscordClient:
 
     def __init__(self, *, timeout_s: float, limiter: RateLimiter | None = None) -> None:
         self.limiter = limiter or RateLimiter()
+        protect_http_logs()
         self._http = httpx.AsyncClient(timeout=timeout_s, headers={"User-Agent": "cv-notifier/1.0"})
 
     async def close(self) -> None:

@@ -93,8 +93,8 @@ def _label_fields(labels: dict[str, str]) -> list[dict[str, Any]]:
     shown = [(k, v) for k, v in sorted(labels.items()) if k not in HIDDEN_LABELS]
     fields = [
         {
-            "name": truncate(name, LABEL_NAME_MAX),
-            "value": truncate(value or "(empty)", LABEL_VALUE_MAX),
+            "name": truncate(name.strip() or "(unnamed)", LABEL_NAME_MAX),
+            "value": truncate(value.strip() or "(empty)", LABEL_VALUE_MAX),
             "inline": True,
         }
         for name, value in shown[:MAX_LABEL_FIELDS]

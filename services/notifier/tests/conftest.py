@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from pythonjsonlogger.json import JsonFormatter
 
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
 from tests.support.fake_discord import FakeDiscord
 
-TOKEN = "notifier-test-token-7f3a9c"  # noqa: S105
-WEBHOOK_TOKEN = "webhook-secret-token-91b2"  # noqa: S105
+TOKEN = "notifier-test-token-7f3a9c"
+WEBHOOK_TOKEN = "webhook-secret-token-91b2"
 
 
 @pytest.fixture
@@ -47,3 +50,33 @@ def client(notifier_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(notifier_settings)) as test_client:
         test_client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield test_client
+
+
+class _Collector(logging.Handler):
+    """Keeps every record as the JSON line the service would print, extras included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(JsonFormatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextlib.contextmanager
+def collect_logs() -> Iterator[list[str]]:
+    """Every log line (DEBUG and up) emitted inside the block, formatted as JSON.
+
+    The app factory reconfigures the root logger, so this is entered after it ran.
+    """
+    collector = _Collector()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield collector.lines
+    finally:
+        root.removeHandler(collector)
+        root.setLevel(previous)

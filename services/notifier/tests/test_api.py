@@ -1,0 +1,221 @@
+"""The HTTP side: authentication, queueing, de-duplication, routing, 503 when not queued."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from services.notifier.app import create_app
+from services.notifier.settings import Settings
+from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN, collect_logs
+from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
+from tests.support.fake_discord import FakeDiscord
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.parametrize("route", ["/alertmanager", "/notify"])
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer "])
+def test_inbound_routes_refuse_a_missing_or_wrong_token(
+    client: TestClient, db: psycopg.Connection, route: str, header: str | None
+) -> None:
+    body = webhook([alert()]) if route == "/alertmanager" else {"title": "t", "message": "m"}
+    headers = {"Authorization": header} if header else {}
+    client.headers.pop("Authorization")
+    response = client.post(route, json=body, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert TOKEN not in response.text
+    assert db.execute("SELECT count(*) FROM notifier_outbox").fetchone() == (0,)
+
+
+def test_token_is_checked_before_the_body(client: TestClient) -> None:
+    client.headers.pop("Authorization")
+    assert client.post("/notify", json={"nonsense": True}).status_code == 401
+
+
+def test_notification_is_queued_then_posted_confirmed(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    delivered_before = _metric("cv_notifier_messages_delivered_total")
+    response = client.post(
+        "/notify", json={"title": "Deployed", "message": "v2", "level": "success"}
+    )
+    assert response.status_code == 202
+    assert response.json() == {"status": "queued", "messages": 1, "duplicates": 0}
+    (message,) = fake_discord.wait_for_messages(1)
+    assert message["embeds"][0]["title"] == "✅ Deployed"
+    assert message["embeds"][0]["color"] == 0x2ECC71
+    assert message["allowed_mentions"] == {"parse": []}
+    assert all(request.wait for request in fake_discord.requests())
+    fake_discord.wait_until(
+        lambda _: (
+            db.execute("SELECT state, discord_message_id FROM notifier_outbox").fetchall()
+            == [("delivered", message["id"])]
+        )
+    )
+    assert _metric("cv_notifier_messages_delivered_total") == delivered_before + 1
+
+
+def test_invalid_notification_is_422(client: TestClient) -> None:
+    response = client.post("/notify", json={"title": "t", "level": "apocalyptic"})
+    assert response.status_code == 422
+    assert "level" in response.json()["detail"]
+
+
+def test_alertmanager_payload_with_unknown_fields_is_accepted(
+    client: TestClient, fake_discord: FakeDiscord
+) -> None:
+    body = webhook([alert(fingerprint=f"f{i}") for i in range(3)])
+    body["futureField"] = {"anything": 1}
+    body["alerts"][0]["silencedBy"] = ["x"]
+    response = client.post("/alertmanager", json=body)
+    assert response.status_code == 202
+    assert response.json()["messages"] == 1
+    (message,) = fake_discord.wait_for_messages(1)
+    assert sorted(fingerprints_posted([message])) == ["f0", "f1", "f2"]
+
+
+def test_a_retried_webhook_is_not_posted_twice(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    body = webhook([alert(fingerprint="a"), alert(fingerprint="b")])
+    assert client.post("/alertmanager", json=body).json()["messages"] == 1
+    again = client.post("/alertmanager", json=body).json()
+    assert again == {"status": "queued", "messages": 0, "duplicates": 2}
+    resolved = webhook([alert(fingerprint="a", status="resolved")])
+    assert client.post("/alertmanager", json=resolved).json()["messages"] == 1
+    messages = fake_discord.wait_for_messages(2)
+    fake_discord.wait_until(
+        lambda _: (
+            db.execute("SELECT count(*) FROM notifier_outbox WHERE state = 'pending'").fetchone()
+            == (0,)
+        )
+    )
+    assert len(fake_discord.messages()) == 2
+    assert fingerprints_posted(messages) == ["a", "b", "a"]
+    assert "RESOLVED" in messages[1]["content"]
+
+
+def test_a_notification_with_a_dedup_key_is_posted_once(
+    client: TestClient, fake_discord: FakeDiscord
+) -> None:
+    body = {"title": "Model v3 live", "message": "", "dedup_key": "deploy-v3"}
+    assert client.post("/notify", json=body).json()["messages"] == 1
+    assert client.post("/notify", json=body).json()["duplicates"] == 1
+    assert client.post("/notify", json={"title": "after"}).json()["messages"] == 1
+    messages = fake_discord.wait_for_messages(2)
+    assert [m["embeds"][0]["title"] for m in messages] == ["ℹ️ Model v3 live", "ℹ️ after"]
+
+
+def test_messages_of_a_group_arrive_in_order(client: TestClient, fake_discord: FakeDiscord) -> None:
+    for number in range(8):
+        body = webhook([alert(fingerprint=f"n{number}", starts_at=f"2026-11-28T22:0{number}:00Z")])
+        assert client.post("/alertmanager", json=body).status_code == 202
+    messages = fake_discord.wait_for_messages(8)
+    assert fingerprints_posted(messages) == [f"n{number}" for number in range(8)]
+
+
+def test_critical_goes_to_its_webhook_and_mentions_only_the_role(
+    notifier_settings: Settings, fake_discord: FakeDiscord
+) -> None:
+    settings = notifier_settings.model_copy(
+        update={
+            "discord_webhook_url_critical": SecretStr(fake_discord.webhook_url("222", "crit")),
+            "discord_critical_role_id": "987654321",
+        }
+    )
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        body = webhook(
+            [alert(fingerprint="c", severity="critical"), alert(fingerprint="i", severity="info")]
+        )
+        assert client.post("/alertmanager", json=body).json()["messages"] == 2
+        fake_discord.wait_for_messages(2)
+    (critical,) = fake_discord.messages("222")
+    (info,) = fake_discord.messages("111")
+    assert critical["content"].startswith("<@&987654321> ")
+    assert critical["allowed_mentions"] == {"parse": [], "roles": ["987654321"]}
+    assert info["allowed_mentions"] == {"parse": []}
+
+
+def test_database_down_answers_503_with_retry_after(fake_discord: FakeDiscord) -> None:
+    settings = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+        discord_webhook_url=SecretStr(fake_discord.webhook_url()),
+        notifier_token=SecretStr(TOKEN),
+        db_connect_timeout_s=0.5,
+    )
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        for route, body in [
+            ("/alertmanager", webhook([alert()])),
+            ("/notify", {"title": "t", "message": "m"}),
+        ]:
+            response = client.post(route, json=body)
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            assert "could not be queued" in response.json()["detail"]
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["database"] == "down"
+        assert "cv_database_connected 0.0" in client.get("/metrics").text
+
+
+def test_disabled_mode_logs_instead_of_sending(database_url: str, db: psycopg.Connection) -> None:
+    settings = Settings(database_url=database_url, notifier_token=SecretStr(TOKEN))
+    assert not settings.enabled
+    app = create_app(settings)
+    with collect_logs() as logs, TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        assert client.post("/notify", json={"title": "quiet please"}).status_code == 202
+        assert client.get("/ready").json()["discord"] == "disabled"
+        with FakeDiscord() as fake:  # only used for its polling helper
+            fake.wait_until(
+                lambda _: (
+                    db.execute("SELECT state FROM notifier_outbox").fetchall() == [("delivered",)]
+                )
+            )
+    assert any("logged instead of sent" in line and "quiet please" in line for line in logs)
+
+
+def test_token_is_required_outside_dev_mode() -> None:
+    with pytest.raises(ValueError, match="NOTIFIER_TOKEN"):
+        Settings(notifier_token=None, dev_mode=False)
+    with pytest.raises(ValueError, match="NOTIFIER_TOKEN"):
+        Settings(notifier_token=SecretStr("changeme"), dev_mode=False)
+    assert Settings(notifier_token=None, dev_mode=True).notifier_token is not None
+
+
+def test_secrets_never_reach_logs_metrics_or_bodies(
+    notifier_settings: Settings, fake_discord: FakeDiscord
+) -> None:
+    app = create_app(notifier_settings)
+    with collect_logs() as logs, TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        _exercise_every_failure(client, fake_discord)
+        unauthorised = client.post("/notify", json={"t": 1}, headers={"Authorization": "Bearer x"})
+        everything = "\n".join(
+            [*logs, client.get("/metrics").text, client.get("/ready").text, unauthorised.text]
+        )
+    assert "discord-webhook:111" in everything
+    assert "Discord refuses the configured webhook" in everything
+    assert WEBHOOK_TOKEN not in everything
+    assert TOKEN not in everything
+
+
+def _exercise_every_failure(client: TestClient, fake_discord: FakeDiscord) -> None:
+    fake_discord.fail("status", seconds=30, status=503, count=2)
+    assert client.post("/notify", json={"title": "one"}).status_code == 202
+    fake_discord.wait_for_messages(1)
+    fake_discord.fail("unknown_webhook", seconds=30, count=1)
+    assert client.post("/notify", json={"title": "two"}).status_code == 202
+    fake_discord.wait_for_messages(2)
+    fake_discord.fail("drop", seconds=30, count=1)
+    assert client.post("/notify", json={"title": "three"}).status_code == 202
+    fake_discord.wait_for_messages(3)

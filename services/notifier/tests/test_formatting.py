@@ -1,0 +1,161 @@
+"""Messages respect Discord's limits by construction and never leave an alert out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.notifier import limits
+from services.notifier.formatting import (
+    Presentation,
+    alert_messages,
+    notification_message,
+    plain_fallback,
+)
+from services.notifier.schemas import AlertmanagerWebhook, Notification
+from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
+from tests.support.fake_discord import validate_message
+
+PRESENTATION = Presentation(grafana_url="https://grafana.example.org/d/cv", critical_role_id="42")
+
+
+def render(body: dict[str, Any], presentation: Presentation = PRESENTATION) -> list[Any]:
+    parsed = AlertmanagerWebhook.model_validate(body)
+    return alert_messages(parsed, [(a, a.identity()) for a in parsed.alerts], presentation)
+
+
+def test_sixty_alerts_with_5000_character_annotations_fit_and_none_is_lost() -> None:
+    huge = "x" * 5000
+    alerts = [
+        alert(fingerprint=f"fp{i:03}", summary=huge, description=huge, labels={"pod": huge})
+        for i in range(60)
+    ]
+    messages = render(webhook(alerts))
+    assert all(validate_message(m.payload) == {} for m in messages)
+    posted = fingerprints_posted([m.payload for m in messages])
+    assert sorted(posted) == [f"fp{i:03}" for i in range(60)]
+    embed = messages[0].payload["embeds"][0]
+    assert embed["description"].endswith(limits.MARKER)
+    assert any(f["value"].endswith(limits.MARKER) for f in embed["fields"])
+    assert sum(len(m.dedup_keys) for m in messages) == 60
+
+
+def test_a_message_holds_at_most_ten_embeds() -> None:
+    messages = render(webhook([alert(fingerprint=f"f{i}") for i in range(25)]))
+    assert [len(m.payload["embeds"]) for m in messages] == [10, 10, 5]
+    assert "part 1/3" in messages[0].payload["content"]
+
+
+def test_embed_shows_status_colour_links_and_start_time() -> None:
+    (message,) = render(webhook([alert(severity="critical")]))
+    (embed,) = message.payload["embeds"]
+    assert embed["title"] == "🔥 [FIRING] HighErrorRate"
+    assert embed["color"] == 0xE74C3C
+    assert embed["timestamp"] == "2026-11-28T22:00:00+00:00"
+    assert embed["url"].startswith("http://prometheus:9090/graph")
+    links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
+    assert "[Grafana](https://grafana.example.org/d/cv)" in links
+    assert "[Runbook](https://runbooks.example.org/#higherrorrate)" in links
+    assert {"name": "job", "value": "inference", "inline": True} in embed["fields"]
+    assert "**Too many errors**" in embed["description"]
+
+
+def test_resolved_alerts_get_their_own_green_message() -> None:
+    messages = render(webhook([alert(fingerprint="a"), alert(fingerprint="b", status="resolved")]))
+    assert len(messages) == 2
+    resolved = messages[1].payload
+    assert "RESOLVED" in resolved["content"]
+    assert resolved["embeds"][0]["color"] == 0x2ECC71
+    assert any(f["name"] == "Resolved at" for f in resolved["embeds"][0]["fields"])
+
+
+def test_only_firing_critical_mentions_the_role_and_nothing_else_can_ping() -> None:
+    body = webhook(
+        [
+            alert(fingerprint="c", severity="critical", summary="@everyone look"),
+            alert(fingerprint="w", severity="warning"),
+            alert(fingerprint="r", severity="critical", status="resolved"),
+        ]
+    )
+    critical, warning, resolved = render(body)
+    assert critical.route == "critical"
+    assert critical.payload["content"].startswith("<@&42> ")
+    assert critical.payload["allowed_mentions"] == {"parse": [], "roles": ["42"]}
+    assert warning.route == "warning"
+    assert warning.payload["allowed_mentions"] == {"parse": []}
+    assert resolved.payload["allowed_mentions"] == {"parse": []}
+
+
+def test_links_that_discord_would_refuse_are_left_out() -> None:
+    bad = alert()
+    bad["generatorURL"] = "javascript:alert(1)"
+    (message,) = render(webhook([bad]))
+    assert "url" not in message.payload["embeds"][0]
+    assert validate_message(message.payload) == {}
+
+
+def test_notification_levels_colour_and_truncate() -> None:
+    message = notification_message(
+        Notification(title="t" * 400, message="m" * 9000, level="critical"), PRESENTATION
+    )
+    assert validate_message(message.payload) == {}
+    embed = message.payload["embeds"][0]
+    assert embed["title"].endswith(limits.MARKER)
+    assert len(embed["description"]) == limits.DESCRIPTION
+    assert message.route == "critical"
+    assert message.payload["allowed_mentions"] == {"parse": [], "roles": ["42"]}
+
+
+def test_plain_fallback_is_valid_text_only() -> None:
+    (message,) = render(webhook([alert(description="d" * 3000)]))
+    fallback = plain_fallback(message.payload)
+    assert "embeds" not in fallback
+    assert validate_message(fallback) == {}
+    assert fallback["content"].startswith(message.payload["content"])
+    assert "HighErrorRate" in fallback["content"]
+
+
+def test_truncation_counts_utf16_and_never_splits_a_surrogate_pair() -> None:
+    text = "🐱" * 3000
+    cut = limits.truncate(text, limits.DESCRIPTION)
+    assert limits.discord_len(cut) <= limits.DESCRIPTION
+    assert cut.endswith(limits.MARKER)
+    cut.encode("utf-8")  # raises on a lone surrogate
+
+
+_text = st.text(max_size=6000)
+_labels = st.dictionaries(st.text(min_size=1, max_size=300), st.text(max_size=2000), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(_text, _text, _labels, st.sampled_from(["firing", "resolved"])),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(min_value=64, max_value=4096),
+)
+def test_any_alert_group_gives_valid_messages_with_every_alert(
+    specs: list[tuple[str, str, dict[str, str], str]], description_max: int
+) -> None:
+    alerts = [
+        alert(
+            fingerprint=f"fp{i}",
+            summary=summary,
+            description=description,
+            labels=labels,
+            status=status,
+        )
+        for i, (summary, description, labels, status) in enumerate(specs)
+    ]
+    presentation = Presentation(critical_role_id="7", description_max=description_max)
+    messages = render(webhook(alerts), presentation)
+    for message in messages:
+        assert validate_message(message.payload) == {}
+        assert len(message.payload["embeds"]) <= limits.EMBEDS_PER_MESSAGE
+    assert sorted(fingerprints_posted([m.payload for m in messages])) == sorted(
+        f"fp{i}" for i in range(len(specs))
+    )
