@@ -165,7 +165,7 @@ def satisfaction(rows: Rows) -> go.Figure:
     figure = go.Figure(
         [
             go.Bar(x=x, y=[row["n"] for row in rows], name="feedbacks", yaxis="y2",
-                   marker_color="rgba(61,90,128,0.18)", hoverinfo="y+name"),
+                   marker_color="rgba(61,90,128,0.35)", hoverinfo="y+name"),
             go.Scatter(x=x, y=[high for _, high in intervals], mode="lines",
                        line={"width": 0}, showlegend=False, hoverinfo="skip"),
             go.Scatter(x=x, y=[low for low, _ in intervals], mode="lines", line={"width": 0},
@@ -181,7 +181,7 @@ def satisfaction(rows: Rows) -> go.Figure:
     _layout(figure, y_title="satisfied share", percent=True)
     figure.update_layout(
         yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "feedbacks",
-                "rangemode": "tozero"}
+                "rangemode": "tozero", "tickformat": "d"}
     )  # fmt: skip
     return figure
 

@@ -24,9 +24,10 @@ BUCKETS = (
     timedelta(hours=6),
     timedelta(hours=12),
     timedelta(days=1),
+    timedelta(days=2),
     timedelta(days=7),
 )
-MAX_BUCKETS = 370
+MAX_BUCKETS = 200
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""What the page says with an empty database, and with no database at all."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from services.dashboard.app import create_app
+from services.dashboard.settings import Settings
+from services.dashboard.tests.conftest import PASSWORD, USER, call_callback, figure_text
+
+STATUS = [("status", "children"), ("status", "className"), ("kpis", "children")]
+SERIES = [
+    ("graph-traffic", "figure"),
+    ("graph-versions", "figure"),
+    ("graph-low-confidence", "figure"),
+    ("graph-consent", "figure"),
+]
+
+
+def test_empty_database_says_so_in_words(client: TestClient) -> None:
+    status = call_callback(client, STATUS)["status"]
+    assert status["className"] == "status status-empty"
+    assert "No predictions recorded yet" in status["children"]
+    assert "services.dashboard.seed" in status["children"]
+    for figure in call_callback(client, SERIES).values():
+        assert "No predictions between" in figure_text(figure["figure"])
+        assert figure["figure"]["data"] == []
+    table = call_callback(client, [("latest-table", "children")])["latest-table"]["children"]
+    assert "No predictions between" in table["props"]["children"]
+
+
+def test_database_down_gives_a_clear_message_not_a_stack_trace(
+    dashboard_settings: Settings,
+) -> None:
+    settings = dashboard_settings.model_copy(
+        update={"database_url": "postgresql://postgres@127.0.0.1:1/nowhere"}
+    )
+    before = REGISTRY.get_sample_value(
+        "cv_dashboard_query_failures_total", {"query": "series", "reason": "unreachable"}
+    ) or 0
+    with TestClient(create_app(settings)) as client:
+        client.auth = (USER, PASSWORD)
+        page = client.get("/monitoring/")
+        assert page.status_code == 200
+        status = call_callback(client, STATUS)["status"]
+        assert status["className"] == "status status-error"
+        assert "PostgreSQL is unreachable" in status["children"]
+        for figure in call_callback(client, SERIES).values():
+            text = figure_text(figure["figure"])
+            assert "PostgreSQL is unreachable" in text
+            assert "Traceback" not in text
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "degraded", "database": "down"}
+        assert "cv_database_connected 0.0" in client.get("/metrics").text
+    after = REGISTRY.get_sample_value(
+        "cv_dashboard_query_failures_total", {"query": "series", "reason": "unreachable"}
+    )
+    assert after == before + 1
