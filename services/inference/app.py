@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
-from services.common.web import create_service_app
+from services.common.web import DEFAULT_CSP, create_service_app
 from services.inference import metrics
 from services.inference.images import ImageLimits
 from services.inference.model import Classifier
@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
         body_idle_timeout_s=settings.upload_idle_timeout_s,
         body_total_timeout_s=settings.upload_total_timeout_s,
+        content_security_policy=DEFAULT_CSP.replace(
+            "connect-src 'self'", f"connect-src 'self' {settings.feedback_origin}"
+        ),
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
@@ -206,9 +207,11 @@ async def model(predictor: PredictorDep) -> dict[str, Any]:
 
 
 @router.get("/", include_in_schema=False)
-async def upload_page() -> FileResponse:
-    """The upload page."""
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+async def upload_page(settings: SettingsDep) -> HTMLResponse:
+    """The upload page, told where the feedback service is."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    feedback_url = html.escape(settings.feedback_public_url, quote=True)
+    return HTMLResponse(page.replace("{{FEEDBACK_PUBLIC_URL}}", feedback_url))
 
 
 @router.get("/monitoring", include_in_schema=False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.common.settings import ServiceSettings
 
@@ -62,6 +63,27 @@ class Settings(ServiceSettings):
         default="http://localhost:8050/monitoring/",
         description="Where /monitoring redirects.",
     )
+    feedback_public_url: str = Field(
+        default="http://localhost:8001",
+        description="The feedback service as browsers reach it; the upload page posts there.",
+    )
+
+    @field_validator("feedback_public_url")
+    @classmethod
+    def _plain_http_url(cls, value: str) -> str:
+        # It is written into the page and the CSP header: anything but a plain URL is refused.
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://feedback.example.org")
+        if any(char in value for char in " \t\n;,'\"<>"):
+            raise ValueError("must be a plain URL without spaces, quotes or separators")
+        return value.rstrip("/")
+
+    @property
+    def feedback_origin(self) -> str:
+        """Scheme, host and port of the feedback service, as CSP `connect-src` wants it."""
+        parts = urlsplit(self.feedback_public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 @lru_cache
