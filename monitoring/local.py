@@ -1,0 +1,158 @@
+"""Prometheus and Alertmanager for `make run`: the project's configs, rendered for localhost.
+
+`services/stack.py` calls `local_components(data_dir)` and starts what it returns beside the
+services. A binary that is not installed is left out (with a note saying how to get it).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import urllib.parse
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitoring.render import local_targets, render_alertmanager, render_prometheus
+from services.common.settings import require_secret
+
+logger = logging.getLogger(__name__)
+
+PROMETHEUS_BINARIES = ("prometheus",)
+# Debian names the binary after its package; upstream tarballs call it alertmanager.
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+# The notifier accepts this token only in DEV_MODE (services/notifier/settings.py).
+DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
+
+
+class LocalSettings(BaseSettings):
+    """What a local run reads from the environment or `.env` (documented in `.env.example`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    prometheus_url: str = Field(default="http://localhost:9090", description="Prometheus' URL.")
+    alertmanager_url: str = Field(
+        default="http://localhost:9093", description="Alertmanager's URL."
+    )
+    notifier_token: SecretStr | None = Field(default=None, description="Notifier bearer token.")
+    # `make run` is a local run: services.stack defaults DEV_MODE to true as well.
+    dev_mode: bool = Field(default=True, description="Allows the development token.")
+    inference_port: int = Field(default=8000, description="Port of the inference service.")
+    feedback_port: int = Field(default=8001, description="Port of the feedback service.")
+    notifier_port: int = Field(default=8002, description="Port of the notifier.")
+    dashboard_port: int = Field(default=8050, description="Port of the dashboard.")
+
+
+@lru_cache
+def get_settings() -> LocalSettings:
+    """Settings read once."""
+    return LocalSettings()
+
+
+def find_binary(names: tuple[str, ...]) -> str | None:
+    """The first of `names` found on PATH."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def port_of(url: str) -> int:
+    """The port of an http(s) URL, explicit or implied."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def prometheus_command(binary: str, config: Path, storage: Path, port: int) -> list[str]:
+    """Prometheus on 127.0.0.1 with a given config and storage folder."""
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=7d",
+    ]
+
+
+def alertmanager_command(binary: str, config: Path, storage: Path, port: int) -> list[str]:
+    """A single Alertmanager on 127.0.0.1 (no cluster gossip port)."""
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (the Alertmanager config holds a token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+    return path
+
+
+def local_components(data_dir: Path) -> list[dict[str, Any]]:
+    """Prometheus and Alertmanager specs for `services.stack` (name, command, url, env)."""
+    settings = get_settings()
+    rendered = data_dir / "monitoring"
+    components: list[dict[str, Any]] = []
+    prometheus = find_binary(PROMETHEUS_BINARIES)
+    alertmanager = find_binary(ALERTMANAGER_BINARIES)
+    prometheus_port = port_of(settings.prometheus_url)
+    alertmanager_port = port_of(settings.alertmanager_url)
+
+    if prometheus is None:
+        logger.warning("prometheus not installed: see docs/monitoring.md to get it")
+    else:
+        targets = local_targets(
+            ports={
+                "prometheus": prometheus_port,
+                "alertmanager": alertmanager_port,
+                "inference": settings.inference_port,
+                "feedback": settings.feedback_port,
+                "notifier": settings.notifier_port,
+                "dashboard": settings.dashboard_port,
+            }
+        )
+        config = write_private(rendered / "prometheus.yml", render_prometheus(targets))
+        components.append(
+            {
+                "name": "prometheus",
+                "command": prometheus_command(
+                    prometheus, config, data_dir / "prometheus", prometheus_port
+                ),
+                "url": settings.prometheus_url,
+                "env": {},
+            }
+        )
+
+    if alertmanager is None:
+        logger.warning("alertmanager not installed: see docs/monitoring.md to get it")
+        return components
+    token = settings.notifier_token.get_secret_value() if settings.notifier_token else None
+    token = require_secret("NOTIFIER_TOKEN", token, dev_mode=settings.dev_mode)
+    config = write_private(
+        rendered / "alertmanager.yml",
+        render_alertmanager(
+            notifier_token=token or DEV_NOTIFIER_TOKEN,
+            notifier_url=f"http://127.0.0.1:{settings.notifier_port}",
+        ),
+    )
+    components.append(
+        {
+            "name": "alertmanager",
+            "command": alertmanager_command(
+                alertmanager, config, data_dir / "alertmanager", alertmanager_port
+            ),
+            "url": settings.alertmanager_url,
+            "env": {},
+        }
+    )
+    return components

@@ -1,0 +1,54 @@
+"""Fixtures for the monitoring tests: the real Prometheus and Alertmanager tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from monitoring.local import ALERTMANAGER_BINARIES, find_binary
+
+INSTALL_HINT = "install Debian's prometheus and prometheus-alertmanager (.ci/run does)"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} not installed: {INSTALL_HINT}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path of promtool (skips with the reason when it is missing)."""
+    return _tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    """Path of amtool (skips with the reason when it is missing)."""
+    return _tool("amtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the Prometheus server."""
+    return _tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    """Path of the Alertmanager server, under Debian's name or upstream's."""
+    found = find_binary(ALERTMANAGER_BINARIES)
+    if found is None:
+        pytest.skip(f"alertmanager not installed: {INSTALL_HINT}")
+    return found
+
+
+def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run a tool; the caller asserts on the outcome (output kept for the failure message)."""
+    return subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, timeout=120, check=False
+    )
