@@ -1,0 +1,116 @@
+"""The outbox under concurrency: exclusive claims, per-group order, leases that expire."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from services.notifier.delivery import backoff_s
+from services.notifier.formatting import OutboundMessage
+from services.notifier.outbox import Outbox
+
+
+def _render(kept: list[tuple[str, str]]) -> list[OutboundMessage]:
+    return [OutboundMessage("default", {"content": text}) for text, _ in kept]
+
+
+async def _fill(outbox: Outbox, groups: int, per_group: int) -> None:
+    for number in range(per_group):
+        for group in range(groups):
+            await outbox.enqueue(f"g{group}", "test", [(f"g{group}-{number}", "")], _render)
+
+
+@pytest.mark.asyncio
+async def test_two_replicas_never_claim_the_same_message(database_url: str) -> None:
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=4) for _ in range(2)]
+    try:
+        outboxes = [Outbox(pool, dedup_window_s=60) for pool in pools]
+        await _fill(outboxes[0], groups=40, per_group=3)
+
+        async def replica(outbox: Outbox, owner: str) -> list[str]:
+            taken: list[str] = []
+            while True:
+                claimed = await outbox.claim(owner, lease_s=30, limit=3)
+                if not claimed:
+                    return taken
+                for message in claimed:
+                    taken.append(message.payload["content"])
+                    await outbox.delivered(message, owner, None)
+
+        first, second = await asyncio.gather(replica(outboxes[0], "a"), replica(outboxes[1], "b"))
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(f"g{g}-{n}" for g in range(40) for n in range(3))
+        for taken in (first, second):
+            for group in range(40):
+                mine = [t for t in taken if t.startswith(f"g{group}-")]
+                assert mine == sorted(mine)
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_only_the_oldest_pending_message_of_a_group_is_claimable(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=60)
+        await _fill(outbox, groups=2, per_group=3)
+        heads = await outbox.claim("a", lease_s=30, limit=10)
+        assert sorted(m.payload["content"] for m in heads) == ["g0-0", "g1-0"]
+        await outbox.retry_later(heads[0], "a", 0, "503", failed=True)
+        again = await outbox.claim("a", lease_s=30, limit=10)
+        assert [m.payload["content"] for m in again] == [heads[0].payload["content"]]
+        assert again[0].failures == 1
+    finally:
+        await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_senders_lease_expires_and_its_late_answer_is_ignored(
+    database_url: str,
+) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=60)
+        await _fill(outbox, groups=1, per_group=1)
+        (crashed,) = await outbox.claim("crashed", lease_s=0.3, limit=1)
+        assert await outbox.claim("other", lease_s=30, limit=1) == []
+        deadline = time.monotonic() + 10
+        taken = []
+        while not taken and time.monotonic() < deadline:
+            taken = await outbox.claim("other", lease_s=30, limit=1)
+            await asyncio.sleep(0.05)
+        assert [m.id for m in taken] == [crashed.id]
+        await outbox.delivered(crashed, "crashed", "late")
+        state = await pool.fetchval("SELECT state FROM notifier_outbox WHERE id = $1", crashed.id)
+        assert state == "pending"
+        await outbox.release_all("other")
+        assert [m.id for m in await outbox.claim("third", lease_s=30)] == [crashed.id]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_duplicate_keys_are_queued_once_even_concurrently(database_url: str) -> None:
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=2) for _ in range(2)]
+    try:
+        outboxes = [Outbox(pool, dedup_window_s=3600) for pool in pools]
+        candidates = [(f"alert-{i}", f"key-{i}") for i in range(20)]
+        results = await asyncio.gather(
+            *(outbox.enqueue("g", "test", candidates, _render) for outbox in outboxes)
+        )
+        assert sorted(results) == [(0, 20), (20, 0)]
+        assert (await outboxes[0].stats()).depth == 20
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    low = [backoff_s(n, base_s=1, max_s=60, rng=lambda: 0.0) for n in range(1, 9)]
+    high = [backoff_s(n, base_s=1, max_s=60, rng=lambda: 1.0) for n in range(1, 9)]
+    assert low == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert high == [1, 2, 4, 8, 16, 32, 60, 60]
