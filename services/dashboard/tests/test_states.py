@@ -36,9 +36,12 @@ def test_database_down_gives_a_clear_message_not_a_stack_trace(
     settings = dashboard_settings.model_copy(
         update={"database_url": "postgresql://postgres@127.0.0.1:1/nowhere"}
     )
-    before = REGISTRY.get_sample_value(
-        "cv_dashboard_query_failures_total", {"query": "series", "reason": "unreachable"}
-    ) or 0
+    before = (
+        REGISTRY.get_sample_value(
+            "cv_dashboard_query_failures_total", {"query": "series", "reason": "unreachable"}
+        )
+        or 0
+    )
     with TestClient(create_app(settings)) as client:
         client.auth = (USER, PASSWORD)
         page = client.get("/monitoring/")

@@ -1,0 +1,81 @@
+"""The dashboard in a real browser, against a real dashboard process and a seeded database."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.dashboard.layout import GRAPHS
+from services.dashboard.seed import seed
+from tests.support.services import ServiceProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+USER, PASSWORD = "monitoring", "browser-test-password"
+# Per graph, what it plots: changes whenever the range shows other data.
+SIGNATURES = """
+(ids) => Object.fromEntries(ids.map((id) => {
+  const plot = document.querySelector('#' + id + ' .js-plotly-plot');
+  const traces = (plot && plot.data) || [];
+  const points = traces.reduce((n, t) => n + ((t.y || []).length), 0);
+  return [id, {points, data: JSON.stringify(traces.map((t) => [t.x, t.y]))}];
+}))
+"""
+
+
+def signatures(page: Any) -> dict[str, dict[str, Any]]:
+    """What each graph currently plots."""
+    result: dict[str, dict[str, Any]] = page.evaluate(SIGNATURES, list(GRAPHS))
+    return result
+
+
+def test_login_then_every_graph_has_data_and_follows_the_range(
+    page: Any, database_url: str, tmp_path: Path
+) -> None:
+    seed(database_url, rows=20_000, days=30, progress=False)
+    env = {
+        "DATABASE_URL": database_url,
+        "DASHBOARD_USER": USER,
+        "DASHBOARD_PASSWORD": PASSWORD,
+        "DEV_MODE": "false",
+    }
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    with ServiceProcess("dashboard", env, tmp_path) as service:
+        # Without credentials the browser would prompt; its request API shows the refusal.
+        assert page.request.get(service.url + "/monitoring/").status == 401
+
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        page.set_extra_http_headers({"Authorization": f"Basic {token}"})
+        assert page.goto(service.url + "/monitoring/").status == 200
+        page.wait_for_selector("#kpis .kpi", timeout=30_000)
+        page.wait_for_function(
+            f"(ids) => Object.values(({SIGNATURES})(ids)).every((graph) => graph.points > 0)",
+            arg=list(GRAPHS),
+            timeout=30_000,
+        )
+        last_day = signatures(page)
+        assert all(graph["points"] > 0 for graph in last_day.values()), last_day
+        assert "status-ok" in (page.get_attribute("#status", "class") or "")
+        assert page.locator("table.latest tbody tr").count() == 20
+
+        page.get_by_text("Last 30 days").click()
+        page.wait_for_function(
+            "() => document.querySelector('#status').textContent.includes('6:00:00')",
+            timeout=30_000,
+        )
+        page.wait_for_function(
+            f"(before) => {{ const now = ({SIGNATURES})(Object.keys(before));"
+            " return Object.keys(before).every((id) => now[id].points > 0"
+            " && now[id].data !== before[id].data); }",
+            arg={graph: last_day[graph] for graph in GRAPHS},
+            timeout=30_000,
+        )
+        month = signatures(page)
+        changed = [graph for graph in GRAPHS if month[graph]["data"] != last_day[graph]["data"]]
+        assert changed == list(GRAPHS)
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert not [p for p in problems if "Content Security Policy" in p], problems
