@@ -83,7 +83,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await database.start()
     app.state.database = database
-    app.state.queries = Queries(database, timeout_s=settings.dashboard_query_timeout_s)
+    app.state.queries = Queries(
+        database,
+        timeout_s=settings.dashboard_query_timeout_s,
+        acquire_timeout_s=settings.db_connect_timeout_s,
+    )
     if not settings.login_required:
         logger.warning("dashboard login disabled: DEV_MODE without DASHBOARD_PASSWORD")
     try:

@@ -105,18 +105,19 @@ class Summary:
 class Queries:
     """Runs the dashboard's SQL on the service's pool, timing and classifying failures."""
 
-    def __init__(self, database: Database, *, timeout_s: float) -> None:
+    def __init__(
+        self, database: Database, *, timeout_s: float, acquire_timeout_s: float = 3.0
+    ) -> None:
         self._database = database
         self._timeout_s = timeout_s
+        self._acquire_timeout_s = acquire_timeout_s
 
     async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one query; connection loss and missing schema become `QueryFailed`."""
         started = time.perf_counter()
         try:
-            async with self._database.pool.acquire(timeout=self._timeout_s) as connection:
-                rows: list[asyncpg.Record] = await connection.fetch(
-                    sql, *args, timeout=self._timeout_s
-                )
+            async with self._database.pool.acquire(timeout=self._acquire_timeout_s) as connection:
+                rows = await self._fetch_within_timeout(connection, name, sql, args)
         except CONNECTION_ERRORS as error:
             metrics.QUERY_FAILURES.labels(query=name, reason="unreachable").inc()
             self._database.mark(False, reason=repr(error))
@@ -126,13 +127,21 @@ class Queries:
             raise QueryFailed(
                 "schema", "the monitoring table is missing: run the migrations"
             ) from error
-        except asyncpg.QueryCanceledError as error:
+        metrics.QUERY_TIME.labels(query=name).observe(time.perf_counter() - started)
+        self._database.mark(True)
+        return rows
+
+    async def _fetch_within_timeout(
+        self, connection: asyncpg.Connection, name: str, sql: str, args: tuple[Any, ...]
+    ) -> list[asyncpg.Record]:
+        """Fetch, telling a slow query (cancelled by asyncpg) apart from a lost connection."""
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(sql, *args, timeout=self._timeout_s)
+        except (TimeoutError, asyncpg.QueryCanceledError) as error:
             metrics.QUERY_FAILURES.labels(query=name, reason="timeout").inc()
             raise QueryFailed(
                 "timeout", "the query took too long: choose a shorter range"
             ) from error
-        metrics.QUERY_TIME.labels(query=name).observe(time.perf_counter() - started)
-        self._database.mark(True)
         return rows
 
     async def summary(self, window: Window, low_confidence: float) -> Summary:

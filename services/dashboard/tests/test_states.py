@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -61,3 +62,18 @@ def test_database_down_gives_a_clear_message_not_a_stack_trace(
         "cv_dashboard_query_failures_total", {"query": "series", "reason": "unreachable"}
     )
     assert after == before + 1
+
+
+def test_a_query_over_its_time_limit_says_so_and_the_database_stays_up(
+    dashboard_settings: Settings, db: psycopg.Connection
+) -> None:
+    settings = dashboard_settings.model_copy(update={"dashboard_query_timeout_s": 0.3})
+    with TestClient(create_app(settings)) as client:
+        client.auth = (USER, PASSWORD)
+        with db.transaction():
+            # Holding this lock makes the dashboard's read wait past its time limit.
+            db.execute("LOCK TABLE monitoring IN ACCESS EXCLUSIVE MODE")
+            figures = call_callback(client, SERIES)
+        for figure in figures.values():
+            assert "took too long" in figure_text(figure["figure"])
+        assert client.get("/ready").json()["database"] == "ok"
