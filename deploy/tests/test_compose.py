@@ -23,6 +23,7 @@ PROMETHEUS_CONFIG = REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml"
 # What the world may reach; everything else talks over the compose network only.
 PUBLISHED = {
     "inference": ["8000:8000"],
+    "feedback": ["8001:8001"],
     "dashboard": ["8050:8050"],
     "grafana": ["3000:3000"],
     "prometheus": ["127.0.0.1:9090:9090"],
@@ -328,3 +329,51 @@ def test_alertmanager_reads_the_config_its_one_shot_renders(compose_raw: dict[st
         "alertmanager-config": {"condition": "service_completed_successfully"}
     }
     assert compose_raw["secrets"]["notifier_token"] == {"environment": "NOTIFIER_TOKEN"}
+
+
+GRAFANA_PROVISIONING = REPO_ROOT / "monitoring" / "grafana" / "provisioning"
+
+
+def test_grafana_gets_every_variable_its_provisioning_expands(compose_raw: dict[str, Any]) -> None:
+    environment = compose_raw["services"]["grafana"]["environment"]
+    for path in sorted(GRAFANA_PROVISIONING.rglob("*.yml")):
+        # Grafana expands values after parsing, so comments do not count.
+        values = json.dumps(yaml.safe_load(path.read_text()))
+        for name in compose.referenced_variables(values):
+            assert name in environment, f"{path.name} expands ${name}"
+
+
+def test_grafana_datasources_point_at_compose_services(compose_raw: dict[str, Any]) -> None:
+    path = GRAFANA_PROVISIONING / "datasources" / "datasources.yml"
+    for source in yaml.safe_load(path.read_text())["datasources"]:
+        address = source["url"].split("://", 1)[-1].rstrip("/")
+        host, port = address.rsplit(":", 1)
+        assert host in compose_raw["services"], source["name"]
+        expected = {"prometheus": "9090", "postgres": "5432"}[host]
+        assert port == expected
+
+
+def test_grafana_mounts_dashboards_where_its_provider_reads_them(
+    compose_raw: dict[str, Any],
+) -> None:
+    grafana = compose_raw["services"]["grafana"]
+    providers = yaml.safe_load(
+        (GRAFANA_PROVISIONING / "dashboards" / "dashboards.yml").read_text()
+    )["providers"]
+    for provider in providers:
+        folder = _mounted(grafana, provider["options"]["path"])
+        assert folder is not None
+        assert list(folder.glob("*.json")), provider["name"]
+    assert _mounted(grafana, "/etc/grafana/provisioning") == GRAFANA_PROVISIONING
+
+
+def test_the_page_posts_feedback_to_a_published_origin_feedback_accepts(
+    compose_file: dict[str, Any],
+) -> None:
+    services = compose_file["services"]
+    public = services["inference"]["environment"]["FEEDBACK_PUBLIC_URL"]
+    page_origin = "http://localhost:" + services["inference"]["ports"][0].split(":")[0]
+    allowed = services["feedback"]["environment"]["FEEDBACK_ALLOWED_ORIGINS"].split(",")
+    assert page_origin in allowed
+    published_port = public.rsplit(":", 1)[1].rstrip("/")
+    assert f"{published_port}:8001" in services["feedback"]["ports"]

@@ -1,0 +1,1 @@
+"""Kubernetes manifests (kustomize base, overlays, components) and their tooling."""

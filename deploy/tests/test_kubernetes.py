@@ -1,0 +1,398 @@
+"""deploy/k8s, each overlay rendered, checked against the Kubernetes schemas and the code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from deploy import dockerfile
+from deploy.k8s import generate, render
+from deploy.settings_env import env_vars, service_names, settings_class
+from services.common.serve import SERVICES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+K8S = REPO_ROOT / "deploy" / "k8s"
+OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir() if path.is_dir())
+COMPONENTS = sorted(path.name for path in (K8S / "components").iterdir() if path.is_dir())
+KUBERNETES_VERSION = "1.33.0"
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("postgresql.cnpg.io/v1", "Cluster"): "cnpg-cluster.json",
+}
+LAUNCHER_VARS = {"PROMETHEUS_MULTIPROC_DIR"}
+SECRET_VARS = {"DATABASE_URL", "FEEDBACK_ADMIN_TOKEN", "DASHBOARD_PASSWORD", "NOTIFIER_TOKEN"}
+
+
+def rendered(overlay: str) -> list[dict[str, Any]]:
+    """The overlay's resources."""
+    return render.render(K8S / "overlays" / overlay)
+
+
+def with_component(overlay: str, component: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """An overlay with one optional component added, as an operator would enable it."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize refuses absolute paths.
+                "resources": [os.path.relpath(K8S / "overlays" / overlay, tmp_path)],
+                "components": [os.path.relpath(K8S / "components" / component, tmp_path)],
+            }
+        )
+    )
+    return render.render(tmp_path)
+
+
+def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """Resources of one kind by name."""
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def validate(resource: dict[str, Any]) -> None:
+    """Core kinds against Kubernetes' schemas (strict), custom ones against deploy/schemas."""
+    crd = CRD_SCHEMAS.get((resource["apiVersion"], resource["kind"]))
+    if crd is None:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+        return
+    schema = json.loads((REPO_ROOT / "deploy" / "schemas" / "crds" / crd).read_text())
+    jsonschema.Draft202012Validator(schema).validate(resource)
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The one container of a workload."""
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def test_overlays_exist() -> None:
+    assert {"dev", "prod"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_validates_against_kubernetes_and_crd_schemas(overlay: str) -> None:
+    resources = rendered(overlay)
+    assert resources
+    for resource in resources:
+        validate(resource)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_optional_components_render_and_validate_on_prod(component: str, tmp_path: Path) -> None:
+    for resource in with_component("prod", component, tmp_path):
+        validate(resource)
+
+
+def test_custom_metrics_component_adds_a_pods_metric_and_keeps_cpu(tmp_path: Path) -> None:
+    hpa = by_kind(
+        with_component("prod", "custom-metrics-autoscaling", tmp_path), "HorizontalPodAutoscaler"
+    )["inference"]
+    types = [metric["type"] for metric in hpa["spec"]["metrics"]]
+    assert types == ["Resource", "Pods"]
+    assert hpa["spec"]["minReplicas"] == 3
+
+
+def test_validation_rejects_a_broken_manifest() -> None:
+    deployment = json.loads(json.dumps(by_kind(rendered("prod"), "Deployment")["inference"]))
+    container(deployment)["livenessProbe"]["httpGet"]["port"] = {"name": "http"}
+    with pytest.raises(jsonschema.ValidationError):
+        validate(deployment)
+    rule = json.loads(json.dumps(by_kind(rendered("prod"), "PrometheusRule")["cat-dog-alerts"]))
+    rule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(rule)
+
+
+def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` renders, or a skip where kubectl is not installed."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: only the Python renderer was checked")
+    output = subprocess.run(
+        [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+def assert_same(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+    """The same resources with the same content, whatever the order."""
+
+    def key(resource: dict[str, Any]) -> tuple[str, str]:
+        return resource["kind"], resource["metadata"]["name"]
+
+    assert sorted(map(key, ours)) == sorted(map(key, theirs))
+    assert {key(r): r for r in ours} == {key(r): r for r in theirs}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_python_renderer_matches_kubectl_kustomize(overlay: str) -> None:
+    theirs = kubectl_kustomize(K8S / "overlays" / overlay)
+    assert_same(rendered(overlay), theirs)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_python_renderer_matches_kubectl_on_components(component: str, tmp_path: Path) -> None:
+    ours = with_component("prod", component, tmp_path)
+    assert_same(ours, kubectl_kustomize(tmp_path))
+
+
+def test_config_map_hash_is_kustomizes() -> None:
+    # `kubectl kustomize` (kustomize v5.5) names a generator `x` with literal a=b `x-4h2mbtbbt6`.
+    config_map = {"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "b"}}
+    assert render.config_map_hash(config_map) == "4h2mbtbbt6"
+
+
+def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: x-\n")
+    with pytest.raises(render.RenderError, match="namePrefix"):
+        render.render(tmp_path)
+
+
+def test_strategic_merge_merges_named_lists_and_replaces_others() -> None:
+    original = {"containers": [{"name": "a", "image": "x"}], "args": ["1", "2"]}
+    patch = {"containers": [{"name": "a", "image": "y"}, {"name": "b"}], "args": ["3"]}
+    assert render.strategic_merge(original, patch) == {
+        "containers": [{"name": "a", "image": "y"}, {"name": "b"}],
+        "args": ["3"],
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_is_deployed_as_make_run_starts_it(overlay: str) -> None:
+    deployments = by_kind(rendered(overlay), "Deployment")
+    stages = dockerfile.stages()
+    for name in SERVICES:
+        spec = container(deployments[name])
+        # No command/args: the image's entrypoint, `python -m services.common.serve <name>`.
+        assert "command" not in spec
+        assert "args" not in spec
+        image = spec["image"].split("@")[0].rsplit(":", 1)[0]
+        assert image.endswith(f"cat-dog/{name}")
+        assert (
+            dockerfile.exec_form(dockerfile.effective(name, "ENTRYPOINT", stages) or "[]")[-1]
+            == name
+        )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", service_names())
+def test_deployment_matches_the_service_code(overlay: str, service: str) -> None:
+    resources = rendered(overlay)
+    deployment = by_kind(resources, "Deployment")[service]
+    spec = container(deployment)
+    port = settings_class(service).model_fields["port"].default
+    assert spec["ports"] == [{"name": "http", "containerPort": port}]
+    reads = env_vars(settings_class(service))
+    port_var = next(name for name, var in reads.items() if var.field == "port")
+    env = {item["name"]: item for item in spec["env"]}
+    assert env[port_var]["value"] == str(port)
+    config_maps = by_kind(resources, "ConfigMap")
+    shared: set[str] = set()
+    for source in spec["envFrom"]:
+        shared |= set(config_maps[source["configMapRef"]["name"]]["data"])
+    given = set(env) | shared
+    assert sorted(given - set(reads) - LAUNCHER_VARS) == [], "variables nothing reads"
+    missing = [name for name, var in reads.items() if var.required and name not in given]
+    assert missing == []
+    for name in SECRET_VARS & set(reads):
+        assert "secretKeyRef" in env[name]["valueFrom"], f"{name} must come from a Secret"
+    for name, item in env.items():
+        if any(word in name for word in ("TOKEN", "PASSWORD", "WEBHOOK", "DATABASE_URL")):
+            assert "value" not in item, f"{name} is a secret: reference it, never inline it"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workloads_are_probed_bounded_and_unprivileged(overlay: str) -> None:
+    resources = rendered(overlay)
+    workloads = [*by_kind(resources, "Deployment").values(), *by_kind(resources, "Job").values()]
+    metrics_dir = dockerfile.environment("inference", dockerfile.stages())[
+        "PROMETHEUS_MULTIPROC_DIR"
+    ]
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        spec = container(workload)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+        assert spec["securityContext"]["allowPrivilegeEscalation"] is False
+        assert spec["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert {"cpu", "memory"} <= set(spec["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(spec["resources"]["limits"])
+        if workload["kind"] != "Deployment":
+            continue
+        assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+        mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
+        assert {"/tmp", metrics_dir} <= mounts
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_ingress_autoscaler_and_budgets_point_at_real_pods(overlay: str) -> None:
+    resources = rendered(overlay)
+    deployments = by_kind(resources, "Deployment")
+    services = by_kind(resources, "Service")
+    for name, service in services.items():
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        port_names = {p["name"] for p in container(deployments[name])["ports"]}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+    for budget in by_kind(resources, "PodDisruptionBudget").values():
+        selector = budget["spec"]["selector"]["matchLabels"]
+        assert any(
+            selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            for d in deployments.values()
+        )
+    hpa = by_kind(resources, "HorizontalPodAutoscaler")["inference"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    (ingress,) = by_kind(resources, "Ingress").values()
+    routes = {
+        path["path"]: path["backend"]["service"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert routes["/"]["name"] == "inference"
+    assert routes["/predict"]["name"] == "inference"
+    assert routes["/monitoring"]["name"] == "dashboard"
+    assert routes["/feedback"]["name"] == "feedback"
+    assert routes["/predictions"]["name"] == "feedback"
+    for backend in routes.values():
+        ports = {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
+        assert backend["port"]["name"] in ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_monitor_scrapes_every_service_under_its_prometheus_job_name(
+    overlay: str,
+) -> None:
+    resources = rendered(overlay)
+    (monitor,) = by_kind(resources, "ServiceMonitor").values()
+    (expression,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert set(expression["values"]) == set(SERVICES)
+    config = yaml.safe_load(
+        (REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text()
+    )
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert set(SERVICES) <= jobs
+    # The job label comes from the Service's name label, which is the compose job name.
+    for name, service in by_kind(resources, "Service").items():
+        assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == name
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] == "http"
+    assert endpoint["path"] == "/metrics"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_is_committed(overlay: str) -> None:
+    assert by_kind(rendered(overlay), "Secret") == {}
+
+
+def test_every_referenced_secret_is_documented() -> None:
+    docs = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    references = set()
+    for overlay in OVERLAYS:
+        for deployment in [
+            *by_kind(rendered(overlay), "Deployment").values(),
+            *by_kind(rendered(overlay), "Job").values(),
+        ]:
+            for item in container(deployment).get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    references.add((ref["name"], ref["key"]))
+    for name, key in references:
+        assert name in docs
+        assert key in docs
+
+
+def test_dev_database_cluster_provides_the_secret_the_workloads_read() -> None:
+    resources = rendered("dev")
+    (cluster,) = by_kind(resources, "Cluster").values()
+    assert cluster["spec"]["bootstrap"]["initdb"]["database"] == "predictions_feedback"
+    inference = container(by_kind(resources, "Deployment")["inference"])
+    ref = next(e for e in inference["env"] if e["name"] == "DATABASE_URL")["valueFrom"]
+    # CloudNativePG names the application secret <cluster>-app and puts the DSN under `uri`.
+    assert ref["secretKeyRef"] == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
+    assert "StatefulSet" not in {r["kind"] for r in resources}
+
+
+def test_prod_uses_an_external_database() -> None:
+    kinds = {r["kind"] for r in rendered("prod")}
+    assert "Cluster" not in kinds
+    assert "StatefulSet" not in kinds
+
+
+def test_migration_job_runs_the_migrate_image() -> None:
+    (job,) = by_kind(rendered("prod"), "Job").values()
+    spec = container(job)
+    assert "command" not in spec
+    assert spec["image"].rsplit(":", 1)[0].endswith("cat-dog/migrate")
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"OnFailure", "Never"}
+
+
+def test_generated_monitoring_objects_are_up_to_date() -> None:
+    assert generate.main(["--check"]) == 0
+
+
+def test_prometheus_rules_are_the_monitoring_rules() -> None:
+    rules = by_kind(rendered("prod"), "PrometheusRule")
+    for path in sorted(generate.RULES_DIR.glob("*.yml")):
+        source = yaml.safe_load(path.read_text())["groups"]
+        assert rules[f"cat-dog-{path.stem}"]["spec"]["groups"] == source
+
+
+def test_grafana_dashboards_are_labelled_for_the_sidecar() -> None:
+    config_maps = by_kind(rendered("prod"), "ConfigMap")
+    dashboards = sorted(generate.DASHBOARDS_DIR.glob("*.json"))
+    for path in dashboards:
+        config_map = config_maps[f"cat-dog-dashboard-{path.stem.replace('_', '-')}"]
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(config_map["data"][path.name]) == json.loads(path.read_text())
+
+
+def test_prometheus_rule_objects_pass_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    for name, rule in by_kind(rendered("prod"), "PrometheusRule").items():
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+        result = subprocess.run(
+            [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generator_check_detects_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = tmp_path / "prometheus-rules.yaml"
+    stale.write_text("# old\n")
+    outputs = generate.outputs()
+    monkeypatch.setattr(generate, "outputs", lambda: {stale: outputs[generate.RULES_OUTPUT]})
+    assert generate.main(["--check"]) == 1
+    assert stale.read_text() == "# old\n"
+    assert generate.main([]) == 0
+    assert generate.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_page_posts_feedback_to_an_origin_feedback_accepts(overlay: str) -> None:
+    resources = rendered(overlay)
+    deployments = by_kind(resources, "Deployment")
+    inference = {e["name"]: e for e in container(deployments["inference"])["env"]}
+    feedback = {e["name"]: e for e in container(deployments["feedback"])["env"]}
+    public = inference["FEEDBACK_PUBLIC_URL"]["value"]
+    allowed = feedback["FEEDBACK_ALLOWED_ORIGINS"]["value"].split(",")
+    assert public.rstrip("/") in allowed
+    (ingress,) = by_kind(resources, "Ingress").values()
+    hosts = {rule.get("host") for rule in ingress["spec"]["rules"]}
+    host = public.split("://", 1)[1].split("/")[0]
+    assert host in hosts or hosts == {None}
