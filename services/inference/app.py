@@ -20,6 +20,7 @@ from services.inference.predictor import Predictor
 from services.inference.routes import STATIC_DIR, router
 from services.inference.settings import Settings, get_settings
 from services.inference.store import PredictionWriter
+from services.notifier.announce import announce_start, cancel_announcement
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     writer.start()
     app.state.writer = writer
     logger.info("inference ready", extra={"model": card.name, "version": card.version})
+    # In the background: start-up never waits for, or depends on, the notifier.
+    app.state.announcement = announce_start("inference", card.version)
     try:
         yield
     finally:
+        await cancel_announcement(app.state.announcement)
         await writer.stop()
         await database.close()
         app.state.executor.shutdown(wait=True)

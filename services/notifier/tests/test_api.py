@@ -219,3 +219,23 @@ def _exercise_every_failure(client: TestClient, fake_discord: FakeDiscord) -> No
     fake_discord.fail("drop", seconds=30, count=1)
     assert client.post("/notify", json={"title": "three"}).status_code == 202
     fake_discord.wait_for_messages(3)
+
+
+@pytest.mark.slow
+def test_sixty_alerts_of_5000_characters_reach_discord_none_rejected(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    huge = "y" * 5000
+    alerts = [alert(fingerprint=f"big{i:02}", summary=huge, description=huge) for i in range(60)]
+    queued = client.post("/alertmanager", json=webhook(alerts)).json()["messages"]
+    assert queued > 1
+    fake_discord.wait_until(
+        lambda _: (
+            db.execute("SELECT count(*) FROM notifier_outbox WHERE state <> 'delivered'").fetchone()
+            == (0,)
+        ),
+        timeout_s=120,
+    )
+    assert len(fake_discord.messages()) == queued
+    assert {r.status for r in fake_discord.requests()} == {200}
+    assert sorted(fingerprints_posted(fake_discord.messages())) == [f"big{i:02}" for i in range(60)]
