@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notifier.settings import DEV_NOTIFIER_TOKEN
@@ -19,6 +19,18 @@ class ClientSettings(BaseSettings):
     notifier_timeout_s: float = Field(default=5.0, gt=0, description="Per request.")
     discord_critical_role_id: str | None = Field(default=None, description="Pinged on critical.")
     dev_mode: bool = False
+
+    @field_validator(
+        "discord_webhook_url",
+        "notifier_url",
+        "notifier_token",
+        "discord_critical_role_id",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `.env.example` lists every variable, so "VAR=" must mean "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
 
     def token(self) -> str | None:
         """The bearer token, with the development default in DEV_MODE."""

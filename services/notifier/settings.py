@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.common.settings import ServiceSettings, require_secret
 
@@ -40,37 +40,76 @@ class Settings(ServiceSettings):
     grafana_url: str | None = Field(default=None, description="Grafana link added to alerts.")
     discord_timeout_s: float = Field(default=10.0, gt=0, description="Per Discord request.")
     delivery_lease_s: float = Field(
+        validation_alias="NOTIFIER_LEASE_S",
         default=30.0,
         gt=0,
         description="How long a claimed message is reserved for its sender before another "
         "replica may take it over (a crashed sender's messages wait this long).",
     )
     delivery_poll_s: float = Field(
-        default=1.0, gt=0, description="Idle outbox poll interval (other replicas, retries)."
+        validation_alias="NOTIFIER_POLL_S",
+        default=1.0,
+        gt=0,
+        description="Idle outbox poll interval (other replicas, retries).",
     )
-    retry_base_s: float = Field(default=1.0, gt=0, description="First backoff after a failure.")
-    retry_max_s: float = Field(default=300.0, gt=0, description="Longest backoff between tries.")
+    retry_base_s: float = Field(
+        validation_alias="NOTIFIER_RETRY_BASE_S",
+        default=1.0,
+        gt=0,
+        description="First backoff after a failure.",
+    )
+    retry_max_s: float = Field(
+        validation_alias="NOTIFIER_RETRY_MAX_S",
+        default=60.0,
+        gt=0,
+        description="Longest backoff between tries.",
+    )
     config_error_retry_s: float = Field(
-        default=60.0, gt=0, description="Retry pause after Discord says the webhook is invalid."
+        validation_alias="NOTIFIER_CONFIG_ERROR_RETRY_S",
+        default=60.0,
+        gt=0,
+        description="Retry pause after Discord says the webhook is invalid.",
     )
     dedup_window_s: float = Field(
+        validation_alias="NOTIFIER_DEDUP_WINDOW_S",
         default=3600.0,
         ge=0,
         description="The same alert (group, fingerprint, status, start) is posted once in this "
         "window; keep it below Alertmanager's repeat_interval so reminders still go out.",
     )
     embed_description_max: int = Field(
+        validation_alias="NOTIFIER_EMBED_DESCRIPTION_MAX",
         default=1024,
         ge=64,
         le=4096,
         description="Characters of summary + description per alert embed (Discord allows 4096).",
     )
     outbox_retention_days: float = Field(
-        default=7.0, gt=0, description="Delivered messages are kept this long, then pruned."
+        validation_alias="NOTIFIER_RETENTION_DAYS",
+        default=7.0,
+        gt=0,
+        description="Delivered messages are kept this long, then pruned.",
     )
     stats_interval_s: float = Field(
-        default=5.0, gt=0, description="How often queue depth and oldest age are recomputed."
+        validation_alias="NOTIFIER_STATS_INTERVAL_S",
+        default=5.0,
+        gt=0,
+        description="How often queue depth and oldest age are recomputed.",
     )
+
+    @field_validator(
+        "discord_webhook_url",
+        "discord_webhook_url_critical",
+        "discord_webhook_url_warning",
+        "discord_critical_role_id",
+        "notifier_token",
+        "grafana_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `.env.example` lists every variable, so "VAR=" must mean "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _token_is_a_real_secret(self) -> Settings:

@@ -90,7 +90,7 @@ def test_goes_through_the_service_and_falls_back_to_discord(
         "DATABASE_URL": database_url,
         "DISCORD_WEBHOOK_URL": fake_discord.webhook_url("111", WEBHOOK_TOKEN),
         "NOTIFIER_TOKEN": TOKEN,
-        "DELIVERY_POLL_S": "0.2",
+        "NOTIFIER_POLL_S": "0.2",
     }
     direct = fake_discord.webhook_url("222", "direct")
     with ServiceProcess("notifier", env, tmp_path) as service:

@@ -32,12 +32,12 @@ def _env(database_url: str, fake: FakeDiscord) -> dict[str, str]:
         "DISCORD_WEBHOOK_URL": fake.webhook_url("111", WEBHOOK_TOKEN),
         "NOTIFIER_TOKEN": TOKEN,
         "DEV_MODE": "false",
-        "DELIVERY_POLL_S": "0.2",
-        "RETRY_BASE_S": "0.2",
-        "RETRY_MAX_S": "1.5",
-        "DELIVERY_LEASE_S": "2",
+        "NOTIFIER_POLL_S": "0.2",
+        "NOTIFIER_RETRY_BASE_S": "0.2",
+        "NOTIFIER_RETRY_MAX_S": "1.5",
+        "NOTIFIER_LEASE_S": "2",
         "DB_PROBE_INTERVAL_S": "0.5",
-        "STATS_INTERVAL_S": "0.2",
+        "NOTIFIER_STATS_INTERVAL_S": "0.2",
     }
 
 
