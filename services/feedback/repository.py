@@ -55,12 +55,11 @@ class FeedbackOutcome:
     previous: str | None
 
 
-_LOCK_PREDICTION = """
-SELECT f.satisfaction
-FROM monitoring m LEFT JOIN feedback f ON f.prediction_id = m.id
-WHERE m.id = $1
-FOR UPDATE OF m
-"""
+# Locking the prediction serialises feedback on it. The earlier verdict is read by a second
+# statement: under READ COMMITTED a joined row would come from the snapshot taken before the
+# lock wait, missing a verdict committed meanwhile.
+_LOCK_PREDICTION = "SELECT 1 FROM monitoring WHERE id = $1 FOR UPDATE"
+_PREVIOUS_VERDICT = "SELECT satisfaction FROM feedback WHERE prediction_id = $1"
 _UPSERT_FEEDBACK = """
 INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at)
 VALUES ($1, $2, $3, now())
@@ -154,10 +153,11 @@ class FeedbackRepository:
 
         async def attempt() -> FeedbackOutcome:
             async with self._connection() as connection, connection.transaction():
-                row = await connection.fetchrow(_LOCK_PREDICTION, feedback.prediction_id)
-                if row is None:
+                if await connection.fetchval(_LOCK_PREDICTION, feedback.prediction_id) is None:
                     raise _Missing
-                previous: str | None = row["satisfaction"]
+                previous: str | None = await connection.fetchval(
+                    _PREVIOUS_VERDICT, feedback.prediction_id
+                )
                 if feedback.rgpd_consent:
                     await connection.execute(
                         _UPSERT_FEEDBACK,
