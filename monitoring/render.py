@@ -3,8 +3,8 @@
 `prometheus/prometheus.yml` is written for the compose network and is the one source of jobs,
 targets and intervals: other networks (`make run` on localhost, tests on free ports) get the
 same file with their addresses substituted. `alertmanager/alertmanager.yml` is a template whose
-`${NOTIFIER_URL}` and `${NOTIFIER_TOKEN}` are filled at start, because Alertmanager does not
-expand environment variables and the token must never be committed.
+`${NOTIFIER_URL}`, `${NOTIFIER_TOKEN}` and `${DISCORD_WEBHOOK_URL}` are filled at start, because
+Alertmanager does not expand environment variables and secrets must never be committed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ RULES_DIR = MONITORING_DIR / "prometheus" / "rules"
 ALERTMANAGER_TEMPLATE = MONITORING_DIR / "alertmanager" / "alertmanager.yml"
 ALERTMANAGER_JOB = "alertmanager"
 COMPOSE_NOTIFIER_URL = "http://notifier:8002"
+DIRECT_RECEIVER = "discord-direct"
+FALLBACK_RECEIVER = "notifier-critical"
 _ROUTE_TIMINGS = ("group_wait", "group_interval", "repeat_interval")
 
 
@@ -109,9 +111,13 @@ def render_alertmanager(
     *,
     notifier_token: str,
     notifier_url: str = COMPOSE_NOTIFIER_URL,
+    discord_webhook_url: str | None = None,
     timings: Mapping[str, str] | None = None,
 ) -> str:
-    """The template with the notifier's address and token filled in.
+    """The template with the notifier's address and token and the Discord webhook filled in.
+
+    Without a Discord webhook (the notifier's disabled mode), the alerts routed straight to
+    Discord go to the notifier instead.
 
     `timings` replaces `group_wait`, `group_interval` or `repeat_interval` on every route that
     sets it (tests shorten them to see notifications in seconds); routing stays the committed one.
@@ -126,8 +132,11 @@ def render_alertmanager(
     text = string.Template(ALERTMANAGER_TEMPLATE.read_text()).substitute(
         NOTIFIER_URL=_checked_base_url(notifier_url),
         NOTIFIER_TOKEN=json.dumps(notifier_token),
+        DISCORD_WEBHOOK_URL=json.dumps(discord_webhook_url),
     )
     config: dict[str, Any] = yaml.safe_load(text)
+    if not discord_webhook_url:
+        _without_direct_receiver(config)
     if timings:
         _retime(config["route"], timings, top=True)
     return _dump(config)
@@ -140,6 +149,13 @@ def _checked_base_url(url: str) -> str:
     if parts.query or parts.fragment or any(char in url for char in " \"'#\n"):
         raise RenderError(f"the notifier URL must be a plain base URL, got {url!r}")
     return url.rstrip("/")
+
+
+def _without_direct_receiver(config: dict[str, Any]) -> None:
+    config["receivers"] = [r for r in config["receivers"] if r["name"] != DIRECT_RECEIVER]
+    for route in config["route"].get("routes", []):
+        if route["receiver"] == DIRECT_RECEIVER:
+            route["receiver"] = FALLBACK_RECEIVER
 
 
 def _retime(route: dict[str, Any], timings: Mapping[str, str], *, top: bool) -> None:
@@ -189,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="file holding the notifier's bearer token (kept off the command line)",
     )
+    alertmanager.add_argument(
+        "--discord-webhook-file",
+        type=Path,
+        help="file holding DISCORD_WEBHOOK_URL, for the alerts that bypass the notifier "
+        "(without it they go to the notifier)",
+    )
     for sub in (prometheus, alertmanager):
         sub.add_argument("--out", type=Path, help="write here instead of standard output")
     args = parser.parse_args(argv)
@@ -200,7 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             text = render_prometheus(targets, rules_dir=args.rules_dir)
         else:
             token = args.token_file.read_text().strip()
-            text = render_alertmanager(notifier_token=token, notifier_url=args.notifier_url)
+            webhook_file = args.discord_webhook_file
+            webhook = webhook_file.read_text().strip() if webhook_file else None
+            text = render_alertmanager(
+                notifier_token=token,
+                notifier_url=args.notifier_url,
+                discord_webhook_url=webhook or None,
+            )
     except (RenderError, OSError) as error:
         parser.error(str(error))
     if args.out is None:

@@ -12,13 +12,20 @@ from monitoring.render import ALERTMANAGER_TEMPLATE, RenderError, render_alertma
 from monitoring.tests.conftest import run_tool
 
 TOKEN = "s3cr3t-token"
+WEBHOOK = "https://discord.com/api/webhooks/123/abc"
 
 
 @pytest.fixture
 def rendered(tmp_path: Path) -> Path:
     """The template rendered the way compose and `make run` render it."""
     path = tmp_path / "alertmanager.yml"
-    path.write_text(render_alertmanager(notifier_token=TOKEN, notifier_url="http://notifier:8002"))
+    path.write_text(
+        render_alertmanager(
+            notifier_token=TOKEN,
+            notifier_url="http://notifier:8002",
+            discord_webhook_url=WEBHOOK,
+        )
+    )
     return path
 
 
@@ -36,12 +43,17 @@ def test_amtool_accepts_the_rendered_config(amtool: str, rendered: Path) -> None
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["alertname=CVDatabaseDisconnected", "service=feedback", "severity=critical"],
+        (["alertname=CVErrorBudgetBurnFast", "service=feedback", "severity=critical"],
          "notifier-critical"),
         (["alertname=CVPredictionDrift", "service=inference", "severity=warning"], "notifier"),
         (["alertname=CVModelVersionsMixed", "service=inference", "severity=info"],
          "notifier-info"),
         (["alertname=SomethingNew", "service=inference"], "notifier"),
+        (["alertname=CVDatabaseDisconnected", "service=inference", "severity=critical"],
+         "discord-direct"),
+        (["alertname=CVTargetDown", "service=notifier", "severity=critical"], "discord-direct"),
+        (["alertname=CVTargetDown", "service=inference", "severity=critical"],
+         "notifier-critical"),
     ],
 )  # fmt: skip
 def test_routes_send_each_severity_to_its_receiver(
@@ -68,6 +80,9 @@ def test_every_receiver_posts_to_the_notifier_with_the_token_and_resolutions(
 ) -> None:
     config = _config(rendered)
     for receiver in config["receivers"]:
+        if receiver["name"] == "discord-direct":
+            assert receiver["discord_configs"] == [{"webhook_url": WEBHOOK, "send_resolved": True}]
+            continue
         (webhook,) = receiver["webhook_configs"]
         assert webhook["url"] == "http://notifier:8002/alertmanager"
         assert webhook["send_resolved"] is True
@@ -102,12 +117,28 @@ def test_the_committed_template_holds_no_secret() -> None:
     text = ALERTMANAGER_TEMPLATE.read_text()
     assert "credentials: ${NOTIFIER_TOKEN}" in text
     assert "url: ${NOTIFIER_URL}/alertmanager" in text
+    assert "webhook_url: ${DISCORD_WEBHOOK_URL}" in text
+
+
+def test_without_a_discord_webhook_direct_alerts_go_to_the_notifier(
+    amtool: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(render_alertmanager(notifier_token=TOKEN))
+    assert "discord-direct" not in path.read_text()
+    result = run_tool(
+        amtool, "config", "routes", "test", f"--config.file={path}",
+        "--verify.receivers=notifier-critical", "alertname=CVDatabaseDisconnected",
+        "service=feedback", "severity=critical",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("token", ['a"b', "x\ny: 1", "{{ weird }}", "#not-a-comment", "$HOME"])
 def test_any_token_renders_verbatim_without_changing_the_structure(token: str) -> None:
-    config = yaml.safe_load(render_alertmanager(notifier_token=token))
-    for receiver in config["receivers"]:
+    config = yaml.safe_load(render_alertmanager(notifier_token=token, discord_webhook_url=token))
+    assert config["receivers"][-1]["discord_configs"][0]["webhook_url"] == token
+    for receiver in config["receivers"][:-1]:
         assert receiver["webhook_configs"][0]["http_config"]["authorization"]["credentials"] == (
             token
         )
@@ -136,6 +167,6 @@ def test_shorter_timings_apply_to_every_route_that_sets_them() -> None:
     )
     assert config["route"]["group_wait"] == "1s"
     assert config["route"]["group_interval"] == "2s"
-    critical = config["route"]["routes"][0]
+    critical = config["route"]["routes"][2]
     assert (critical["group_wait"], critical["group_interval"]) == ("1s", "2s")
     assert critical["repeat_interval"] == "2h"

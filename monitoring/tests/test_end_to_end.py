@@ -1,0 +1,287 @@
+"""Monitoring end to end: real services, Prometheus, Alertmanager, notifier and a fake Discord.
+
+One scenario, because each step needs the state the previous one built:
+1. the four services, a real Prometheus (the project's config and rules, scraping and
+   evaluating every second) and a real Alertmanager (the project's routing, short group timers)
+   run against a private PostgreSQL;
+2. real traffic: predictions, a refused upload, feedback, a direct notification;
+3. every SQL query of the Grafana dashboard runs against that PostgreSQL and returns rows;
+4. a burst of unsatisfied feedback: every PromQL query of the dashboard runs against that
+   Prometheus and returns data, and CVUnsatisfiedFeedbackSpike reaches Discord via the notifier;
+5. PostgreSQL stops: CVDatabaseDisconnected reaches Discord (straight from Alertmanager: the
+   notifier's outbox is in that database); PostgreSQL returns: the resolution arrives.
+Only intervals are shortened (scrape/evaluation, Alertmanager's group timers); the rules, their
+`for:` and `keep_firing_for:`, and the routes are the committed ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from monitoring.grafana.build_dashboards import DASHBOARD_FILE
+from monitoring.local import alertmanager_command, prometheus_command, write_private
+from monitoring.render import render_alertmanager, render_prometheus
+from monitoring.tests.grafana_sql import expand
+from monitoring.tests.processes import BinaryProcess, PrometheusApi, new_port
+from services.common.migrate import apply_migrations, create_database_if_missing, with_database
+from tests.support.fake_discord import FakeDiscord
+from tests.support.images import jpeg
+from tests.support.postgres import PrivatePostgres
+from tests.support.services import ServiceProcess
+from tests.support.waiting import wait_until
+
+# Bounded by the committed `for:` durations: about 1 min to fire, 1 min more to resolve.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
+
+TOKEN = "e2e-notifier-token"
+SERVICES = ("notifier", "inference", "feedback", "dashboard")
+# Dashboard queries that legitimately return nothing after ordinary traffic: their series
+# only exist once something was dropped (they still have to run without error).
+EMPTY_WITHOUT_INCIDENT = {
+    "sum by (kind) (increase(cv_prediction_writes_dropped_total[1h]))",
+    "sum by (reason) (increase(cv_notifier_messages_dropped_total[1h]))",
+}
+
+
+@dataclass
+class Stack:
+    """Everything the scenario talks to."""
+
+    postgres: PrivatePostgres
+    database_url: str
+    services: dict[str, ServiceProcess]
+    prometheus: PrometheusApi
+    alertmanager_url: str
+    discord: FakeDiscord
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, tiny_model_path: Path, prometheus_binary: str, alertmanager_binary: str
+) -> Iterator[Stack]:
+    """Start PostgreSQL, the services, Prometheus, Alertmanager and a fake Discord."""
+    postgres = PrivatePostgres()
+    started: list[Any] = []
+    try:
+        postgres.init()
+        postgres.start()
+        database_url = with_database(postgres.url, "predictions_feedback")
+        create_database_if_missing(database_url)
+        apply_migrations(database_url)
+        discord = FakeDiscord(limit=100).start()
+        started.append(discord)
+        env = {
+            "DATABASE_URL": database_url,
+            "DEV_MODE": "true",
+            "LOG_LEVEL": "INFO",
+            "MODEL_PATH": str(tiny_model_path),
+            "DB_PROBE_INTERVAL_S": "0.5",
+            "DB_CONNECT_TIMEOUT_S": "1",
+            "NOTIFIER_TOKEN": TOKEN,
+            "DISCORD_WEBHOOK_URL": discord.webhook_url(),
+            "DELIVERY_POLL_S": "0.2",
+            "STATS_INTERVAL_S": "1",
+            "ACCURACY_REFRESH_S": "1",
+        }
+        services = {}
+        for name in SERVICES:
+            services[name] = ServiceProcess(name, env, tmp_path).start()
+            started.append(services[name])
+        prometheus_port, alertmanager_port = new_port(), new_port()
+        targets = {name: f"127.0.0.1:{service.port}" for name, service in services.items()}
+        targets |= {
+            "prometheus": f"127.0.0.1:{prometheus_port}",
+            "alertmanager": f"127.0.0.1:{alertmanager_port}",
+        }
+        prometheus_yml = write_private(
+            tmp_path / "prometheus.yml",
+            render_prometheus(targets, scrape_interval="1s", evaluation_interval="1s"),
+        )
+        alertmanager_yml = write_private(
+            tmp_path / "alertmanager.yml",
+            render_alertmanager(
+                notifier_token=TOKEN,
+                notifier_url=services["notifier"].url,
+                discord_webhook_url=discord.webhook_url(),
+                timings={"group_wait": "1s", "group_interval": "2s"},
+            ),
+        )
+        alertmanager = BinaryProcess(
+            "alertmanager",
+            alertmanager_command(
+                alertmanager_binary, alertmanager_yml, tmp_path / "am-data", alertmanager_port
+            ),
+            alertmanager_port,
+            tmp_path,
+        ).start()
+        started.append(alertmanager)
+        prometheus = BinaryProcess(
+            "prometheus",
+            prometheus_command(
+                prometheus_binary, prometheus_yml, tmp_path / "prom-data", prometheus_port
+            ),
+            prometheus_port,
+            tmp_path,
+        ).start()
+        started.append(prometheus)
+        yield Stack(
+            postgres=postgres,
+            database_url=database_url,
+            services=services,
+            prometheus=PrometheusApi(prometheus.url),
+            alertmanager_url=alertmanager.url,
+            discord=discord,
+        )
+    finally:
+        for part in reversed(started):
+            part.stop()
+        postgres.destroy()
+
+
+def _dashboard_targets() -> list[dict[str, Any]]:
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    return [target for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def _discord_texts(discord: FakeDiscord) -> list[str]:
+    """Each accepted message flattened to one string (content, titles, descriptions, fields)."""
+    return [json.dumps(message, ensure_ascii=False) for message in discord.messages()]
+
+
+def _message_about(discord: FakeDiscord, *needles: str) -> str | None:
+    for text in _discord_texts(discord):
+        if all(needle in text for needle in needles):
+            return text
+    return None
+
+
+def _predict(client: httpx.Client, url: str, color: tuple[int, int, int]) -> str:
+    response = client.post(
+        f"{url}/predict",
+        files={"file": ("photo.jpg", jpeg(color), "image/jpeg")},
+        data={"rgpd_consent": "true"},
+    )
+    assert response.status_code == 200, response.text
+    prediction_id: str = response.json()["prediction_id"]
+    return prediction_id
+
+
+def _feedback(client: httpx.Client, url: str, prediction_id: str, satisfaction: str) -> None:
+    body = {"prediction_id": prediction_id, "satisfaction": satisfaction, "rgpd_consent": True}
+    response = client.post(f"{url}/feedback", json=body)
+    assert response.status_code == 201, response.text
+
+
+def _traffic(stack: Stack) -> list[str]:
+    """Predictions of both classes, a refused upload, dashboard pages, a notification."""
+    inference = stack.services["inference"].url
+    with httpx.Client(timeout=30) as client:
+        predictions = [
+            _predict(client, inference, (220, 20, 20) if i % 2 else (20, 20, 220))
+            for i in range(24)
+        ]
+        refused = client.post(
+            f"{inference}/predict", files={"file": ("x.jpg", b"not an image", "image/jpeg")}
+        )
+        assert refused.status_code == 400
+        for path in ("/monitoring/", "/health"):
+            client.get(f"{stack.services['dashboard'].url}{path}")
+        notified = client.post(
+            f"{stack.services['notifier'].url}/notify",
+            json={"title": "Deployment", "message": "end-to-end check", "level": "info"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert notified.status_code == 202, notified.text
+    return predictions
+
+
+def _check_dashboard_sql(stack: Stack) -> dict[str, int]:
+    """Run every SQL target of the dashboard over the last day; each must return rows."""
+    now = datetime.now(UTC)
+    rows = {}
+    with psycopg.connect(stack.database_url) as connection:
+        for target in _dashboard_targets():
+            if "rawSql" not in target:
+                continue
+            sql = expand(target["rawSql"], now - timedelta(days=1), now + timedelta(minutes=1))
+            found = connection.execute(sql).fetchall()
+            rows[target["rawSql"].split("FROM")[0][:60]] = len(found)
+            assert found, f"no rows for: {target['rawSql']}"
+    return rows
+
+
+def _check_dashboard_promql(prometheus: PrometheusApi) -> None:
+    """Run every PromQL target of the dashboard as Grafana would; each must return data."""
+    for target in _dashboard_targets():
+        expr = target.get("expr")
+        if expr is None:
+            continue
+        if target.get("instant"):
+            result = prometheus.instant(expr)
+        else:
+            result = prometheus.range(expr, seconds=60, step_s=5)
+        if expr in EMPTY_WITHOUT_INCIDENT:
+            continue
+        assert result, f"no data for: {expr}"
+
+
+def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack) -> None:
+    started = time.monotonic()
+    prometheus, discord = stack.prometheus, stack.discord
+    every_job = {"prometheus", "alertmanager", *SERVICES}
+    assert wait_until(lambda: prometheus.targets_up() == dict.fromkeys(every_job, 1.0), 30), (
+        prometheus.targets_up()
+    )
+
+    predictions = _traffic(stack)
+    feedback = stack.services["feedback"].url
+    with httpx.Client(timeout=30) as client:
+        for prediction_id in predictions[:3]:
+            _feedback(client, feedback, prediction_id, "satisfied")
+        _feedback(client, feedback, predictions[3], "unsatisfied")
+        # The unsatisfied series must be scraped once before the burst, or rate() misses it.
+        assert wait_until(
+            lambda: prometheus.instant('cv_user_feedback_total{satisfaction="unsatisfied"}'), 30
+        )
+        for prediction_id in predictions[4:20]:
+            _feedback(client, feedback, prediction_id, "unsatisfied")
+
+    sql_rows = _check_dashboard_sql(stack)
+    assert all(count > 0 for count in sql_rows.values())
+
+    assert wait_until(
+        lambda: prometheus.instant('ALERTS{alertname="CVUnsatisfiedFeedbackSpike"}'), 60
+    ), "the spike never became pending"
+    assert wait_until(lambda: prometheus.instant("job:cv_predictions_cat:ratio_avg7d"), 30)
+    _check_dashboard_promql(prometheus)
+
+    assert wait_until(
+        lambda: _message_about(discord, "CVUnsatisfiedFeedbackSpike", "FIRING"), 150
+    ), _discord_texts(discord)
+    spike = _message_about(discord, "CVUnsatisfiedFeedbackSpike", "FIRING") or ""
+    assert "Users are suddenly unhappy with the predictions." in spike
+    assert "feedback: 100% of the feedback of the last 10 minutes is unsatisfied" in spike
+    assert "warning" in spike
+
+    stack.postgres.stop("fast")
+    assert wait_until(
+        lambda: _message_about(discord, "[FIRING:1] CVDatabaseDisconnected", "feedback"), 150
+    ), _discord_texts(discord)
+    assert not _message_about(discord, "[RESOLVED] CVDatabaseDisconnected")
+
+    stack.postgres.start()
+    assert wait_until(
+        lambda: _message_about(discord, "[RESOLVED] CVDatabaseDisconnected", "feedback"), 180
+    ), _discord_texts(discord)
+    elapsed = time.monotonic() - started
+    print(f"end-to-end scenario: {elapsed:.0f} s, {len(discord.messages())} Discord messages")
