@@ -73,6 +73,11 @@ SET satisfaction = EXCLUDED.satisfaction,
 _SET_MONITORING_FEEDBACK = """
 UPDATE monitoring SET user_feedback = $2, rgpd_consent = $3 WHERE id = $1
 """
+# Only a digest of the id: enough to refuse a late re-insert, nothing that identifies anyone.
+_TOMBSTONE = """
+INSERT INTO erased_predictions (id_sha256) VALUES (sha256(uuid_send($1::uuid)))
+ON CONFLICT (id_sha256) DO NOTHING
+"""
 _EXPORT_PREDICTION = """
 SELECT m.id AS prediction_id, m.created_at, m.prediction_result AS prediction, m.proba_cat,
        m.proba_dog, m.confidence, m.pet_score, m.inference_time_ms, m.model_version,
@@ -182,15 +187,16 @@ class FeedbackRepository:
         return await self._until_present(attempt)
 
     async def erase(self, prediction_id: uuid.UUID) -> None:
-        """Delete the prediction; its photo and feedback go with it (ON DELETE CASCADE)."""
+        """Delete the prediction (its photo and feedback cascade) and leave a tombstone."""
 
         async def attempt() -> None:
-            async with self._connection() as connection:
+            async with self._connection() as connection, connection.transaction():
                 status = await connection.execute(
                     "DELETE FROM monitoring WHERE id = $1", prediction_id
                 )
-            if status == "DELETE 0":
-                raise _Missing
+                if status == "DELETE 0":
+                    raise _Missing
+                await connection.execute(_TOMBSTONE, prediction_id)
 
         await self._until_present(attempt)
 
@@ -220,6 +226,12 @@ class FeedbackRepository:
             row = await connection.fetchrow(_LIVE_ACCURACY, window_s)
         assert row is not None
         return int(row["predictions"]), row["ratio"]
+
+
+async def purge_tombstones(connection: asyncpg.Connection, cutoff: datetime) -> int:
+    """Forget erasure tombstones older than `cutoff`; returns how many."""
+    status = await connection.execute("DELETE FROM erased_predictions WHERE erased_at < $1", cutoff)
+    return int(status.split()[-1])
 
 
 async def purge_older_than(

@@ -18,13 +18,15 @@ import asyncpg
 
 from services.common.db import CONNECTION_ERRORS, Database
 from services.feedback import metrics
-from services.feedback.repository import DatabaseUnavailable, purge_older_than
+from services.feedback.repository import DatabaseUnavailable, purge_older_than, purge_tombstones
 
 logger = logging.getLogger(__name__)
 
 # One purge at a time across workers and replicas; the others skip their turn.
 _ADVISORY_LOCK_KEY = 7_301_001
 _ACQUIRE_TIMEOUT_S = 5.0
+# Erasure tombstones outlive any prediction inference could still be holding or re-sending.
+TOMBSTONE_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,13 @@ def cutoff_for(days: int, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - timedelta(days=days)
 
 
-async def purge(connection: asyncpg.Connection, *, days: int, batch_size: int) -> PurgeResult:
+async def purge(
+    connection: asyncpg.Connection,
+    *,
+    days: int,
+    batch_size: int,
+    tombstone_days: int = TOMBSTONE_DAYS,
+) -> PurgeResult:
     """Purge under an advisory lock; counts what it deleted in the metrics."""
     cutoff = cutoff_for(days)
     if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _ADVISORY_LOCK_KEY):
@@ -50,6 +58,7 @@ async def purge(connection: asyncpg.Connection, *, days: int, batch_size: int) -
         return PurgeResult(cutoff=cutoff, purged=0, skipped=True)
     try:
         purged = await purge_older_than(connection, cutoff, batch_size=batch_size)
+        await purge_tombstones(connection, cutoff_for(tombstone_days))
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
     metrics.RETENTION_PURGED.inc(purged)

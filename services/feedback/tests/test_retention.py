@@ -107,3 +107,27 @@ def test_the_cli_explains_itself() -> None:
     assert result.returncode == 0
     assert "--days" in result.stdout
     assert "--dry-run" in result.stdout
+
+
+def test_old_erasure_tombstones_are_forgotten(
+    client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
+) -> None:
+    recent, old = prediction(), prediction()
+    for one in (recent, old):
+        assert client.delete(f"/predictions/{one}").status_code == 204
+    db.execute(
+        "UPDATE erased_predictions SET erased_at = now() - interval '31 days' "
+        "WHERE id_sha256 = sha256(uuid_send(%s::uuid))",
+        (old,),
+    )
+
+    response = client.post(
+        "/admin/retention/purge", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+
+    assert response.status_code == 200
+    assert db.execute(
+        "SELECT count(*) FROM erased_predictions WHERE id_sha256 = sha256(uuid_send(%s::uuid))",
+        (recent,),
+    ).fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -11,9 +14,11 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from pydantic import ValidationError
 
+from services.common.db import Database
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
+from services.inference.store import PredictionRow, PredictionWriter
 from tests.support.images import jpeg
 
 # Columns that could hold a prediction id, as a uuid or spelled out in text or JSON.
@@ -202,3 +207,43 @@ def test_dev_mode_without_a_token_keeps_admin_routes_closed(database_url: str) -
         for token in ("", "x"):
             response = client.get("/admin/feedback", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
+
+
+def test_an_erased_prediction_written_again_by_inference_stays_erased(
+    client: TestClient, database_url: str, db: psycopg.Connection
+) -> None:
+    row = PredictionRow(
+        id=uuid.uuid4(),
+        created_at=datetime.now(UTC),
+        prediction_result="cat",
+        proba_cat=0.9,
+        proba_dog=0.1,
+        confidence=0.9,
+        pet_score=0.99,
+        inference_time_ms=5.0,
+        model_version="test-1",
+        rgpd_consent=True,
+        photo=jpeg(),
+        photo_content_type="image/jpeg",
+    )
+    asyncio.run(write_like_inference(database_url, row))
+    assert client.delete(f"/predictions/{row.id}").status_code == 204
+
+    # A batch whose commit inference could not confirm is sent again, after the erasure.
+    asyncio.run(write_like_inference(database_url, row))
+
+    assert tables_holding(db, row.id) == []
+    assert db.execute("SELECT count(*) FROM prediction_photos").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)
+    assert client.get(f"/predictions/{row.id}").status_code == 404
+
+
+async def write_like_inference(database_url: str, row: PredictionRow) -> None:
+    """Write a prediction through inference's own writer."""
+    database = Database(database_url)
+    await database.start()
+    writer = PredictionWriter(database, max_rows=10, max_photo_bytes=10 * 1024 * 1024)
+    writer.submit(replace(row))
+    await writer.stop()
+    await database.close()
+    assert writer.pending == 0
