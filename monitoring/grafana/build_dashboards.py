@@ -474,6 +474,42 @@ def notifier_row(board: dashboard.Dashboard) -> None:
     )
 
 
+def rgpd_row(board: dashboard.Dashboard) -> None:
+    """Consent, the owners' rights and retention (feedback service)."""
+    board.with_row(dashboard.Row("Feedback and RGPD"))
+    board.with_panel(
+        graph(
+            "Feedback by consent",
+            "Accepted feedback per second; without consent it is counted, not stored.",
+            promql("sum by (consent) (rate(cv_feedback_consent_total[5m]))", "consent={{consent}}"),
+            unit="reqps",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Rights exercised and retention runs (1 h)",
+            "Erasures and access requests by their owners; retention purges by outcome.",
+            promql("sum(increase(cv_rgpd_erasures_total[1h]))", "erasures"),
+            promql("sum(increase(cv_rgpd_access_requests_total[1h]))", "access requests"),
+            promql("sum by (outcome) (increase(cv_retention_runs_total[1h]))", "purge {{outcome}}"),
+            unit="short",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Time since the last retention purge",
+            "CVRetentionStale fires past 3 hours.",
+            promql(
+                "time() - max by (job) (cv_retention_last_success_timestamp_seconds)", "{{job}}"
+            ),
+            unit="s",
+            width=8,
+        )
+    )
+
+
 def alerts_row(board: dashboard.Dashboard) -> None:
     """What is firing now."""
     board.with_row(dashboard.Row("Alerts"))
@@ -565,6 +601,7 @@ def build_dashboard() -> dict[str, Any]:
         model_row,
         inference_row,
         http_row,
+        rgpd_row,
         notifier_row,
         alerts_row,
         postgresql_row,

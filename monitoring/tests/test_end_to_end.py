@@ -89,8 +89,8 @@ def stack(
             "DB_CONNECT_TIMEOUT_S": "1",
             "NOTIFIER_TOKEN": TOKEN,
             "DISCORD_WEBHOOK_URL": discord.webhook_url(),
-            "DELIVERY_POLL_S": "0.2",
-            "STATS_INTERVAL_S": "1",
+            "NOTIFIER_POLL_S": "0.2",
+            "NOTIFIER_STATS_INTERVAL_S": "1",
             "ACCURACY_REFRESH_S": "1",
         }
         services = {}
