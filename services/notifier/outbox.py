@@ -14,8 +14,8 @@ from services.notifier.formatting import OutboundMessage
 T = TypeVar("T")
 
 # A key is new when never seen, or when last queued longer ago than the window (reminders).
-_CLAIM_KEY = """
-INSERT INTO notifier_dedup (dedup_key) VALUES ($1)
+_CLAIM_KEYS = """
+INSERT INTO notifier_dedup (dedup_key) SELECT unnest($1::text[])
 ON CONFLICT (dedup_key) DO UPDATE SET last_queued_at = now()
 WHERE notifier_dedup.last_queued_at < now() - make_interval(secs => $2)
 RETURNING dedup_key
@@ -126,10 +126,18 @@ class Outbox:
         turns the kept pairs into `OutboundMessage`s. Returns (messages queued, duplicates).
         """
         async with self._pool.acquire() as connection, connection.transaction():
+            # Sorted, so that concurrent requests lock shared keys in the same order.
+            keys = sorted({key for _, key in candidates if key})
+            new = {
+                row["dedup_key"]
+                for row in await connection.fetch(_CLAIM_KEYS, keys, self._dedup_window_s)
+            }
             kept: list[tuple[T, str]] = []
             for item, key in candidates:
-                if not key or await connection.fetchval(_CLAIM_KEY, key, self._dedup_window_s):
+                if not key or key in new:
                     kept.append((item, key))
+                    # The same key twice in one request is one item.
+                    new.discard(key)
             messages = render(kept) if kept else []
             await connection.executemany(
                 _INSERT,

@@ -109,6 +109,32 @@ async def test_duplicate_keys_are_queued_once_even_concurrently(database_url: st
             await pool.close()
 
 
+@pytest.mark.asyncio
+async def test_the_same_key_twice_in_one_request_is_queued_once(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=3600)
+        candidates = [("a", "k1"), ("b", "k2"), ("a again", "k1"), ("free", "")]
+        assert await outbox.enqueue("g", "test", candidates, _render) == (3, 1)
+        contents = await pool.fetch("SELECT payload->>'content' AS c FROM notifier_outbox")
+        assert sorted(row["c"] for row in contents) == ["a", "b", "free"]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_key_is_queued_again_after_the_window(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=3600)
+        assert await outbox.enqueue("g", "test", [("first", "k")], _render) == (1, 0)
+        assert await outbox.enqueue("g", "test", [("retry", "k")], _render) == (0, 1)
+        await pool.execute("UPDATE notifier_dedup SET last_queued_at = now() - interval '2 hours'")
+        assert await outbox.enqueue("g", "test", [("reminder", "k")], _render) == (1, 0)
+    finally:
+        await pool.close()
+
+
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     low = [backoff_s(n, base_s=1, max_s=60, rng=lambda: 0.0) for n in range(1, 9)]
     high = [backoff_s(n, base_s=1, max_s=60, rng=lambda: 1.0) for n in range(1, 9)]
