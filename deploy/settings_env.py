@@ -7,7 +7,11 @@ caught in every place it must be passed (`.env.example`, compose, Kubernetes).
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,54 @@ def shared_env_vars() -> dict[str, EnvVar]:
     return env_vars(ServiceSettings)
 
 
+_LIST_SETTINGS = """
+import importlib, json, sys
+from pydantic_settings import BaseSettings
+importlib.import_module(f"services.{sys.argv[1]}.app")
+seen, todo = [], list(BaseSettings.__subclasses__())
+while todo:
+    cls = todo.pop()
+    todo.extend(cls.__subclasses__())
+    if cls.__module__.startswith("services.") and "tests" not in cls.__module__.split("."):
+        seen.append(f"{cls.__module__}:{cls.__qualname__}")
+print(json.dumps(sorted(set(seen))))
+"""
+
+
+@cache
+def loaded_settings_classes(service: str) -> tuple[str, ...]:
+    """Every settings class the service's process loads (its own, and e.g. a client's).
+
+    Found by importing the app in a fresh interpreter, so what one service imports does not
+    leak into another's answer.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _LIST_SETTINGS, service],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return tuple(names)
+
+
+def process_env_vars(service: str) -> dict[str, EnvVar]:
+    """Every variable the service's process reads, through any settings class it loads."""
+    found: dict[str, EnvVar] = {}
+    for qualified in loaded_settings_classes(service):
+        module, _, name = qualified.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        # A ServiceSettings subclass configures the service it belongs to, even when another
+        # service imports it for a constant; other settings classes (clients) are read by
+        # whichever process loads them.
+        if issubclass(cls, ServiceSettings):
+            continue
+        found.update(env_vars(cls))
+    found.update(env_vars(settings_class(service)))
+    return found
+
+
 def all_env_vars() -> dict[str, dict[str, EnvVar]]:
-    """Service name -> the variables it reads."""
-    return {name: env_vars(settings_class(name)) for name in service_names()}
+    """Service name -> every variable its process reads."""
+    return {name: process_env_vars(name) for name in service_names()}

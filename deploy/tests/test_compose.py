@@ -14,9 +14,17 @@ import yaml
 from pydantic import TypeAdapter
 
 from deploy import compose, dockerfile
-from deploy.settings_env import EnvVar, all_env_vars, env_vars, service_names, settings_class
+from deploy.settings_env import (
+    EnvVar,
+    all_env_vars,
+    env_vars,
+    process_env_vars,
+    service_names,
+    settings_class,
+)
+from deploy.tests.conftest import TEST_SECRETS
 from services.common.serve import SERVICES
-from services.common.settings import ServiceSettings
+from services.common.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml"
@@ -71,8 +79,13 @@ def test_every_variable_compose_reads_is_in_env_example(env_example: dict[str, s
     assert sorted(set(used) - set(env_example)) == []
 
 
-def test_env_example_alone_satisfies_every_required_variable(env_example: dict[str, str]) -> None:
-    compose.interpolate(compose.load(), env_example)
+def test_compose_requires_exactly_the_secrets(env_example: dict[str, str]) -> None:
+    used = compose.referenced_variables(compose.COMPOSE_FILE.read_text())
+    required = {name for name, op in used.items() if op in (":?", "?")}
+    assert required == set(TEST_SECRETS)
+    # Blank or a placeholder the services refuse, so a copied file cannot run with a known secret.
+    for name in required:
+        assert env_example[name].strip().lower() in PLACEHOLDER_SECRETS, name
 
 
 def test_a_missing_secret_stops_compose_with_its_name(operator_env: dict[str, str]) -> None:
@@ -85,7 +98,7 @@ def test_a_missing_secret_stops_compose_with_its_name(operator_env: dict[str, st
 def test_every_variable_a_service_reads_is_documented(
     service: str, env_example: dict[str, str]
 ) -> None:
-    missing = sorted(set(env_vars(settings_class(service))) - set(env_example))
+    missing = sorted(set(process_env_vars(service)) - set(env_example))
     assert missing == [], f"add to .env.example: {missing}"
 
 
@@ -94,7 +107,7 @@ def test_every_variable_a_service_reads_is_passed_to_its_container(
     service: str, compose_raw: dict[str, Any]
 ) -> None:
     environment = compose_raw["services"][service]["environment"]
-    wanted = set(env_vars(settings_class(service))) | set(LAUNCHER_VARS)
+    wanted = set(process_env_vars(service)) | set(LAUNCHER_VARS)
     assert sorted(wanted - set(environment)) == []
 
 

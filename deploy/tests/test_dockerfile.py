@@ -172,3 +172,26 @@ def test_health_check_script_reports_a_live_and_a_stopped_service(
     with service:
         assert check() == 0
     assert check() == 1
+
+
+def test_image_model_is_where_the_settings_and_deployments_look() -> None:
+    from deploy import compose
+    from deploy.k8s import render
+
+    default = settings_class("inference").model_fields["model_path"].default
+    relative = Path(default).relative_to(REPO_ROOT)
+    in_image = f"/app/{relative}"
+    build_check = " ".join(STAGES["inference"].all("RUN"))
+    assert f"test -s {relative}" in build_check
+    assert f"test -s {relative.with_suffix('.json')}" in build_check
+    assert compose.load()["services"]["inference"]["environment"]["MODEL_PATH"] == in_image
+    deployment = next(
+        r
+        for r in render.render(REPO_ROOT / "deploy" / "k8s" / "base")
+        if r["kind"] == "Deployment" and r["metadata"]["name"] == "inference"
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MODEL_PATH"] == in_image

@@ -16,7 +16,7 @@ import yaml
 
 from deploy import dockerfile
 from deploy.k8s import generate, render
-from deploy.settings_env import env_vars, service_names, settings_class
+from deploy.settings_env import env_vars, process_env_vars, service_names, settings_class
 from services.common.serve import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -192,8 +192,10 @@ def test_deployment_matches_the_service_code(overlay: str, service: str) -> None
     spec = container(deployment)
     port = settings_class(service).model_fields["port"].default
     assert spec["ports"] == [{"name": "http", "containerPort": port}]
-    reads = env_vars(settings_class(service))
-    port_var = next(name for name, var in reads.items() if var.field == "port")
+    reads = process_env_vars(service)
+    port_var = next(
+        name for name, var in env_vars(settings_class(service)).items() if var.field == "port"
+    )
     env = {item["name"]: item for item in spec["env"]}
     assert env[port_var]["value"] == str(port)
     config_maps = by_kind(resources, "ConfigMap")
