@@ -52,3 +52,12 @@ LIVE_ACCURACY_COUNT = Gauge(
     "Predictions with stored feedback in the live-accuracy window.",
     multiprocess_mode="livemostrecent",
 )
+
+# Every series exists from the start at 0, so rate() and alerts see the first increment.
+for _satisfaction in ("satisfied", "unsatisfied"):
+    FEEDBACK.labels(satisfaction=_satisfaction)
+    SUPERSEDED.labels(satisfaction=_satisfaction)
+for _consent in ("given", "refused"):
+    CONSENT.labels(consent=_consent)
+for _outcome in ("success", "failure", "skipped"):
+    RETENTION_RUNS.labels(outcome=_outcome)
