@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -239,3 +241,54 @@ def test_sixty_alerts_of_5000_characters_reach_discord_none_rejected(
     assert len(fake_discord.messages()) == queued
     assert {r.status for r in fake_discord.requests()} == {200}
     assert sorted(fingerprints_posted(fake_discord.messages())) == [f"big{i:02}" for i in range(60)]
+
+
+def test_unknown_webhook_keeps_messages_reports_and_recovers(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    before = _metric(
+        "cv_notifier_delivery_attempts_total", outcome="config_error", discord_code="10015"
+    )
+    fake_discord.fail("unknown_webhook", seconds=600)
+    assert client.post("/notify", json={"title": "kept"}).status_code == 202
+    fake_discord.wait_until(
+        lambda _: (
+            _metric(
+                "cv_notifier_delivery_attempts_total", outcome="config_error", discord_code="10015"
+            )
+            > before
+        )
+    )
+    assert client.get("/ready").json()["discord"] == "misconfigured"
+    assert db.execute("SELECT state, failures > 0 FROM notifier_outbox").fetchall() == [
+        ("pending", True)
+    ]
+    fake_discord.wait_until(lambda _: "cv_notifier_queue_depth 1.0" in client.get("/metrics").text)
+    fake_discord.heal()
+    (message,) = fake_discord.wait_for_messages(1)
+    assert message["embeds"][0]["title"] == "ℹ️ kept"
+    fake_discord.wait_until(lambda _: client.get("/ready").json()["discord"] == "ok")
+
+
+def test_a_payload_discord_refuses_is_resent_as_plain_text(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    refused = {"content": "c" * 2500, "embeds": [{"title": "t" * 300}]}
+    db.execute(
+        "INSERT INTO notifier_outbox (group_key, route, source, payload) "
+        "VALUES ('g', 'default', 'test', %s::jsonb)",
+        (json.dumps(refused),),
+    )
+    client.post("/notify", json={"title": "wake up"})
+    fake_discord.wait_for_messages(2)
+    statuses = [r.status for r in fake_discord.requests()]
+    assert statuses.count(400) == 1
+    plain = next(m for m in fake_discord.messages() if not m["embeds"])
+    assert plain["content"].startswith("c" * 100)
+    assert plain["content"].endswith("…")
+    fake_discord.wait_until(
+        lambda _: (
+            db.execute("SELECT count(*) FROM notifier_outbox WHERE state = 'delivered'").fetchone()
+            == (2,)
+        )
+    )
