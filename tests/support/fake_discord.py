@@ -240,15 +240,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._webhook(match["id"], match["token"], body, wait)
 
     def _control(self, path: str, body: bytes) -> None:
-        command = json.loads(body or b"{}")
+        try:
+            command = json.loads(body or b"{}")
+        except ValueError:
+            self._reply(400, {"message": "the control body must be JSON"})
+            return
         if path == "/_control/fail":
-            self.server.fake.fail(
-                command.get("mode", "status"),
-                seconds=float(command.get("seconds", 60)),
-                status=int(command.get("status", 503)),
-                is_global=bool(command.get("global", False)),
-                count=command.get("count"),
-            )
+            try:
+                self.server.fake.fail(
+                    command.get("mode", "status"),
+                    seconds=float(command.get("seconds", 60)),
+                    status=int(command.get("status", 503)),
+                    is_global=bool(command.get("global", False)),
+                    count=command.get("count"),
+                )
+            except ValueError as error:
+                self._reply(400, {"message": str(error)})
+                return
         elif path == "/_control/reset":
             self.server.fake.reset()
         else:
