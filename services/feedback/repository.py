@@ -130,7 +130,11 @@ class FeedbackRepository:
             raise DatabaseUnavailable("the database is unreachable") from error
         except asyncpg.PostgresError as error:
             # e.g. the schema is not migrated yet: an operational state, not the caller's fault.
-            logger.error("database refused a query", extra={"error": repr(error)})
+            # The class and SQLSTATE only: a message may quote a row, and rows are personal.
+            logger.error(
+                "database refused a query",
+                extra={"error": type(error).__name__, "sqlstate": error.sqlstate},
+            )
             raise DatabaseUnavailable("the database cannot serve this request") from error
 
     async def _until_present(self, attempt: Callable[[], Awaitable[T]]) -> T:
