@@ -72,10 +72,16 @@ _STATS = """
 SELECT count(*) AS depth, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest_s
 FROM notifier_outbox WHERE state = 'pending'
 """
+# Only group heads can be claimed, so only they say when there is work again.
 _NEXT_DUE = """
-SELECT GREATEST(0, EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, now())))
-                           - now()))
-FROM notifier_outbox WHERE state = 'pending'
+WITH heads AS (
+    SELECT DISTINCT ON (group_key) next_attempt_at, lease_until
+    FROM notifier_outbox
+    WHERE state = 'pending'
+    ORDER BY group_key, id
+)
+SELECT EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, now()))) - now())
+FROM heads
 """
 _PRUNE_OUTBOX = """
 DELETE FROM notifier_outbox
@@ -201,7 +207,7 @@ class Outbox:
     async def seconds_until_due(self) -> float | None:
         """When the next pending message becomes claimable; None when nothing is pending."""
         value = await self._pool.fetchval(_NEXT_DUE)
-        return None if value is None else float(value)
+        return None if value is None else max(0.0, float(value))
 
     async def prune(self, retention_days: float) -> None:
         """Forget settled messages and expired de-duplication keys."""

@@ -69,6 +69,22 @@ async def test_only_the_oldest_pending_message_of_a_group_is_claimable(database_
 
 
 @pytest.mark.asyncio
+async def test_next_due_time_is_the_heads_not_the_rows_waiting_behind(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=60)
+        assert await outbox.seconds_until_due() is None
+        await _fill(outbox, groups=1, per_group=3)
+        (head,) = await outbox.claim("a", lease_s=30)
+        await outbox.retry_later(head, "a", 120, "503", failed=True)
+        due = await outbox.seconds_until_due()
+        assert due is not None
+        assert 100 < due <= 120
+    finally:
+        await pool.close()
+
+
+@pytest.mark.asyncio
 async def test_a_crashed_senders_lease_expires_and_its_late_answer_is_ignored(
     database_url: str,
 ) -> None:
