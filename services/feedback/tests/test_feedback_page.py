@@ -106,4 +106,11 @@ def test_thumbs_down_with_the_true_label_reaches_the_database_and_the_metrics(
         assert db.execute(
             "SELECT count(*) FROM monitoring WHERE id = %s", (prediction_id,)
         ).fetchone() == (0,)
+
+        # Consent is per prediction: the next photo starts unticked.
+        next_photo = tmp_path / "next.jpg"
+        next_photo.write_bytes(jpeg((20, 20, 220)))
+        page.set_input_files("#file-input", str(next_photo))
+        assert not page.is_checked("#rgpd-consent")
+        assert not page.is_checked("#photo-consent")
     assert problems == []

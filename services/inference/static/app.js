@@ -17,9 +17,11 @@ function showError(message) {
 function choose(file) {
   if (!file) return;
   chosenFile = file;
-  // Consent is given per prediction: a new photo starts with both boxes unticked.
-  document.getElementById("rgpd-consent").checked = false;
-  document.getElementById("photo-consent").checked = false;
+  // Consent is given per prediction: after an answer, the next photo starts with both unticked.
+  if (!document.getElementById("result").hidden) {
+    document.getElementById("rgpd-consent").checked = false;
+    document.getElementById("photo-consent").checked = false;
+  }
   submit.disabled = false;
   errorBox.hidden = true;
   if (preview.src) URL.revokeObjectURL(preview.src);
