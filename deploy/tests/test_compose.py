@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -342,6 +346,43 @@ def test_alertmanager_reads_the_config_its_one_shot_renders(compose_raw: dict[st
         "alertmanager-config": {"condition": "service_completed_successfully"}
     }
     assert compose_raw["secrets"]["notifier_token"] == {"environment": "NOTIFIER_TOKEN"}
+
+
+@pytest.mark.parametrize("discord_webhook", ["", "https://discord.com/api/webhooks/1/abc"])
+def test_alertmanager_config_step_renders_a_config_amtool_accepts(
+    compose_raw: dict[str, Any], tmp_path: Path, discord_webhook: str
+) -> None:
+    """Runs the one-shot's own command, its container paths mapped to temporary files."""
+    renderer = compose_raw["services"]["alertmanager-config"]
+    (script,) = renderer["command"]
+    render_command, *after = script.split("&&")
+    assert [step.split()[0] for step in after] == ["chown"]
+    secrets = {
+        "notifier_token": TEST_SECRETS["NOTIFIER_TOKEN"],
+        "discord_webhook_url": discord_webhook,
+    }
+    assert set(renderer["secrets"]) == set(secrets)
+    argv = []
+    for word in shlex.split(render_command):
+        if word.startswith("/run/secrets/"):
+            name = word.removeprefix("/run/secrets/")
+            (tmp_path / name).write_text(secrets[name])
+            word = str(tmp_path / name)
+        elif word.startswith("/etc/alertmanager/rendered/"):
+            word = str(tmp_path / Path(word).name)
+        argv.append(word)
+    assert argv[:3] == ["python", "-m", "monitoring.render"]
+    subprocess.run([sys.executable, *argv[1:]], cwd=REPO_ROOT, check=True)
+    rendered = tmp_path / "alertmanager.yml"
+    assert TEST_SECRETS["NOTIFIER_TOKEN"] in rendered.read_text()
+    assert "http://notifier:8002/alertmanager" in rendered.read_text()
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+    result = subprocess.run(
+        [amtool, "check-config", str(rendered)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 GRAFANA_PROVISIONING = REPO_ROOT / "monitoring" / "grafana" / "provisioning"

@@ -28,6 +28,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
     ("postgresql.cnpg.io/v1", "Cluster"): "cnpg-cluster.json",
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"): "alertmanagerconfig.json",
 }
 LAUNCHER_VARS = {"PROMETHEUS_MULTIPROC_DIR"}
 SECRET_VARS = {"DATABASE_URL", "FEEDBACK_ADMIN_TOKEN", "DASHBOARD_PASSWORD", "NOTIFIER_TOKEN"}
@@ -66,7 +67,9 @@ def validate(resource: dict[str, Any]) -> None:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
         return
     schema = json.loads((REPO_ROOT / "deploy" / "schemas" / "crds" / crd).read_text())
-    jsonschema.Draft202012Validator(schema).validate(resource)
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.check_schema(schema)
+    validator.validate(resource)
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +124,16 @@ def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
     output = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=True
     ).stdout
-    return [doc for doc in yaml.safe_load_all(output) if doc]
+    return [doc for doc in yaml.load_all(output, Loader=_GoYamlLoader) if doc]
+
+
+class _GoYamlLoader(yaml.SafeLoader):
+    """Safe loading, plus the plain `=` that Go's YAML writes (`matchType: =`) as a string."""
+
+
+_GoYamlLoader.add_constructor(
+    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def assert_same(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
@@ -398,3 +410,46 @@ def test_the_page_posts_feedback_to_an_origin_feedback_accepts(overlay: str) -> 
     hosts = {rule.get("host") for rule in ingress["spec"]["rules"]}
     host = public.split("://", 1)[1].split("/")[0]
     assert host in hosts or hosts == {None}
+
+
+def _route_back(route: dict[str, Any]) -> dict[str, Any]:
+    """An AlertmanagerConfig route in alertmanager.yml's own spelling."""
+    names = {"groupBy": "group_by", "groupWait": "group_wait", "groupInterval": "group_interval"}
+    names |= {"repeatInterval": "repeat_interval", "receiver": "receiver", "continue": "continue"}
+    back: dict[str, Any] = {names[k]: v for k, v in route.items() if k in names}
+    if "matchers" in route:
+        back["matchers"] = [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in route["matchers"]]
+    if "routes" in route:
+        back["routes"] = [_route_back(child) for child in route["routes"]]
+    return back
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_alertmanager_config_routes_as_the_compose_alertmanager_does(overlay: str) -> None:
+    from monitoring.render import render_alertmanager
+
+    resources = rendered(overlay)
+    (config,) = by_kind(resources, "AlertmanagerConfig").values()
+    namespace = config["metadata"]["namespace"]
+    notifier = f"http://notifier.{namespace}.svc:8002"
+    source = yaml.safe_load(
+        render_alertmanager(
+            notifier_token="t", notifier_url=notifier, discord_webhook_url="https://d.invalid/x"
+        )
+    )
+    assert _route_back(config["spec"]["route"]) == source["route"]
+    assert [r["name"] for r in config["spec"]["receivers"]] == [
+        r["name"] for r in source["receivers"]
+    ]
+    services = by_kind(resources, "Service")
+    for receiver in config["spec"]["receivers"]:
+        for webhook in receiver.get("webhookConfigs", []):
+            assert webhook["url"] == f"{notifier}/alertmanager"
+            assert "notifier" in services
+            assert webhook["httpConfig"]["authorization"]["credentials"] == {
+                "name": "cv-notifier",
+                "key": "token",
+            }
+    for rule, original in zip(config["spec"]["inhibitRules"], source["inhibit_rules"], strict=True):
+        assert rule["equal"] == original["equal"]
+        assert len(rule["sourceMatch"]) == len(original["source_matchers"])
