@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -60,7 +61,9 @@ def run(database_url: str, work: Callable[[Queries], Awaitable[T]]) -> T:
         finally:
             await database.close()
 
-    return asyncio.run(main())
+    # Its own thread: Playwright's sync API may keep an event loop running on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:
