@@ -453,3 +453,38 @@ def test_alertmanager_config_routes_as_the_compose_alertmanager_does(overlay: st
     for rule, original in zip(config["spec"]["inhibitRules"], source["inhibit_rules"], strict=True):
         assert rule["equal"] == original["equal"]
         assert len(rule["sourceMatch"]) == len(original["source_matchers"])
+
+
+def test_every_prometheus_datasource_the_dashboards_use_is_provided() -> None:
+    config_maps = by_kind(rendered("prod"), "ConfigMap")
+    (datasources,) = [
+        c for c in config_maps.values() if c["metadata"]["labels"].get("grafana_datasource") == "1"
+    ]
+    provided = {
+        source["uid"]: source["type"]
+        for text in datasources["data"].values()
+        for source in yaml.safe_load(text)["datasources"]
+    }
+    for path in sorted(generate.DASHBOARDS_DIR.glob("*.json")):
+        used = {
+            match["uid"]
+            for match in _datasource_refs(json.loads(path.read_text()))
+            if match.get("type") == "prometheus"
+        }
+        assert used
+        assert used <= set(provided), path.name
+
+
+def _datasource_refs(node: Any) -> list[dict[str, Any]]:
+    """Every `datasource: {type, uid}` object inside a dashboard."""
+    found = []
+    if isinstance(node, dict):
+        reference = node.get("datasource")
+        if isinstance(reference, dict) and "uid" in reference:
+            found.append(reference)
+        for value in node.values():
+            found.extend(_datasource_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_datasource_refs(item))
+    return found
