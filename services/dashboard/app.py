@@ -27,6 +27,7 @@ from services.dashboard.auth import BasicAuth
 from services.dashboard.callbacks import register_callbacks
 from services.dashboard.layout import build_layout
 from services.dashboard.queries import Queries
+from services.dashboard.routes import router
 from services.dashboard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         settings=settings,
         lifespan=lifespan,
-        routers=[],
+        routers=[router],
         readiness=readiness,
         required=(),
         content_security_policy=content_security_policy(RENDERER_SCRIPT),

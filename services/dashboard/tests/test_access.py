@@ -47,6 +47,13 @@ def test_logged_in_page_is_served_with_its_csp(client: TestClient) -> None:
     assert client.get("/monitoring/assets/style.css").status_code == 200
 
 
+def test_root_and_bare_prefix_lead_to_the_dashboard(client: TestClient) -> None:
+    for path in ("/", "/monitoring"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 307
+        assert response.headers["location"] == "/monitoring/"
+
+
 def test_unknown_paths_are_404_not_the_page(client: TestClient) -> None:
     assert client.get("/nowhere").status_code == 404
     assert client.get("/metricsx").status_code == 404
