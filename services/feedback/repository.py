@@ -104,9 +104,9 @@ ORDER BY f.prediction_id
 LIMIT $2
 """
 _LIVE_ACCURACY = """
-SELECT count(*) AS predictions, avg(m.user_feedback)::float8 AS ratio
-FROM feedback f JOIN monitoring m ON m.id = f.prediction_id
-WHERE f.updated_at >= now() - make_interval(secs => $1)
+SELECT count(*) AS predictions, avg((satisfaction = 'satisfied')::int)::float8 AS ratio
+FROM feedback
+WHERE updated_at >= now() - make_interval(secs => $1)
 """
 
 

@@ -11,10 +11,5 @@ CREATE TABLE feedback (
     revision       integer NOT NULL DEFAULT 1 CHECK (revision >= 1)
 );
 
--- The live-accuracy gauge and the admin export read the feedback of a recent time window.
+-- The live-accuracy gauge reads the feedback updated in a recent time window.
 CREATE INDEX feedback_updated_at_idx ON feedback (updated_at);
-
--- Dashboards and Grafana chart satisfaction over prediction time, only on rows with feedback:
--- a partial index keeps that scan small while most predictions get no feedback at all.
-CREATE INDEX monitoring_feedback_created_at_idx ON monitoring (created_at)
-    WHERE user_feedback IS NOT NULL;
