@@ -123,12 +123,16 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     return ignored
 
 
-def test_build_context_holds_what_the_images_copy_and_nothing_private() -> None:
-    patterns = [
+def _dockerignore_patterns() -> list[str]:
+    return [
         line.strip()
         for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
+
+
+def test_build_context_holds_what_the_images_copy_and_nothing_private() -> None:
+    patterns = _dockerignore_patterns()
     copied = [
         args.split()[0]
         for stage in STAGES.values()
@@ -195,3 +199,38 @@ def test_image_model_is_where_the_settings_and_deployments_look() -> None:
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["MODEL_PATH"] == in_image
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_code_in_the_image_imports_only_the_locked_runtime_dependencies() -> None:
+    from importlib.metadata import packages_distributions
+
+    lock = {
+        re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower().replace("_", "-")
+        for line in (REPO_ROOT / "requirements" / "runtime.txt").read_text().splitlines()
+        if line and not line.startswith(("#", "-", " "))
+    }
+    distributions = packages_distributions()
+    patterns = _dockerignore_patterns()
+    image_code = [
+        path
+        for path in (REPO_ROOT / "services").rglob("*.py")
+        if not _ignored(str(path.relative_to(REPO_ROOT)), patterns)
+    ]
+    assert image_code
+    for path in image_code:
+        for module in _top_level_imports(path) - set(sys.stdlib_module_names) - {"services"}:
+            owners = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
+            assert owners & lock, f"{path.relative_to(REPO_ROOT)} imports {module}, not locked"
