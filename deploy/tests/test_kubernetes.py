@@ -245,6 +245,9 @@ def test_workloads_are_probed_bounded_and_unprivileged(overlay: str) -> None:
             continue
         assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
         assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+        grace = pod["terminationGracePeriodSeconds"]
+        # The pre-stop pause plus uvicorn's 10 s graceful drain must fit in the grace period.
+        assert spec["lifecycle"]["preStop"]["sleep"]["seconds"] + 10 < grace
         mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
         assert {"/tmp", metrics_dir} <= mounts
 
