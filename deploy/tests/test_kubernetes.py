@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,6 +33,14 @@ CRD_SCHEMAS = {
 }
 LAUNCHER_VARS = {"PROMETHEUS_MULTIPROC_DIR"}
 SECRET_VARS = {"DATABASE_URL", "FEEDBACK_ADMIN_TOKEN", "DASHBOARD_PASSWORD", "NOTIFIER_TOKEN"}
+
+
+def uvicorn_drain_s() -> int:
+    """The graceful-shutdown time services/common/serve.py gives uvicorn."""
+    source = (REPO_ROOT / "services" / "common" / "serve.py").read_text()
+    found = re.search(r"timeout_graceful_shutdown=(\d+)", source)
+    assert found, "serve.py no longer sets timeout_graceful_shutdown"
+    return int(found.group(1))
 
 
 def rendered(overlay: str) -> list[dict[str, Any]]:
@@ -246,8 +255,8 @@ def test_workloads_are_probed_bounded_and_unprivileged(overlay: str) -> None:
         assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
         assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
         grace = pod["terminationGracePeriodSeconds"]
-        # The pre-stop pause plus uvicorn's 10 s graceful drain must fit in the grace period.
-        assert spec["lifecycle"]["preStop"]["sleep"]["seconds"] + 10 < grace
+        # The pre-stop pause plus uvicorn's graceful drain must fit in the grace period.
+        assert spec["lifecycle"]["preStop"]["sleep"]["seconds"] + uvicorn_drain_s() < grace
         mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
         assert {"/tmp", metrics_dir} <= mounts
 
