@@ -500,3 +500,37 @@ def _datasource_refs(node: Any) -> list[dict[str, Any]]:
         for item in node:
             found.extend(_datasource_refs(item))
     return found
+
+
+def test_network_policies_let_in_exactly_what_the_services_need(tmp_path: Path) -> None:
+    resources = with_component("prod", "network-policies", tmp_path)
+    policies = by_kind(resources, "NetworkPolicy")
+    deployments = by_kind(resources, "Deployment")
+    assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
+
+    def selected(policy: dict[str, Any]) -> set[str]:
+        selector = policy["spec"]["podSelector"]
+        names = set()
+        for name, deployment in deployments.items():
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            if selector.get("matchLabels", {}).items() <= labels.items() and all(
+                labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", [])
+            ):
+                names.add(name)
+        return names
+
+    allowed = {
+        name: selected(policy)
+        for name, policy in policies.items()
+        if name != "default-deny-ingress"
+    }
+    # Every service is reachable through some policy, on a port its container names.
+    assert set().union(*allowed.values()) == set(SERVICES)
+    for name, policy in policies.items():
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule["ports"]:
+                for target in allowed[name]:
+                    names = {p["name"] for p in container(deployments[target])["ports"]}
+                    assert port["port"] in names
+    (monitor,) = by_kind(resources, "ServiceMonitor").values()
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
