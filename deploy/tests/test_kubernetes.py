@@ -506,7 +506,7 @@ def test_network_policies_let_in_exactly_what_the_services_need(tmp_path: Path) 
     resources = with_component("prod", "network-policies", tmp_path)
     policies = by_kind(resources, "NetworkPolicy")
     deployments = by_kind(resources, "Deployment")
-    assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
+    assert policies["default-deny-ingress"]["spec"].get("ingress") is None
 
     def selected(policy: dict[str, Any]) -> set[str]:
         selector = policy["spec"]["podSelector"]
@@ -519,6 +519,9 @@ def test_network_policies_let_in_exactly_what_the_services_need(tmp_path: Path) 
                 names.add(name)
         return names
 
+    jobs = set(by_kind(resources, "Job"))
+    assert selected(policies["default-deny-ingress"]) == set(SERVICES)
+    assert jobs == {"migrate"}
     allowed = {
         name: selected(policy)
         for name, policy in policies.items()
