@@ -130,6 +130,12 @@ def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: only the Python renderer was checked")
+    version = subprocess.run(
+        [kubectl, "version", "--client"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"Kustomize Version: v(\d+)", version)
+    if found is None or int(found.group(1)) < 5:
+        pytest.skip("kubectl embeds no kustomize 5 (the renderer follows kustomize 5)")
     output = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=True
     ).stdout
