@@ -1,0 +1,123 @@
+"""A real Alertmanager (Debian's 0.25) delivers to the real notifier with its bearer token."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN
+from tests.support.fake_discord import FakeDiscord
+from tests.support.postgres import free_port
+from tests.support.services import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+route:
+  receiver: notifier
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: notifier
+    webhook_configs:
+      - url: {notifier}/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {token}
+"""
+
+
+def _alertmanager_binary() -> str:
+    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if found is None:
+        pytest.skip("Alertmanager is not installed (apt-get install prometheus-alertmanager)")
+    return found
+
+
+@pytest.fixture
+def alertmanager_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start Alertmanager routing everything to a given notifier URL; yields its base URL."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(notifier_url: str) -> str:
+        binary = _alertmanager_binary()
+        config = tmp_path / "alertmanager.yml"
+        config.write_text(CONFIG.format(notifier=notifier_url, token=TOKEN))
+        port = free_port()
+        log = (tmp_path / "alertmanager.log").open("wb")
+        processes.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError((tmp_path / "alertmanager.log").read_text()[-2000:])
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_alertmanager_firing_and_resolved_reach_discord(
+    database_url: str,
+    fake_discord: FakeDiscord,
+    alertmanager_for: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "DISCORD_WEBHOOK_URL": fake_discord.webhook_url("111", WEBHOOK_TOKEN),
+        "NOTIFIER_TOKEN": TOKEN,
+        "GRAFANA_URL": "https://grafana.example.org/d/cv",
+    }
+    with ServiceProcess("notifier", env, tmp_path) as notifier:
+        alertmanager = alertmanager_for(notifier.url)
+        started = datetime.now(UTC) - timedelta(minutes=5)
+        alert = {
+            "labels": {"alertname": "NotifierEndToEnd", "severity": "warning", "job": "e2e"},
+            "annotations": {"summary": "It works", "description": "From a real Alertmanager."},
+            "generatorURL": "http://prometheus.example.org/graph?g0.expr=up",
+            "startsAt": started.isoformat(),
+        }
+        assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert]).status_code == 200
+        (firing,) = fake_discord.wait_for_messages(1, timeout_s=60)
+        resolved_alert = {**alert, "endsAt": datetime.now(UTC).isoformat()}
+        assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[resolved_alert]).status_code == 200
+        messages = fake_discord.wait_for_messages(2, timeout_s=60)
+        metrics = httpx.get(f"{notifier.url}/metrics").text
+    embed = firing["embeds"][0]
+    assert embed["title"] == "⚠️ [FIRING] NotifierEndToEnd"
+    assert "**It works**" in embed["description"]
+    assert embed["url"] == "http://prometheus.example.org/graph?g0.expr=up"
+    resolved = messages[1]["embeds"][0]
+    assert resolved["title"] == "✅ [RESOLVED] NotifierEndToEnd"
+    assert resolved["color"] == 0x2ECC71
+    assert 'cv_notifier_messages_queued_total{source="alertmanager"} 2.0' in metrics
