@@ -1,0 +1,66 @@
+"""Fixtures of the system tests: the whole stack as real processes, shared per test module."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from services.common.migrate import with_database
+from tests.system.stack import Stack, running_stack
+
+
+@contextlib.contextmanager
+def fresh_database(pg_admin_url: str, template: str) -> Iterator[str]:
+    """A migrated database of its own, copied from the session's template."""
+    name = f"cv_system_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database shared by the tests of one module."""
+    with fresh_database(pg_admin_url, template_database) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def stack(
+    module_database: str, model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Every service running as in production (tokens, passwords, Discord), no monitoring.
+
+    Feedback waits only briefly for a prediction it does not know, so that fuzzing and guessing
+    unknown ids stay quick.
+    """
+    with running_stack(
+        module_database,
+        model_path,
+        tmp_path_factory.mktemp("stack"),
+        extra_env={"PREDICTION_WAIT_S": "0.3"},
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def db_conn(module_database: str) -> Iterator[psycopg.Connection]:
+    """A connection to the module's database, for arranging and asserting."""
+    with psycopg.connect(module_database, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,348 @@
+"""The whole system as real processes: services, fake Discord, Prometheus and Alertmanager.
+
+Used by the system tests (through `conftest.py`) and by `bench/soak.py`. Configuration comes
+from the project's own files: services read the environment `make run` gives them, Prometheus
+and Alertmanager run the committed configs rendered by `monitoring.render`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from monitoring.render import render_alertmanager, render_prometheus
+from tests.support.fake_discord import FakeDiscord
+from tests.support.postgres import free_port
+from tests.support.services import ServiceProcess
+from tests.support.waiting import wait_until
+
+SERVICES = ("inference", "feedback", "notifier", "dashboard")
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+DASHBOARD_USER = "monitoring"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Distinctive secret values, so that a leak of any of them can be searched for."""
+
+    notifier_token: str
+    admin_token: str
+    dashboard_password: str
+    webhook_token: str
+    database_password: str
+
+    @classmethod
+    def generate(cls) -> Secrets:
+        """Fresh values, each with a recognisable prefix."""
+        return cls(
+            notifier_token=f"ntfy-{secrets.token_hex(12)}",
+            admin_token=f"admn-{secrets.token_hex(12)}",
+            dashboard_password=f"dpw-{secrets.token_hex(12)}",
+            webhook_token=f"whk-{secrets.token_hex(16)}",
+            database_password=f"dbpw{secrets.token_hex(10)}",
+        )
+
+    def values(self) -> dict[str, str]:
+        """Name -> value, for scans."""
+        return dict(vars(self))
+
+
+def with_password(url: str, password: str) -> str:
+    """The DSN with a password added (the test servers trust local users and ignore it)."""
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def service_env(
+    database_url: str,
+    model_path: Path,
+    secrets_: Secrets,
+    webhook_url: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every service of the stack gets (production mode, short pauses)."""
+    env = {
+        "DEV_MODE": "false",
+        "DATABASE_URL": with_password(database_url, secrets_.database_password),
+        "MODEL_PATH": str(model_path),
+        "LOG_LEVEL": "INFO",
+        "DB_PROBE_INTERVAL_S": "0.5",
+        "DB_CONNECT_TIMEOUT_S": "1",
+        "FEEDBACK_ADMIN_TOKEN": secrets_.admin_token,
+        "NOTIFIER_TOKEN": secrets_.notifier_token,
+        "DASHBOARD_PASSWORD": secrets_.dashboard_password,
+        "DISCORD_WEBHOOK_URL": webhook_url,
+        "DELIVERY_POLL_S": "0.2",
+        "RETRY_BASE_S": "0.2",
+        "RETRY_MAX_S": "2",
+        "STATS_INTERVAL_S": "0.5",
+        "DELIVERY_LEASE_S": "5",
+        "ACCURACY_REFRESH_S": "1",
+        "PREDICTION_WAIT_S": "2",
+    }
+    env.update(extra or {})
+    return env
+
+
+class Prometheus:
+    """Prometheus with the committed rules and the given targets, scraping every second."""
+
+    def __init__(self, targets: Mapping[str, str], work_dir: Path) -> None:
+        self.port = free_port()
+        self.dir = work_dir / "prometheus"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "prometheus.yml"
+        config.write_text(
+            render_prometheus(
+                {**targets, "prometheus": f"127.0.0.1:{self.port}"},
+                scrape_interval="1s",
+                evaluation_interval="1s",
+            )
+        )
+        self.command = [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+        ]
+        self.log_path = self.dir / "prometheus.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        """Start and wait until ready."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
+        return self
+
+    def stop(self) -> None:
+        """Stop it."""
+        _terminate(self.process)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def value(self, expr: str) -> float | None:
+        """The single value of an instant query, None when the result is empty."""
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts pending or firing right now."""
+        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
+        response.raise_for_status()
+        alerts: list[dict[str, Any]] = response.json()["data"]["alerts"]
+        return alerts
+
+    def targets_up(self, jobs: set[str]) -> bool:
+        """Whether every job in `jobs` has been scraped successfully."""
+        up = {item["metric"]["job"] for item in self.query("up == 1")}
+        return jobs <= up
+
+
+class Alertmanager:
+    """Alertmanager with the committed routing, sending to our notifier, timings shortened."""
+
+    def __init__(self, notifier_url: str, notifier_token: str, work_dir: Path) -> None:
+        binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
+        if binary is None:
+            raise RuntimeError("no Alertmanager: apt-get install prometheus-alertmanager")
+        self.port = free_port()
+        self.dir = work_dir / "alertmanager"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "alertmanager.yml"
+        config.write_text(
+            render_alertmanager(
+                notifier_token=notifier_token,
+                notifier_url=notifier_url,
+                timings={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
+            )
+        )
+        config.chmod(0o600)
+        self.command = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+        ]
+        self.log_path = self.dir / "alertmanager.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Alertmanager:
+        """Start and wait until ready."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
+        return self
+
+    def stop(self) -> None:
+        """Stop it."""
+        _terminate(self.process)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited: {log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    if not wait_until(ready, timeout_s=60, interval_s=0.2):
+        raise RuntimeError(f"{url} not ready: {log_path.read_text()[-3000:]}")
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(15)
+
+
+@dataclass
+class Stack:
+    """Running services (and, when asked, monitoring) with the secrets they were given."""
+
+    services: dict[str, ServiceProcess]
+    discord: FakeDiscord
+    secrets: Secrets
+    database_url: str
+    log_dir: Path
+    prometheus: Prometheus | None = None
+    alertmanager: Alertmanager | None = None
+    extra_logs: list[Path] = field(default_factory=list)
+
+    def url(self, name: str) -> str:
+        """Base URL of a service."""
+        return self.services[name].url
+
+    @property
+    def notifier_auth(self) -> dict[str, str]:
+        """Headers carrying the notifier's token."""
+        return {"Authorization": f"Bearer {self.secrets.notifier_token}"}
+
+    @property
+    def admin_auth(self) -> dict[str, str]:
+        """Headers carrying feedback's admin token."""
+        return {"Authorization": f"Bearer {self.secrets.admin_token}"}
+
+    @property
+    def dashboard_auth(self) -> tuple[str, str]:
+        """The dashboard's basic-auth login."""
+        return (DASHBOARD_USER, self.secrets.dashboard_password)
+
+    def log_files(self) -> list[Path]:
+        """Every log file written by the stack's processes."""
+        files = sorted(self.log_dir.glob("*.log")) + list(self.extra_logs)
+        for part in (self.prometheus, self.alertmanager):
+            if part is not None:
+                files.append(part.log_path)
+        return [path for path in files if path.exists()]
+
+
+@contextlib.contextmanager
+def running_stack(
+    database_url: str,
+    model_path: Path,
+    work_dir: Path,
+    *,
+    monitoring: bool = False,
+    services: tuple[str, ...] = SERVICES,
+    extra_env: Mapping[str, str] | None = None,
+    per_service_env: Mapping[str, Mapping[str, str]] | None = None,
+    inference_workers: int = 1,
+    prometheus: bool = True,
+) -> Iterator[Stack]:
+    """Start the services (and Alertmanager, and Prometheus unless told not to), stop them all."""
+    secrets_ = Secrets.generate()
+    log_dir = work_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    discord = FakeDiscord(limit=50, window_s=1.0).start()
+    webhook = discord.webhook_url("424242424242424242", secrets_.webhook_token)
+    env = service_env(database_url, model_path, secrets_, webhook, extra_env)
+    processes: dict[str, ServiceProcess] = {}
+    stack = Stack(processes, discord, secrets_, database_url, log_dir)
+    try:
+        for name in services:
+            workers = inference_workers if name == "inference" else 1
+            processes[name] = ServiceProcess(
+                name, {**env, **(per_service_env or {}).get(name, {})}, log_dir, workers=workers
+            )
+        # Started side by side: each waits for its own /health, most of it importing.
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda process: process.start(), processes.values()))
+        if monitoring:
+            stack.alertmanager = Alertmanager(
+                processes["notifier"].url, secrets_.notifier_token, work_dir
+            ).start()
+            targets = {name: f"127.0.0.1:{processes[name].port}" for name in processes}
+            targets["alertmanager"] = f"127.0.0.1:{stack.alertmanager.port}"
+            if prometheus:
+                stack.prometheus = Prometheus(targets, work_dir).start()
+        yield stack
+    finally:
+        for part in (stack.prometheus, stack.alertmanager):
+            if part is not None:
+                part.stop()
+        for process in processes.values():
+            process.stop()
+        discord.stop()
+
+
+def metric_samples(text: str, name: str) -> dict[str, float]:
+    """Every sample of `name` in a Prometheus text exposition: label string -> value."""
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$")
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match:
+            found[match.group(1) or ""] = float(match.group(2))
+    return found
+
+
+def wait_for(condition: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    """Poll until `condition()` holds; fail the test saying what was awaited."""
+    if not wait_until(condition, timeout_s=timeout_s, interval_s=interval_s):
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def elapsed_since(started: float) -> float:
+    """Seconds since a monotonic instant."""
+    return time.monotonic() - started
