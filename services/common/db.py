@@ -90,7 +90,9 @@ class Database:
         try:
             async with self.pool.acquire(timeout=self._connect_timeout_s) as connection:
                 await connection.fetchval("SELECT 1", timeout=self._connect_timeout_s)
-        except CONNECTION_ERRORS as error:
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+            # A server that answers but refuses us (database missing, auth) is down for us too;
+            # the service keeps running so that fixing the configuration needs no restart.
             self.mark(False, reason=repr(error))
         else:
             self.mark(True)

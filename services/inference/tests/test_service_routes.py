@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from services.inference.app import create_app
 from services.inference.settings import Settings
+from tests.support.images import jpeg
 
 
 def test_health_and_ready(client: TestClient) -> None:
@@ -60,3 +61,20 @@ def test_upload_page_has_consent_unticked_and_security_headers(client: TestClien
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["x-frame-options"] == "DENY"
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_missing_database_degrades_instead_of_failing_start(
+    model_path: Path, pg_admin_url: str
+) -> None:
+    from services.common.migrate import with_database
+
+    settings = Settings(
+        database_url=with_database(pg_admin_url, "cv_database_that_does_not_exist"),
+        model_path=model_path,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").json()["database"] == "down"
+        assert (
+            client.post("/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")}).status_code
+            == 200
+        )
