@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import plotly
 import psycopg
 
 from bench.support import write_result
@@ -121,9 +124,12 @@ def callback_body(outputs: list[tuple[str, str]], values: list[Any]) -> dict[str
     }
 
 
-def measure_callbacks(base_url: str, selector: tuple[Any, ...], loads: int) -> dict[str, float]:
-    """p50 seconds of each callback over HTTP (after one warm-up call)."""
+def measure_callbacks(
+    base_url: str, selector: tuple[Any, ...], loads: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """p50 seconds of each callback over HTTP (after one warm-up call), and the figures sent."""
     result = {}
+    figures: dict[str, Any] = {}
     with httpx.Client(base_url=base_url, auth=(USER, PASSWORD), timeout=60) as client:
         for name, outputs in CALLBACKS.items():
             body = callback_body(outputs, [*selector, 0])
@@ -136,7 +142,10 @@ def measure_callbacks(base_url: str, selector: tuple[Any, ...], loads: int) -> d
                 if index:
                     timings.append(elapsed)
             result[name] = statistics.median(timings)
-    return result
+            for component, props in response.json()["response"].items():
+                if component in GRAPHS:
+                    figures[component] = props["figure"]
+    return result, figures
 
 
 def measure_sql(url: str, window: Window, loads: int) -> dict[str, float]:
@@ -192,6 +201,42 @@ def measure_page(base_url: str, loads: int, screenshot: Path | None) -> float:
     return statistics.median(timings)
 
 
+def measure_plotly_floor(figures: dict[str, Any], loads: int) -> float:
+    """p50 seconds for the same browser to load Plotly.js from disk and draw the same figures.
+
+    No server, no Dash: what drawing these eight graphs costs this machine right now, the
+    ceiling the page's own time is compared with.
+    """
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="cv-bench-plotly-"))
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", folder)
+    divs = "".join(f'<div id="{graph}"></div>' for graph in figures)
+    script = (
+        f"const figures = {json.dumps(figures)};"
+        "Promise.all(Object.entries(figures).map(([id, f]) =>"
+        " Plotly.newPlot(id, f.data, f.layout, {responsive: true})))"
+        ".then(() => { window.drawn = true; });"
+    )
+    (folder / "floor.html").write_text(
+        f'<html><body>{divs}<script src="plotly.min.js"></script>'
+        f"<script>{script}</script></body></html>"
+    )
+    timings = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        for _ in range(loads):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto((folder / "floor.html").as_uri())
+            page.wait_for_function("() => window.drawn === true", timeout=120_000)
+            timings.append(time.perf_counter() - started)
+            context.close()
+        browser.close()
+    return statistics.median(timings)
+
+
 def measure_range(
     url: str, selector: tuple[str, str | None, str | None], loads: int, screenshot: Path | None
 ) -> dict[str, Any]:
@@ -209,11 +254,14 @@ def measure_range(
     with ServiceProcess("dashboard", env, log_dir) as service:
         # A custom range is picked in the page after it loads: only its callbacks are timed.
         page = None if preset == "custom" else measure_page(service.url, loads, screenshot)
-        callbacks = measure_callbacks(service.url, selector, loads)
+        callbacks, figures = measure_callbacks(service.url, selector, loads)
     sql = measure_sql(url, resolve(preset, start, end), loads)
+    floor = None if page is None else measure_plotly_floor(figures, loads)
     return {
         "page_s": page,
         "page_vs_goal": page / PAGE_GOAL_S if page is not None else None,
+        "plotly_floor_s": floor,
+        "page_vs_floor": page / floor if page is not None and floor else None,
         "callbacks": {
             name: {
                 "http_s": callbacks[name],
@@ -248,9 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, selector in ranges(args.days).items():
         shot = args.screenshot if name == "30d" else None
         report["ranges"][name] = measure_range(url, selector, args.loads, shot)
+    report["load_average_1m"] = os.getloadavg()[0]
     path = write_result("dashboard", report)
     print(f"dashboard on {args.rows:,} rows over {args.days:g} days, p50 of {args.loads} loads")
-    print(f"{'range':>6} {'page s':>7} {'/1.5s':>6}  callback: p50 ms (/300 ms goal, /SQL-only)")
+    print(
+        f"{'range':>6} {'page s':>7} {'/1.5s':>6} {'floor s':>7} {'/floor':>6}"
+        "  callback: p50 ms (/300 ms goal, /SQL-only)"
+    )
     for name, entry in report["ranges"].items():
         parts = ", ".join(
             f"{cb} {v['http_s'] * 1000:.0f} ({v['vs_goal']:.2f}, {v['vs_sql_ceiling']:.1f}x)"
@@ -258,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         page = "-" if entry["page_s"] is None else f"{entry['page_s']:.2f}"
         ratio = "-" if entry["page_vs_goal"] is None else f"{entry['page_vs_goal']:.2f}"
-        print(f"{name:>6} {page:>7} {ratio:>6}  {parts}")
+        floor = "-" if entry["plotly_floor_s"] is None else f"{entry['plotly_floor_s']:.2f}"
+        vs_floor = "-" if entry["page_vs_floor"] is None else f"{entry['page_vs_floor']:.2f}"
+        print(f"{name:>6} {page:>7} {ratio:>6} {floor:>7} {vs_floor:>6}  {parts}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"results: {path}")
     return 0
 
