@@ -38,6 +38,9 @@ class LocalSettings(BaseSettings):
         default="http://localhost:9093", description="Alertmanager's URL."
     )
     notifier_token: SecretStr | None = Field(default=None, description="Notifier bearer token.")
+    discord_webhook_url: SecretStr | None = Field(
+        default=None, description="Where alerts that bypass the notifier are posted."
+    )
     # `make run` is a local run: services.stack defaults DEV_MODE to true as well.
     dev_mode: bool = Field(default=True, description="Allows the development token.")
     inference_port: int = Field(default=8000, description="Port of the inference service.")
@@ -143,6 +146,11 @@ def local_components(data_dir: Path) -> list[dict[str, Any]]:
         render_alertmanager(
             notifier_token=token or DEV_NOTIFIER_TOKEN,
             notifier_url=f"http://127.0.0.1:{settings.notifier_port}",
+            discord_webhook_url=(
+                settings.discord_webhook_url.get_secret_value()
+                if settings.discord_webhook_url
+                else None
+            ),
         ),
     )
     components.append(

@@ -127,8 +127,8 @@ def render_alertmanager(
     unknown = set(timings or {}) - set(_ROUTE_TIMINGS)
     if unknown:
         raise RenderError(f"not a route timing: {', '.join(sorted(unknown))}")
-    # The token goes in as a JSON string (a valid YAML scalar) and the URL is checked, so no
-    # value can change the document's structure.
+    # Secrets go in as JSON strings (valid YAML scalars) and the URL is checked, so no value
+    # can change the document's structure.
     text = string.Template(ALERTMANAGER_TEMPLATE.read_text()).substitute(
         NOTIFIER_URL=_checked_base_url(notifier_url),
         NOTIFIER_TOKEN=json.dumps(notifier_token),

@@ -434,46 +434,6 @@ def http_row(board: dashboard.Dashboard) -> None:
     )
 
 
-def notifier_row(board: dashboard.Dashboard) -> None:
-    """The relay that carries alerts to Discord."""
-    board.with_row(dashboard.Row("Notifier (alerts to Discord)"))
-    board.with_panel(
-        graph(
-            "Messages per second",
-            "Queued into the outbox, and delivered to Discord.",
-            promql("sum(rate(cv_notifier_messages_queued_total[5m]))", "queued"),
-            promql("sum(rate(cv_notifier_messages_delivered_total[5m]))", "delivered"),
-            unit="reqps",
-            width=8,
-        )
-    )
-    board.with_panel(
-        graph(
-            "Discord requests by outcome",
-            "Delivered, rate limited, transient or configuration errors, rejected.",
-            promql(
-                "sum by (outcome) (rate(cv_notifier_delivery_attempts_total[5m]))", "{{outcome}}"
-            ),
-            promql(
-                "sum by (reason) (increase(cv_notifier_messages_dropped_total[1h]))",
-                "dropped (1 h): {{reason}}",
-            ),
-            unit="reqps",
-            width=8,
-        )
-    )
-    board.with_panel(
-        graph(
-            "Outbox",
-            "Pending messages and the age of the oldest (CVNotifierBacklog over 5 minutes).",
-            promql("max(cv_notifier_queue_depth)", "pending messages"),
-            promql("max(cv_notifier_oldest_queued_age_seconds)", "oldest age (s)"),
-            unit="short",
-            width=8,
-        )
-    )
-
-
 def rgpd_row(board: dashboard.Dashboard) -> None:
     """Consent, the owners' rights and retention (feedback service)."""
     board.with_row(dashboard.Row("Feedback and RGPD"))
@@ -506,6 +466,60 @@ def rgpd_row(board: dashboard.Dashboard) -> None:
             ),
             unit="s",
             width=8,
+        )
+    )
+
+
+def notifier_row(board: dashboard.Dashboard) -> None:
+    """The relay that carries alerts to Discord."""
+    board.with_row(dashboard.Row("Notifier (alerts to Discord)"))
+    board.with_panel(
+        graph(
+            "Messages per second",
+            "Queued into the outbox, and delivered to Discord.",
+            promql("sum(rate(cv_notifier_messages_queued_total[5m]))", "queued"),
+            promql("sum(rate(cv_notifier_messages_delivered_total[5m]))", "delivered"),
+            unit="reqps",
+            width=6,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Discord requests by outcome",
+            "Delivered, rate limited, transient or configuration errors, rejected.",
+            promql(
+                "sum by (outcome) (rate(cv_notifier_delivery_attempts_total[5m]))", "{{outcome}}"
+            ),
+            promql(
+                "sum by (reason) (increase(cv_notifier_messages_dropped_total[1h]))",
+                "dropped (1 h): {{reason}}",
+            ),
+            unit="reqps",
+            width=6,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Outbox",
+            "Pending messages and the age of the oldest (CVNotifierBacklog over 5 minutes).",
+            promql("max(cv_notifier_queue_depth)", "pending messages"),
+            promql("max(cv_notifier_oldest_queued_age_seconds)", "oldest age (s)"),
+            unit="short",
+            width=6,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Discord latency p95 and webhook state",
+            "Request time to Discord; webhook misconfigured is 1 while Discord refuses it.",
+            promql(
+                "histogram_quantile(0.95, sum by (le) "
+                "(rate(cv_notifier_discord_request_seconds_bucket[5m])))",
+                "p95 (s)",
+            ),
+            promql("max(cv_notifier_webhook_misconfigured)", "webhook misconfigured"),
+            unit="short",
+            width=6,
         )
     )
 

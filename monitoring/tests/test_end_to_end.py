@@ -17,6 +17,7 @@ Only intervals are shortened (scrape/evaluation, Alertmanager's group timers); t
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,10 +271,15 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
     ), _discord_texts(discord)
     spike = _message_about(discord, "CVUnsatisfiedFeedbackSpike", "FIRING") or ""
     assert "Users are suddenly unhappy with the predictions." in spike
-    assert "feedback: 100% of the feedback of the last 10 minutes is unsatisfied" in spike
+    # The share depends on which scrape saw the satisfied verdicts: over half, by definition.
+    share = re.search(r"feedback: ([\d.]+)% of the feedback of the last 10 minutes", spike)
+    assert share, spike
+    assert 50 < float(share[1]) <= 100
     assert "warning" in spike
+    assert "· notifier" in spike, "warnings travel through the notifier (its embed footer)"
 
     stack.postgres.stop("fast")
+    # "[FIRING:1] name" is Alertmanager's own Discord title: the direct route, not the notifier.
     assert wait_until(
         lambda: _message_about(discord, "[FIRING:1] CVDatabaseDisconnected", "feedback"), 150
     ), _discord_texts(discord)

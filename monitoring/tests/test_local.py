@@ -15,7 +15,14 @@ from services.notifier.settings import DEV_NOTIFIER_TOKEN
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> local.LocalSettings:
     """Settings for the test, without the developer's .env."""
-    chosen = local.LocalSettings(_env_file=None, inference_port=18000)  # type: ignore[call-arg]
+    # Explicit values, so a developer's own environment cannot change the outcome.
+    chosen = local.LocalSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        inference_port=18000,
+        notifier_token=None,
+        discord_webhook_url=None,
+        dev_mode=True,
+    )
     monkeypatch.setattr(local, "get_settings", lambda: chosen)
     return chosen
 
@@ -47,6 +54,19 @@ def test_components_are_what_services_stack_expects(
     assert webhook["url"] == "http://127.0.0.1:8002/alertmanager"
     assert webhook["http_config"]["authorization"]["credentials"] == DEV_NOTIFIER_TOKEN
     assert rendered.stat().st_mode & 0o077 == 0
+    assert "discord-direct" not in rendered.read_text(), "no webhook: direct alerts fall back"
+
+
+def test_a_discord_webhook_enables_the_direct_route(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, alertmanager_binary: str
+) -> None:
+    webhook = "https://discord.com/api/webhooks/1/abc"
+    chosen = local.LocalSettings(_env_file=None, discord_webhook_url=webhook)  # type: ignore[call-arg]
+    monkeypatch.setattr(local, "get_settings", lambda: chosen)
+    local.local_components(tmp_path)
+    config = yaml.safe_load((tmp_path / "monitoring" / "alertmanager.yml").read_text())
+    direct = [r for r in config["receivers"] if r["name"] == "discord-direct"]
+    assert direct[0]["discord_configs"][0]["webhook_url"] == webhook
 
 
 def test_the_development_token_is_the_one_the_notifier_accepts() -> None:
@@ -56,7 +76,11 @@ def test_the_development_token_is_the_one_the_notifier_accepts() -> None:
 def test_without_dev_mode_a_real_token_is_required(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, alertmanager_binary: str
 ) -> None:
-    strict = local.LocalSettings(_env_file=None, dev_mode=False)  # type: ignore[call-arg]
+    strict = local.LocalSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        dev_mode=False,
+        notifier_token=None,
+    )
     monkeypatch.setattr(local, "get_settings", lambda: strict)
     with pytest.raises(ValueError, match="NOTIFIER_TOKEN"):
         local.local_components(tmp_path)
