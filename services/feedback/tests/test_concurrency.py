@@ -8,7 +8,7 @@ import psycopg
 
 from services.common.db import Database
 from services.feedback.repository import Feedback, FeedbackOutcome, FeedbackRepository
-from services.feedback.tests.conftest import insert_prediction
+from services.feedback.tests.conftest import insert_prediction, run_async
 
 
 async def record_all(database_url: str, feedbacks: list[Feedback]) -> list[FeedbackOutcome]:
@@ -29,7 +29,7 @@ def test_concurrent_feedback_has_one_first_and_a_consistent_latest(
     verdicts = ["satisfied", "unsatisfied"] * 5
     feedbacks = [Feedback(prediction_id, verdict, rgpd_consent=True) for verdict in verdicts]
 
-    outcomes = asyncio.run(record_all(database_url, feedbacks))
+    outcomes = run_async(record_all(database_url, feedbacks))
 
     assert [outcome.previous for outcome in outcomes].count(None) == 1
     satisfaction, revision = db.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from dataclasses import replace
@@ -17,7 +16,12 @@ from pydantic import ValidationError
 from services.common.db import Database
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
-from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
+from services.feedback.tests.conftest import (
+    ADMIN_TOKEN,
+    InsertPrediction,
+    feedback_body,
+    run_async,
+)
 from services.inference.store import PredictionRow, PredictionWriter
 from tests.support.images import jpeg
 
@@ -226,11 +230,11 @@ def test_an_erased_prediction_written_again_by_inference_stays_erased(
         photo=jpeg(),
         photo_content_type="image/jpeg",
     )
-    asyncio.run(write_like_inference(database_url, row))
+    run_async(write_like_inference(database_url, row))
     assert client.delete(f"/predictions/{row.id}").status_code == 204
 
     # A batch whose commit inference could not confirm is sent again, after the erasure.
-    asyncio.run(write_like_inference(database_url, row))
+    run_async(write_like_inference(database_url, row))
 
     assert tables_holding(db, row.id) == []
     assert db.execute("SELECT count(*) FROM prediction_photos").fetchone() == (0,)

@@ -41,4 +41,7 @@ def test_metrics_add_up_over_two_workers(
     assert len(re.findall(r"^cv_feedback_accuracy_predictions ", text, re.M)) == 1
     assert "cv_feedback_accuracy_predictions 12.0" in text
     assert "cv_feedback_accuracy_ratio 0.0" in text
+    assert re.search(
+        r'^http_requests_total\{handler="/feedback",method="POST",status="2xx"\} 12\.0$', text, re.M
+    )
     assert db.execute("SELECT count(*) FROM feedback").fetchone() == (12,)
