@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.services import ServiceProcess
+from tests.system.stack import Stack, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +88,74 @@ def test_oversized_headers_are_refused_without_harm(inference: ServiceProcess, s
     except httpx.RemoteProtocolError:
         pass  # closing the connection on an absurd request is also a refusal
     assert httpx.get(f"{inference.url}/health").status_code == 200
+
+
+# --- the JSON services: feedback and notifier ----------------------------------------------
+
+JSON_ROUTES = {"feedback": "/feedback", "notifier": "/notify"}
+
+
+@pytest.fixture(scope="module")
+def json_services(
+    module_database: str, model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with running_stack(
+        module_database,
+        model_path,
+        tmp_path_factory.mktemp("json-services"),
+        services=("feedback", "notifier"),
+    ) as running:
+        yield running
+
+
+def open_json_post(stack: Stack, service: str, declared_length: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", stack.services[service].port), timeout=40)
+    head = (
+        f"POST {JSON_ROUTES[service]} HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: Bearer {stack.secrets.notifier_token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {declared_length}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"title": ')
+    return sock
+
+
+def test_stalled_json_bodies_are_closed_with_408(json_services: Stack) -> None:
+    sockets = {name: open_json_post(json_services, name, 5000) for name in JSON_ROUTES}
+    statuses = {name: read_status(sock) for name, sock in sockets.items()}
+    for sock in sockets.values():
+        sock.close()
+    assert statuses == {"feedback": 408, "notifier": 408}
+    for name in JSON_ROUTES:
+        assert httpx.get(f"{json_services.url(name)}/health").status_code == 200
+
+
+@pytest.mark.parametrize("service", list(JSON_ROUTES))
+def test_oversized_json_bodies_are_refused_declared_or_streamed(
+    json_services: Stack, service: str
+) -> None:
+    url = json_services.url(service) + JSON_ROUTES[service]
+    headers = {**json_services.notifier_auth, "content-type": "application/json"}
+    declared = httpx.post(url, content=b"x" * (9 * 1024 * 1024), headers=headers, timeout=30)
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(160):
+            yield b" " * 65536
+
+    streamed = httpx.post(url, content=chunks(), headers=headers, timeout=30)
+    assert streamed.status_code == 413
+    assert httpx.get(f"{json_services.url(service)}/health").status_code == 200
+
+
+@pytest.mark.parametrize("service", list(JSON_ROUTES))
+@pytest.mark.parametrize("size", [64 * 1024, 1024 * 1024])
+def test_oversized_headers_are_refused_by_every_json_service(
+    json_services: Stack, service: str, size: int
+) -> None:
+    url = json_services.url(service) + JSON_ROUTES[service]
+    try:
+        response = httpx.post(url, json={}, headers={"x-big": "a" * size}, timeout=10)
+        assert 400 <= response.status_code < 500
+    except httpx.RemoteProtocolError:
+        pass  # closing the connection on an absurd request is also a refusal
+    assert httpx.get(f"{json_services.url(service)}/health").status_code == 200
