@@ -118,7 +118,7 @@ async def _main_async(database_url: str, *, days: int, batch_size: int, dry_run:
 def main(argv: list[str] | None = None) -> int:
     """CLI: purge expired predictions (and their photos and feedback) now."""
     from services.common.logs import configure_logging
-    from services.feedback.settings import Settings
+    from services.feedback.settings import RetentionSettings
 
     parser = argparse.ArgumentParser(
         prog="python -m services.feedback.retention",
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="retention in days (default: RETENTION_DAYS)")
     parser.add_argument("--dry-run", action="store_true", help="only count what would go")
     args = parser.parse_args(argv)
-    # The CLI never serves the admin API, so it does not need the admin token.
-    settings = Settings(dev_mode=True)
+    settings = RetentionSettings()
     configure_logging(settings.log_level)
     days = args.days if args.days is not None else settings.retention_days
     if days < 1:

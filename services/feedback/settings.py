@@ -9,7 +9,21 @@ from pydantic import Field, model_validator
 from services.common.settings import ServiceSettings, require_secret
 
 
-class Settings(ServiceSettings):
+class RetentionSettings(ServiceSettings):
+    """What the retention purge needs; the CLI reads only these (no admin token involved)."""
+
+    retention_days: int = Field(
+        default=180, ge=1, description="Predictions older than this are purged with all they hold."
+    )
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the retention purge runs in the service."
+    )
+    retention_batch_size: int = Field(
+        default=5000, ge=1, description="Rows deleted per transaction, so locks stay short."
+    )
+
+
+class Settings(RetentionSettings):
     """Every variable is documented in `.env.example`."""
 
     port: int = Field(
@@ -26,15 +40,6 @@ class Settings(ServiceSettings):
     feedback_allowed_origins: str = Field(
         default="http://localhost:8000,http://127.0.0.1:8000",
         description="Comma-separated origins whose pages may call this service (CORS).",
-    )
-    retention_days: int = Field(
-        default=180, ge=1, description="Predictions older than this are purged with all they hold."
-    )
-    retention_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often the retention purge runs in the service."
-    )
-    retention_batch_size: int = Field(
-        default=5000, ge=1, description="Rows deleted per transaction, so locks stay short."
     )
     prediction_wait_s: float = Field(
         default=2.0,
