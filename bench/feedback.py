@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import secrets
 import statistics
@@ -32,8 +33,22 @@ from tests.support.services import ServiceProcess
 Call = Callable[[int], Awaitable[bool]]
 
 
-async def closed_loop(call: Call, concurrency: int, seconds: float, warmup_s: float) -> dict:
-    """Each worker calls again as soon as its previous call returns; latencies of the window."""
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) a process has used; 0 without a process."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def closed_loop(
+    call: Call, concurrency: int, seconds: float, warmup_s: float, server_pid: int | None = None
+) -> dict:
+    """Each worker calls again as soon as its previous call returns; latencies of the window.
+
+    The server's CPU time per request is reported too: on a shared machine it moves far less
+    with other load than wall-clock throughput does.
+    """
 
     async def worker(offset: int, deadline: float, latencies: list[float], ok: list[int]) -> None:
         index = offset
@@ -48,11 +63,14 @@ async def closed_loop(call: Call, concurrency: int, seconds: float, warmup_s: fl
     await asyncio.gather(*(worker(i, warm_deadline, [], [0]) for i in range(concurrency)))
     latencies: list[float] = []
     ok = [0]
+    cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(worker(i, deadline, latencies, ok) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_used = cpu_seconds(server_pid) - cpu_before
     return {
+        "server_cpu_ms_per_request": cpu_used * 1000 / max(1, len(latencies)),
         "concurrency": concurrency,
         "seconds": elapsed,
         "requests": len(latencies),
@@ -90,7 +108,9 @@ def feedback_json(prediction_id: uuid.UUID, index: int) -> dict[str, object]:
     }
 
 
-async def measure_service(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> dict:
+async def measure_service(
+    url: str, pid: int, ids: list[uuid.UUID], args: argparse.Namespace
+) -> dict:
     """Feedback and the health ceiling against the running process."""
     limits = httpx.Limits(max_connections=args.concurrency)
     rng = random.Random(0)  # noqa: S311 - spreading load, not security
@@ -103,9 +123,9 @@ async def measure_service(url: str, ids: list[uuid.UUID], args: argparse.Namespa
             body = feedback_json(rng.choice(ids), index)
             return (await client.post("/feedback", json=body)).status_code == 201
 
-        ceiling = await closed_loop(health, args.concurrency, args.seconds, args.warmup)
+        ceiling = await closed_loop(health, args.concurrency, args.seconds, args.warmup, pid)
         print("http ceiling (GET /health):", json.dumps(ceiling))
-        load = await closed_loop(feedback, args.concurrency, args.seconds, args.warmup)
+        load = await closed_loop(feedback, args.concurrency, args.seconds, args.warmup, pid)
         print("POST /feedback:", json.dumps(load))
     return {"http_ceiling": ceiling, "feedback": load}
 
@@ -155,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         "LOG_LEVEL": "WARNING",
         "FEEDBACK_ADMIN_TOKEN": secrets.token_hex(16),
     }
+    load_before = os.getloadavg()[0]
     with ServiceProcess("feedback", env, Path(tempfile.mkdtemp())) as service:
-        results = asyncio.run(measure_service(service.url, ids, args))
+        assert service.process is not None
+        results = asyncio.run(measure_service(service.url, service.process.pid, ids, args))
     results["database_ceiling"] = asyncio.run(measure_database(database_url, ids, args))
     feedback = results["feedback"]
+    results["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_before": load_before}
     results["ratios"] = {
         "feedback_to_http_ceiling": feedback["rps"] / results["http_ceiling"]["rps"],
         "feedback_to_database_ceiling": feedback["rps"] / results["database_ceiling"]["rps"],
+        "feedback_cpu_to_health_cpu": feedback["server_cpu_ms_per_request"]
+        / results["http_ceiling"]["server_cpu_ms_per_request"],
     }
     print("ratios:", json.dumps(results["ratios"]))
     path = write_result("feedback", results)
