@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -45,10 +43,3 @@ def alertmanager_binary() -> str:
     if found is None:
         pytest.skip(f"alertmanager not installed: {INSTALL_HINT}")
     return found
-
-
-def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run a tool; the caller asserts on the outcome (output kept for the failure message)."""
-    return subprocess.run(
-        [str(part) for part in command], capture_output=True, text=True, timeout=120, check=False
-    )

@@ -96,3 +96,10 @@ class PrometheusApi:
 def new_port() -> int:
     """A free TCP port (re-exported for the tests)."""
     return free_port()
+
+
+def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run a tool; the caller asserts on the outcome (output kept for the failure message)."""
+    return subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, timeout=120, check=False
+    )

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from monitoring.render import ALERTMANAGER_TEMPLATE, RenderError, render_alertmanager
-from monitoring.tests.conftest import run_tool
+from monitoring.tests.processes import run_tool
 
 TOKEN = "s3cr3t-token"
 WEBHOOK = "https://discord.com/api/webhooks/123/abc"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from monitoring import local
-from monitoring.tests.conftest import run_tool
+from monitoring.tests.processes import run_tool
 from services.notifier.settings import DEV_NOTIFIER_TOKEN
 
 

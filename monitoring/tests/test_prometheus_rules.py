@@ -12,7 +12,7 @@ import yaml
 
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
 from monitoring.render import MONITORING_DIR, PROMETHEUS_CONFIG, RULES_DIR
-from monitoring.tests.conftest import run_tool
+from monitoring.tests.processes import run_tool
 
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 TEST_FILES = sorted((MONITORING_DIR / "prometheus" / "tests").glob("*.yml"))

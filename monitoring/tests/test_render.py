@@ -15,7 +15,7 @@ from monitoring.render import (
     main,
     render_prometheus,
 )
-from monitoring.tests.conftest import run_tool
+from monitoring.tests.processes import run_tool
 
 JOBS = {"prometheus", "alertmanager", "inference", "feedback", "notifier", "dashboard"}
 
