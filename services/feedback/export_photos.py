@@ -1,11 +1,12 @@
-"""Export consented, labelled photos as `OUT_DIR/cat/`, `OUT_DIR/dog/` for training.
+"""Export consented, labelled photos as `OUT_DIR/cat/`, `OUT_DIR/dog/` for the model pipeline.
 
 A photo is exported only when its owner consented to keeping it (it exists in
 `prediction_photos` only then) and a label is known: the true label from the feedback, or the
 prediction when the user said it was right. Files are named by prediction id, and a re-run
 removes files whose prediction was erased or purged, so erasure reaches exported copies too.
 
-    python -m services.feedback.export_photos OUT_DIR
+    python -m services.feedback.export_photos OUT_DIR                     # ml.evaluate
+    python -m services.feedback.export_photos OUT_DIR --val-fraction 0.2  # ml.train --data
 """
 
 from __future__ import annotations
@@ -65,22 +66,46 @@ def suffix_for(image: bytes) -> str | None:
         return None
 
 
-def _exported_files(out_dir: Path) -> list[Path]:
-    return [path for label in LABELS for path in (out_dir / label).glob("*") if path.is_file()]
+def label_dirs(out_dir: Path, val_fraction: float | None) -> list[Path]:
+    """Every class folder of the layout: OUT/{cat,dog}, or OUT/{train,val}/{cat,dog}."""
+    roots = [out_dir] if val_fraction is None else [out_dir / "train", out_dir / "val"]
+    return [root / label for root in roots for label in LABELS]
 
 
-def export_photos(database_url: str, out_dir: Path, *, progress: bool = True) -> ExportSummary:
+def target_dir(
+    out_dir: Path, prediction_id: uuid.UUID, label: str, val_fraction: float | None
+) -> Path:
+    """Where a photo goes; the split follows the (random) id, so a photo never changes side."""
+    if val_fraction is None:
+        return out_dir / label
+    subset = "val" if (prediction_id.int % 10_000) < val_fraction * 10_000 else "train"
+    return out_dir / subset / label
+
+
+def _exported_files(folders: list[Path]) -> list[Path]:
+    return [path for folder in folders for path in folder.glob("*") if path.is_file()]
+
+
+def export_photos(
+    database_url: str,
+    out_dir: Path,
+    *,
+    val_fraction: float | None = None,
+    progress: bool = True,
+) -> ExportSummary:
     """Write every labelled consented photo; remove exported files no longer allowed."""
-    for label in LABELS:
-        (out_dir / label).mkdir(parents=True, exist_ok=True)
-    existing = {(path.parent.name, path.stem): path for path in _exported_files(out_dir)}
+    folders = label_dirs(out_dir, val_fraction)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    existing = {(path.parent, path.stem): path for path in _exported_files(folders)}
     keep: set[Path] = set()
     written = unchanged = skipped = 0
     with psycopg.connect(database_url) as connection:
         labelled: list[tuple[uuid.UUID, str]] = connection.execute(_LABELLED_PHOTOS).fetchall()
         bar = tqdm(labelled, desc="photos", unit="photo", disable=not progress)
         for prediction_id, label in bar:
-            current = existing.get((label, str(prediction_id)))
+            folder = target_dir(out_dir, prediction_id, label, val_fraction)
+            current = existing.get((folder, str(prediction_id)))
             if current is not None:
                 keep.add(current)
                 unchanged += 1
@@ -93,14 +118,14 @@ def export_photos(database_url: str, out_dir: Path, *, progress: bool = True) ->
             if row is None or suffix is None:
                 skipped += 1
                 continue
-            target = out_dir / label / f"{prediction_id}{suffix}"
+            target = folder / f"{prediction_id}{suffix}"
             temporary = target.with_name(f".{target.name}.tmp")
             temporary.write_bytes(row[0])
             os.replace(temporary, target)
             keep.add(target)
             written += 1
     removed = 0
-    for path in _exported_files(out_dir):
+    for path in _exported_files(folders):
         if path not in keep:
             path.unlink()
             removed += 1
@@ -119,14 +144,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, help="folder to write (created if missing)")
     parser.add_argument("--database-url", help="DSN (default: DATABASE_URL)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        help="split into OUT_DIR/train and OUT_DIR/val (the layout `python -m ml.train --data` "
+        "reads), this share in val; without it OUT_DIR/cat and OUT_DIR/dog (`ml.evaluate`)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        parser.error("--val-fraction must be between 0 and 1")
     settings = ServiceSettings()
     configure_logging(settings.log_level)
     summary = export_photos(
-        args.database_url or settings.database_url, args.out_dir, progress=not args.quiet
+        args.database_url or settings.database_url,
+        args.out_dir,
+        val_fraction=args.val_fraction,
+        progress=not args.quiet,
     )
-    counts = {label: len(list((args.out_dir / label).glob("*"))) for label in LABELS}
+    folders = label_dirs(args.out_dir, args.val_fraction)
+    counts = {
+        label: sum(len(_exported_files([f])) for f in folders if f.name == label)
+        for label in LABELS
+    }
     print(
         f"{args.out_dir}: {counts['cat']} cat, {counts['dog']} dog "
         f"({summary.written} written, {summary.unchanged} unchanged, "

@@ -85,3 +85,24 @@ def test_the_cli_exports_with_a_summary(tmp_path: Path, database_url: str) -> No
     assert "0 cat, 0 dog" in result.stdout
     assert (out / "cat").is_dir()
     assert (out / "dog").is_dir()
+
+
+def test_a_split_export_has_the_train_and_val_layout_training_reads(
+    client: TestClient, prediction: InsertPrediction, tmp_path: Path, database_url: str
+) -> None:
+    ids = [prediction(result="dog", photo=jpeg()) for _ in range(8)]
+    for one in ids:
+        body = feedback_body(one, satisfaction="satisfied", true_label=None)
+        assert client.post("/feedback", json=body).status_code == 201
+
+    summary = export_photos(database_url, tmp_path, val_fraction=0.5, progress=False)
+    again = export_photos(database_url, tmp_path, val_fraction=0.5, progress=False)
+
+    assert summary.written == 8
+    assert again.unchanged == 8
+    assert again.written == again.removed == 0
+    for subset in ("train", "val"):
+        assert {p.name for p in (tmp_path / subset).iterdir()} == {"cat", "dog"}
+    for one in ids:
+        subset = "val" if one.int % 10_000 < 5_000 else "train"
+        assert (tmp_path / subset / "dog" / f"{one}.jpg").exists()
