@@ -41,17 +41,25 @@ def module_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def session_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
+    """The migrated database of the shared stack."""
+    with fresh_database(pg_admin_url, template_database) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def stack(
-    module_database: str, model_path: Path, tmp_path_factory: pytest.TempPathFactory
+    session_database: str, model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """Every service running as in production (tokens, passwords, Discord), no monitoring.
 
+    Shared by the modules that do not break it (fuzzing, injection, security), to start it once.
     Feedback waits only briefly for a prediction it does not know, so that fuzzing and guessing
     unknown ids stay quick.
     """
     with running_stack(
-        module_database,
+        session_database,
         model_path,
         tmp_path_factory.mktemp("stack"),
         extra_env={"PREDICTION_WAIT_S": "0.3"},
@@ -60,7 +68,7 @@ def stack(
 
 
 @pytest.fixture
-def db_conn(module_database: str) -> Iterator[psycopg.Connection]:
-    """A connection to the module's database, for arranging and asserting."""
-    with psycopg.connect(module_database, autocommit=True) as connection:
+def db_conn(stack: Stack) -> Iterator[psycopg.Connection]:
+    """A connection to the shared stack's database, for arranging and asserting."""
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
         yield connection

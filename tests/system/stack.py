@@ -93,6 +93,7 @@ def service_env(
         "RETRY_MAX_S": "2",
         "STATS_INTERVAL_S": "0.5",
         "DELIVERY_LEASE_S": "5",
+        "CONFIG_ERROR_RETRY_S": "2",
         "ACCURACY_REFRESH_S": "1",
         "PREDICTION_WAIT_S": "2",
     }
