@@ -33,6 +33,10 @@ class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached or cannot serve the schema right now: retry later."""
 
 
+class ContradictoryFeedback(Exception):
+    """The true label contradicts the verdict (e.g. "satisfied" but another class)."""
+
+
 class _Missing(Exception):
     """The row is not there yet; internal signal to wait and look again."""
 
@@ -58,7 +62,7 @@ class FeedbackOutcome:
 # Locking the prediction serialises feedback on it. The earlier verdict is read by a second
 # statement: under READ COMMITTED a joined row would come from the snapshot taken before the
 # lock wait, missing a verdict committed meanwhile.
-_LOCK_PREDICTION = "SELECT 1 FROM monitoring WHERE id = $1 FOR UPDATE"
+_LOCK_PREDICTION = "SELECT prediction_result FROM monitoring WHERE id = $1 FOR UPDATE"
 _PREVIOUS_VERDICT = "SELECT satisfaction FROM feedback WHERE prediction_id = $1"
 _UPSERT_FEEDBACK = """
 INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at)
@@ -108,6 +112,22 @@ SELECT count(*) AS predictions, avg((satisfaction = 'satisfied')::int)::float8 A
 FROM feedback
 WHERE updated_at >= now() - make_interval(secs => $1)
 """
+
+
+def check_consistent(feedback: Feedback, predicted: str) -> None:
+    """A true label must agree with the verdict, or it would poison the training export."""
+    if feedback.true_label is None:
+        return
+    right = feedback.true_label == predicted
+    if right and feedback.satisfaction == "unsatisfied":
+        raise ContradictoryFeedback(
+            f"true_label '{feedback.true_label}' is what was predicted: the prediction was right"
+        )
+    if not right and feedback.satisfaction == "satisfied":
+        raise ContradictoryFeedback(
+            f"true_label '{feedback.true_label}' contradicts 'satisfied': "
+            f"the prediction was '{predicted}'"
+        )
 
 
 class FeedbackRepository:
@@ -162,8 +182,10 @@ class FeedbackRepository:
 
         async def attempt() -> FeedbackOutcome:
             async with self._connection() as connection, connection.transaction():
-                if await connection.fetchval(_LOCK_PREDICTION, feedback.prediction_id) is None:
+                predicted = await connection.fetchval(_LOCK_PREDICTION, feedback.prediction_id)
+                if predicted is None:
                     raise _Missing
+                check_consistent(feedback, predicted)
                 previous: str | None = await connection.fetchval(
                     _PREVIOUS_VERDICT, feedback.prediction_id
                 )

@@ -14,6 +14,7 @@ from services.common.errors import ErrorBody
 from services.common.ratelimit import RateLimiter
 from services.feedback import metrics, retention
 from services.feedback.repository import (
+    ContradictoryFeedback,
     DatabaseUnavailable,
     Feedback,
     FeedbackRepository,
@@ -114,6 +115,8 @@ async def post_feedback(
     except PredictionNotFound:
         limiter.acquire(client_key(request))
         raise HTTPException(404, NOT_FOUND) from None
+    except ContradictoryFeedback as error:
+        raise HTTPException(422, str(error)) from None
     except DatabaseUnavailable:
         raise _unavailable(settings) from None
     metrics.FEEDBACK.labels(satisfaction=body.satisfaction).inc()

@@ -30,7 +30,7 @@ def test_export_writes_labelled_consented_photos_only(
         feedback_body(confirmed, satisfaction="satisfied", true_label=None),
         feedback_body(unlabelled, satisfaction="unsatisfied", true_label=None),
         feedback_body(no_photo, satisfaction="satisfied", true_label=None),
-        feedback_body(anonymous, satisfaction="satisfied", rgpd_consent=False),
+        feedback_body(anonymous, satisfaction="satisfied", rgpd_consent=False, true_label=None),
     ):
         assert client.post("/feedback", json=body).status_code == 201
 

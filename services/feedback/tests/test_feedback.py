@@ -58,7 +58,9 @@ def test_feedback_without_consent_only_counts_in_metrics(
 
     response = client.post(
         "/feedback",
-        json=feedback_body(prediction_id, satisfaction="satisfied", rgpd_consent=False),
+        json=feedback_body(
+            prediction_id, satisfaction="satisfied", rgpd_consent=False, true_label=None
+        ),
     )
 
     assert response.status_code == 201
@@ -73,7 +75,7 @@ def test_feedback_without_consent_only_counts_in_metrics(
 def test_a_later_feedback_replaces_the_earlier_one(
     client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
 ) -> None:
-    prediction_id = prediction(result="dog")
+    prediction_id = prediction(result="cat")
     superseded_before = sample("cv_user_feedback_superseded_total", satisfaction="satisfied")
 
     first = feedback_body(prediction_id, satisfaction="satisfied", true_label=None)
@@ -242,3 +244,36 @@ def test_metrics_expose_the_contract_series_without_ids(
     assert 'cv_user_feedback_total{satisfaction="unsatisfied"}' in text
     assert "cv_database_connected 1.0" in text
     assert str(prediction_id) not in text
+
+
+@pytest.mark.parametrize(
+    ("satisfaction", "true_label", "status"),
+    [
+        ("satisfied", "dog", 422),
+        ("unsatisfied", "cat", 422),
+        ("satisfied", "cat", 201),
+        ("unsatisfied", "dog", 201),
+    ],
+)
+def test_a_true_label_must_agree_with_the_verdict(
+    client: TestClient,
+    prediction: InsertPrediction,
+    db: psycopg.Connection,
+    satisfaction: str,
+    true_label: str,
+    status: int,
+) -> None:
+    prediction_id = prediction(result="cat")
+    before = sample("cv_user_feedback_total", satisfaction=satisfaction)
+    body = feedback_body(prediction_id, satisfaction=satisfaction, true_label=true_label)
+
+    response = client.post("/feedback", json=body)
+
+    assert response.status_code == status
+    stored = db.execute("SELECT count(*) FROM feedback").fetchone()
+    if status == 422:
+        assert "true_label" in response.json()["detail"]
+        assert stored == (0,)
+        assert sample("cv_user_feedback_total", satisfaction=satisfaction) == before
+    else:
+        assert stored == (1,)

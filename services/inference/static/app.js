@@ -193,6 +193,9 @@ document.getElementById("erase").addEventListener("click", erase);
 
 document.addEventListener("prediction", (event) => {
   currentPrediction = event.detail;
+  // After 👎 only the other class can be the truth; "neither" stays available.
+  document.getElementById("true-cat").hidden = currentPrediction.prediction === "cat";
+  document.getElementById("true-dog").hidden = currentPrediction.prediction === "dog";
   labelChoice.hidden = true;
   say("");
   setBusy(false);
