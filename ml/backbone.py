@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
+
+from ml import imagenet
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet-lite0"
 FEATURES = 1280
-IMAGENET_CLASSES = 1000
-# ImageNet-1k indices: 151 Chihuahua ... 268 Mexican hairless are the domestic dog breeds;
-# 269+ are wolves, foxes and wild dogs. 281 tabby ... 285 Egyptian cat are the house cats;
-# 286+ are cougar, lynx and the big cats.
-IMAGENET_DOG_CLASSES = range(151, 269)
-IMAGENET_CAT_CLASSES = range(281, 286)
 
 
 def weights_path() -> Path:
@@ -41,12 +39,9 @@ def load_pretrained() -> nn.Module:
     return model
 
 
-def pet_mask() -> torch.Tensor:
-    """1 on ImageNet's cat and dog classes, 0 elsewhere."""
-    mask = torch.zeros(IMAGENET_CLASSES)
-    mask[list(IMAGENET_DOG_CLASSES)] = 1.0
-    mask[list(IMAGENET_CAT_CLASSES)] = 1.0
-    return mask
+def imagenet_fc(backbone: nn.Module) -> nn.Linear:
+    """The backbone's 1000-way ImageNet layer."""
+    return cast(nn.Linear, backbone._fc)
 
 
 class PooledFeatures(nn.Module):
@@ -58,18 +53,21 @@ class PooledFeatures(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """NCHW image batch to [N, 1280] features."""
-        return self.backbone.extract_features(image).mean(dim=(2, 3))
+        extract = cast(Callable[[torch.Tensor], torch.Tensor], self.backbone.extract_features)
+        return extract(image).mean(dim=(2, 3))
 
 
 class CatDogNet(nn.Module):
     """Cat/dog probabilities from a linear head, and the ImageNet cat+dog mass, in one graph."""
 
+    pet_mask: torch.Tensor
+
     def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
         super().__init__()
         self.features = PooledFeatures(backbone)
-        self.imagenet_fc = backbone._fc
+        self.imagenet_fc = imagenet_fc(backbone)
         self.head = head
-        self.register_buffer("pet_mask", pet_mask())
+        self.register_buffer("pet_mask", torch.from_numpy(imagenet.pet_mask()))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`probabilities` [N, 2] and `pet_score` [N]."""
@@ -86,7 +84,7 @@ class ImageNetClassifier(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.features = PooledFeatures(backbone)
-        self.imagenet_fc = backbone._fc
+        self.imagenet_fc = imagenet_fc(backbone)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """[N, 1000] ImageNet logits."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from ml.backbone import ARCHITECTURE, PooledFeatures
 from ml.dataset import LabelledImage, fingerprint, load_tensor
+from services.inference import images, preprocessing
 from services.inference.preprocessing import PreprocessSpec
 
 logger = logging.getLogger(__name__)
@@ -30,10 +32,19 @@ class FeatureSet:
     paths: tuple[str, ...]
 
 
+def _code_fingerprint() -> str:
+    # A change to decoding or preprocessing code must invalidate cached features.
+    digest = hashlib.sha256()
+    for module in (images, preprocessing):
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
+
+
 def _cache_key(items: Sequence[LabelledImage], spec: PreprocessSpec, flip: bool) -> str:
     description = json.dumps(
         {
             "architecture": ARCHITECTURE,
+            "code": _code_fingerprint(),
             "data": fingerprint(items),
             "spec": spec.to_dict(),
             "flip": flip,

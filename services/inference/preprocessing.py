@@ -100,10 +100,22 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     width, height = image.size
     scale = spec.resize_shorter / min(width, height)
     new_size = (max(spec.crop, round(width * scale)), max(spec.crop, round(height * scale)))
-    resized = image.resize(new_size, _RESAMPLING[spec.interpolation], reducing_gap=3.0)
-    left = (resized.width - spec.crop) // 2
-    top = (resized.height - spec.crop) // 2
-    return resized.crop((left, top, left + spec.crop, top + spec.crop))
+    left = (new_size[0] - spec.crop) // 2
+    top = (new_size[1] - spec.crop) // 2
+    # Resample only the source region under the crop: resizing the whole image first turns a
+    # 40000x1 upload into a 2.6-gigapixel intermediate. Same geometry as resize-then-crop
+    # (Pillow may round a few values the other way).
+    scale_x = width / new_size[0]
+    scale_y = height / new_size[1]
+    box = (
+        left * scale_x,
+        top * scale_y,
+        (left + spec.crop) * scale_x,
+        (top + spec.crop) * scale_y,
+    )
+    return image.resize(
+        (spec.crop, spec.crop), _RESAMPLING[spec.interpolation], box=box, reducing_gap=3.0
+    )
 
 
 def preprocess(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""Evaluate an ONNX model and its card on a labelled folder: `python -m ml.evaluate MODEL DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ml.dataset import LabelledImage, list_labelled, load_tensor
+from ml.metrics import summary
+from services.inference.images import ImageRejected
+from services.inference.model import Classifier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-image outputs of one model on one folder."""
+
+    labels: tuple[str, ...]
+    paths: tuple[str, ...]
+    truth: np.ndarray  # [N]
+    probabilities: np.ndarray  # [N, labels]
+    pet_score: np.ndarray | None  # [N]
+    rejected: tuple[str, ...]  # files the service would refuse
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Most probable label per image."""
+        return self.probabilities.argmax(axis=1)
+
+    def summary(self) -> dict[str, Any]:
+        """Accuracy, confusion matrix and per-class precision and recall."""
+        return summary(self.truth, self.predicted, self.labels)
+
+    def worst_mistakes(self, count: int) -> list[dict[str, Any]]:
+        """Wrong predictions, most confident first."""
+        wrong = np.flatnonzero(self.predicted != self.truth)
+        confidence = self.probabilities[wrong, self.predicted[wrong]]
+        order = wrong[np.argsort(-confidence, kind="stable")][:count]
+        return [
+            {
+                "path": self.paths[row],
+                "true": self.labels[self.truth[row]],
+                "predicted": self.labels[self.predicted[row]],
+                "probability": round(float(self.probabilities[row, self.predicted[row]]), 4),
+            }
+            for row in order
+        ]
+
+
+def evaluate(
+    classifier: Classifier, items: Sequence[LabelledImage], batch_size: int = 8
+) -> Evaluation:
+    """Run `classifier` on every item, decoded and preprocessed as the service does."""
+    spec = classifier.card.preprocessing
+    kept: list[LabelledImage] = []
+    rejected: list[str] = []
+    probabilities: list[np.ndarray] = []
+    pet_scores: list[np.ndarray] = []
+    with tqdm(total=len(items), desc="evaluating", unit="img", file=sys.stderr) as progress:
+        for start in range(0, len(items), batch_size):
+            tensors = []
+            for item in items[start : start + batch_size]:
+                try:
+                    tensors.append(load_tensor(item.path, spec))
+                    kept.append(item)
+                except ImageRejected as error:
+                    logger.warning("skipping %s: %s", item.path, error)
+                    rejected.append(str(item.path))
+            if tensors:
+                scores = classifier.run(np.stack(tensors))
+                probabilities.append(scores.probabilities)
+                if scores.pet_score is not None:
+                    pet_scores.append(scores.pet_score)
+            progress.update(min(batch_size, len(items) - start))
+    if not kept:
+        raise ValueError("no image in the folder could be decoded")
+    return Evaluation(
+        labels=classifier.labels,
+        paths=tuple(str(item.path) for item in kept),
+        truth=np.array([item.label for item in kept], dtype=np.int64),
+        probabilities=np.concatenate(probabilities),
+        pet_score=np.concatenate(pet_scores) if pet_scores else None,
+        rejected=tuple(rejected),
+    )
+
+
+def report(evaluation: Evaluation, pet_threshold: float, worst: int) -> str:
+    """The human-readable evaluation printed by the CLI."""
+    result = evaluation.summary()
+    labels = evaluation.labels
+    width = max(len(label) for label in labels) + 2
+    lines = [
+        f"images: {result['images']}   accuracy: {result['accuracy']:.4f}",
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        " " * width + "".join(f"{label:>{width}}" for label in labels),
+    ]
+    for label, row in zip(labels, result["confusion_matrix"]["matrix"], strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{count:>{width}}" for count in row))
+    lines += ["", f"{'label':<{width}}{'precision':>10}{'recall':>10}{'support':>10}"]
+    for label, figures in result["per_class"].items():
+        lines.append(
+            f"{label:<{width}}{figures['precision']:>10.4f}{figures['recall']:>10.4f}"
+            f"{figures['support']:>10}"
+        )
+    if evaluation.pet_score is not None:
+        flagged = int((evaluation.pet_score < pet_threshold).sum())
+        lines += [
+            "",
+            f"pet_score: min {evaluation.pet_score.min():.4f}, "
+            f"median {np.median(evaluation.pet_score):.4f}; "
+            f"{flagged} below the card's pet_threshold {pet_threshold}",
+        ]
+    if evaluation.rejected:
+        lines += ["", f"rejected by load_image: {len(evaluation.rejected)} files"]
+    mistakes = evaluation.worst_mistakes(worst)
+    lines += ["", f"worst mistakes ({len(mistakes)} shown)"]
+    lines += [
+        f"  {item['probability']:.4f} {item['predicted']:<{width}} (true {item['true']}) "
+        f"{item['path']}"
+        for item in mistakes
+    ] or ["  none"]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ml.evaluate",
+        description="Evaluate an ONNX model (with its JSON card beside it) on a folder holding "
+        "one subfolder of images per label, e.g. cat/ and dog/.",
+    )
+    parser.add_argument("model", type=Path, help="the .onnx file; its card is the same stem .json")
+    parser.add_argument("folder", type=Path, help="folder with one subfolder per card label")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per run (default 8)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--worst", type=int, default=10, help="mistakes to list (default 10)")
+    parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument(
+        "--min-accuracy", type=float, help="exit with status 1 when accuracy is below this"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Evaluate and print; the exit status says whether --min-accuracy was met."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    classifier = Classifier(args.model, intra_op_threads=args.threads)
+    items = list_labelled(args.folder, classifier.labels)
+    evaluation = evaluate(classifier, items, args.batch_size)
+    print(f"model: {args.model} ({classifier.card.name} {classifier.card.version})")
+    print(f"folder: {args.folder}")
+    print(report(evaluation, classifier.card.pet_threshold, args.worst))
+    result = evaluation.summary()
+    if args.json:
+        result["worst_mistakes"] = evaluation.worst_mistakes(args.worst)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.min_accuracy is not None and result["accuracy"] < args.min_accuracy:
+        print(f"accuracy {result['accuracy']:.4f} is below {args.min_accuracy}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Metrics and the CLIs' contracts (help text, evaluation output) without real photos."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml import synthetic
+from ml.evaluate import main as evaluate_main
+from ml.metrics import confusion_matrix, per_class, summary
+from ml.tests.conftest import REPO_ROOT
+from ml.train import choose_pet_threshold, class_sum_predictions
+
+
+def test_confusion_matrix_and_per_class_figures() -> None:
+    truth = np.array([0, 0, 0, 1, 1])
+    predicted = np.array([0, 0, 1, 1, 1])
+    matrix = confusion_matrix(truth, predicted, 2)
+    assert matrix.tolist() == [[2, 1], [0, 2]]
+    figures = per_class(matrix, ["cat", "dog"])
+    assert figures["cat"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "support": 3}
+    assert figures["dog"]["precision"] == pytest.approx(2 / 3)
+    assert summary(truth, predicted, ["cat", "dog"])["accuracy"] == 0.8
+
+
+def test_class_sum_baseline_and_pet_score() -> None:
+    logits = np.full((2, 1000), -10.0)
+    logits[0, 281] = 10.0  # tabby
+    logits[1, 207] = 10.0  # golden retriever
+    predictions, pet = class_sum_predictions(logits)
+    assert predictions.tolist() == [0, 1]
+    assert np.all(pet > 0.99)
+
+
+def test_pet_threshold_sits_below_every_training_photo() -> None:
+    threshold = choose_pet_threshold(np.array([0.9, 0.0647, 0.5]))
+    assert threshold == 0.05
+    assert threshold < 0.0647
+
+
+@pytest.mark.parametrize("module", ["ml.train", "ml.evaluate", "ml.bench_model", "ml.quantize"])
+def test_every_cli_has_help(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+
+
+def test_evaluate_cli_on_a_labelled_folder(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+    synthetic.noise_rgb().save(tmp_path / "cat" / "noise.png")
+    synthetic.checkerboard().save(tmp_path / "cat" / "board.jpg")
+    Image.new("RGB", (50, 80), (90, 60, 30)).save(tmp_path / "dog" / "brown.bmp")
+    (tmp_path / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    summary_file = tmp_path / "summary.json"
+
+    status = evaluate_main([str(model_file), str(tmp_path), "--json", str(summary_file)])
+
+    printed = capsys.readouterr().out
+    assert status == 0
+    for heading in ("accuracy:", "confusion matrix", "precision", "worst mistakes", "pet_score"):
+        assert heading in printed
+    assert "rejected by load_image: 1" in printed
+    result = json.loads(summary_file.read_text())
+    assert result["images"] == 3
+    assert np.asarray(result["confusion_matrix"]["matrix"]).sum() == 3
+
+
+def test_evaluate_cli_fails_below_min_accuracy(model_file: Path, tmp_path: Path) -> None:
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        synthetic.stripes().save(tmp_path / label / "stripes.png")
+    # Both folders hold the same image: one of the two is always wrong.
+    assert evaluate_main([str(model_file), str(tmp_path), "--min-accuracy", "0.9"]) == 1
+
+
+def test_evaluate_cli_needs_one_folder_per_label(model_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    synthetic.stripes().save(tmp_path / "cat" / "stripes.png")
+    with pytest.raises(FileNotFoundError, match="dog is missing"):
+        evaluate_main([str(model_file), str(tmp_path)])
