@@ -113,7 +113,7 @@ def status_banner(summary: Summary, latest: datetime | None, window: Window) -> 
     now = datetime.now(UTC)
     return (
         f"{summary.predictions:,} predictions, {window.describe()} "
-        f"(one point per {window.bucket}). Updated {now:%H:%M:%S} UTC.",
+        f"(one point per {window.step()}). Updated {now:%H:%M:%S} UTC.",
         "status status-ok",
     )
 

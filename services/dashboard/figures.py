@@ -166,7 +166,8 @@ def latency_histogram(rows: Rows) -> Figure:
         "name": "predictions",
     }
     layout = _layout("predictions", hovermode="closest")
-    layout["xaxis"].update(title={"text": "inference time (ms)"}, type="category")
+    layout["margin"]["b"] = 75
+    layout["xaxis"].update(title={"text": "inference time (ms)", "standoff": 8}, type="category")
     return {"data": [trace], "layout": layout}
 
 
@@ -216,4 +217,6 @@ def satisfaction(rows: Rows) -> Figure:
         "overlaying": "y", "side": "right", "showgrid": False, "title": {"text": "feedbacks"},
         "rangemode": "tozero", "tickformat": "d",
     }  # fmt: skip
-    return {"data": data, "layout": _layout("satisfied share", percent=True, yaxis2=second_axis)}
+    layout = _layout("satisfied share", percent=True, yaxis2=second_axis)
+    layout["margin"]["r"] = 60
+    return {"data": data, "layout": layout}

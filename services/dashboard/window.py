@@ -38,6 +38,16 @@ class Window:
     end: datetime
     bucket: timedelta
 
+    def step(self) -> str:
+        """The bucket width in words: `15 min`, `6 h`, `2 days`."""
+        minutes = int(self.bucket.total_seconds() // 60)
+        if minutes < 60:
+            return f"{minutes} min"
+        if minutes < 24 * 60:
+            return f"{minutes // 60} h"
+        days = minutes // (24 * 60)
+        return "1 day" if days == 1 else f"{days} days"
+
     def describe(self) -> str:
         """Human words for the range, in UTC."""
         fmt = "%Y-%m-%d %H:%M"

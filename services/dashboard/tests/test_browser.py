@@ -64,7 +64,7 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
 
         page.get_by_text("Last 30 days").click()
         page.wait_for_function(
-            "() => document.querySelector('#status').textContent.includes('6:00:00')",
+            "() => document.querySelector('#status').textContent.includes('one point per 6 h')",
             timeout=30_000,
         )
         page.wait_for_function(

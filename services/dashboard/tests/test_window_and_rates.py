@@ -28,6 +28,12 @@ def test_presets_end_now_with_a_readable_bucket(
     assert (window.start, window.end, window.bucket) == (NOW - span, NOW, bucket)
 
 
+def test_bucket_width_reads_as_words() -> None:
+    steps = [resolve(p, None, None, now=NOW).step() for p in ("1h", "24h", "7d", "30d")]
+    assert steps == ["1 min", "15 min", "1 h", "6 h"]
+    assert resolve("custom", "2025-03-02", "2026-03-01", now=NOW).step() == "2 days"
+
+
 def test_custom_range_covers_whole_days_in_either_order() -> None:
     window = resolve("custom", "2026-02-10", "2026-02-01T00:00:00", now=NOW)
     assert window.start == datetime(2026, 2, 1, tzinfo=UTC)
