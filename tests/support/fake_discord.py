@@ -16,7 +16,8 @@ As a process: `python -m tests.support.fake_discord --port 9999`, then the contr
     GET  /_control/messages[?webhook_id=]    accepted messages (JSON list)
     GET  /_control/requests                  every request: webhook_id, status, time
     POST /_control/fail  {"mode": "status"|"rate_limit"|"drop"|"unknown_webhook",
-                          "seconds": 60, "status": 503, "global": false}
+                          "seconds": 60, "status": 503, "global": false,
+                          "count": null, "retry_after": null}
     POST /_control/reset                     forget messages, requests and failures
 """
 
@@ -155,6 +156,7 @@ class Failure:
     status: int = 503
     is_global: bool = False
     count: int | None = None
+    retry_after: float | None = None
 
 
 @dataclass
@@ -253,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
                     status=int(command.get("status", 503)),
                     is_global=bool(command.get("global", False)),
                     count=command.get("count"),
+                    retry_after=command.get("retry_after"),
                 )
             except ValueError as error:
                 self._reply(400, {"message": str(error)})
@@ -299,7 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         if failure and failure.mode == "status":
             return failure.status, {"message": "Service Unavailable", "code": 0}, {}
         if failure and failure.mode == "rate_limit":
-            return self._too_many(webhook_id, failure.until - now, failure.is_global)
+            wait = failure.retry_after if failure.retry_after is not None else failure.until - now
+            return self._too_many(webhook_id, wait, failure.is_global)
         window = state.windows.setdefault(webhook_id, Window(started=now))
         if now - window.started >= state.window_s:
             window.started, window.used = now, 0
@@ -411,16 +415,20 @@ class FakeDiscord:
         status: int = 503,
         is_global: bool = False,
         count: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         """Misbehave for `seconds` (or `count` requests).
 
-        Modes: status (answer `status`), rate_limit (429), drop (close the connection without
-        an answer), unknown_webhook (404, code 10015).
+        Modes: status (answer `status`), rate_limit (429 whose `retry_after` is the time left,
+        or `retry_after` when given), drop (close the connection without an answer),
+        unknown_webhook (404, code 10015).
         """
         if mode not in {"status", "rate_limit", "drop", "unknown_webhook"}:
             raise ValueError(f"unknown failure mode {mode!r}")
         with self.state.lock:
-            self.state.failure = Failure(mode, time.monotonic() + seconds, status, is_global, count)
+            self.state.failure = Failure(
+                mode, time.monotonic() + seconds, status, is_global, count, retry_after
+            )
 
     def heal(self) -> None:
         """Stop misbehaving now."""

@@ -52,7 +52,7 @@ def test_direct_posting_retries_503_and_honours_429(fake_discord: FakeDiscord) -
     notifier = DiscordNotifier(fake_discord.webhook_url())
     fake_discord.fail("status", status=503, count=2)
     assert notifier.send_alert(title="one")
-    fake_discord.fail("rate_limit", seconds=0.5)
+    fake_discord.fail("rate_limit", seconds=60, count=1, retry_after=0.3)
     assert notifier.send_alert(title="two")
     statuses = [r.status for r in fake_discord.requests()]
     assert statuses[:3] == [503, 503, 200]

@@ -71,11 +71,11 @@ async def test_a_429_blocks_the_webhook_for_retry_after(fake_discord: FakeDiscor
     client = DiscordClient(timeout_s=5)
     url = fake_discord.webhook_url()
     try:
-        fake_discord.fail("rate_limit", seconds=1.0, is_global=True)
+        fake_discord.fail("rate_limit", seconds=60, is_global=True, count=1, retry_after=0.5)
         outcome = await client.post(url, MESSAGE)
         assert isinstance(outcome, RateLimited)
         assert outcome.is_global
-        assert 0 < client.limiter.delay_for(fake_discord.webhook_url("999")) <= 1.0
+        assert 0 < client.limiter.delay_for(fake_discord.webhook_url("999")) <= 0.5
         await asyncio.wait_for(client.wait_turn(url), timeout=5)
         assert isinstance(await client.post(url, MESSAGE), Delivered)
     finally:

@@ -68,16 +68,19 @@ def test_no_alert_lost_through_503s_429s_and_dropped_connections(
 ) -> None:
     phase_s = OUTAGE_S / 3
     with ServiceProcess("notifier", _env(database_url, fake_discord), tmp_path) as notifier:
-        fake_discord.fail("status", seconds=phase_s, status=503)
+        fake_discord.fail("status", seconds=3600, status=503)
         expected = _storm([notifier.url], groups=6, per_group=4)
+        # Each phase lasts `phase_s` and until the notifier has met it at least once.
         for mode, status in (("status", 503), ("rate_limit", 429), ("drop", 0)):
-            fake_discord.fail(mode, seconds=phase_s, status=503)
+            seen = len(fake_discord.requests())
+            fake_discord.fail(mode, seconds=3600, status=503, retry_after=0.5)
             phase_end = time.monotonic() + phase_s
             fake_discord.wait_until(
-                lambda fake, code=status, end=phase_end: (
-                    time.monotonic() >= end and any(r.status == code for r in fake.requests())
+                lambda fake, code=status, end=phase_end, seen=seen: (
+                    time.monotonic() >= end
+                    and any(r.status == code for r in fake.requests()[seen:])
                 ),
-                timeout_s=phase_s + 30,
+                timeout_s=phase_s + 60,
             )
         fake_discord.heal()
         fake_discord.wait_until(_all_posted(expected), timeout_s=60)
