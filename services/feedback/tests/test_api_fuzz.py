@@ -17,8 +17,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def api_schema(database_url: str, tmp_path: Path) -> Iterator[schemathesis.BaseSchema]:
+def api_schema(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[schemathesis.BaseSchema]:
     """The OpenAPI schema of a running feedback service on the test's database."""
+    # Schemathesis keeps a `.schemathesis/` cache in the working directory: not in the tree.
+    monkeypatch.chdir(tmp_path)
     env = {
         "DATABASE_URL": database_url,
         "FEEDBACK_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -38,6 +42,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(
     max_examples=25,
     deadline=None,
+    database=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_no_generated_request_gets_a_server_error(case: schemathesis.Case) -> None:
