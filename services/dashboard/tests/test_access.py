@@ -91,3 +91,17 @@ def test_service_refuses_to_start_without_password(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "DASHBOARD_PASSWORD must be set" in result.stderr
+
+
+def test_vendored_plotly_bundle_matches_the_plotly_package() -> None:
+    from plotly.offline import get_plotlyjs_version
+
+    from services.dashboard.app import ASSETS_DIR
+
+    header = (ASSETS_DIR / "vendor" / "plotly-basic.min.js").read_text()[:200]
+    assert f"plotly.js (basic - minified) v{get_plotlyjs_version()}" in header
+
+
+def test_page_loads_the_basic_plotly_bundle(client: TestClient) -> None:
+    page = client.get("/monitoring/").text
+    assert "/monitoring/assets/vendor/plotly-basic.min.js" in page

@@ -43,6 +43,8 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         "DEV_MODE": "false",
     }
     problems: list[str] = []
+    scripts: list[str] = []
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     with ServiceProcess("dashboard", env, tmp_path) as service:
         # Without credentials the browser would prompt; its request API shows the refusal.
@@ -79,3 +81,6 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         assert changed == list(GRAPHS)
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p], problems
+    # The 1.2 MB basic bundle from assets replaces Dash's lazily loaded 4.8 MB full one.
+    assert any(url.split("?")[0].endswith("/vendor/plotly-basic.min.js") for url in scripts)
+    assert not [url for url in scripts if "plotly.min.js" in url.split("?")[0]], scripts
