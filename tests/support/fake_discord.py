@@ -302,8 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         if failure and failure.mode == "status":
             return failure.status, {"message": "Service Unavailable", "code": 0}, {}
         if failure and failure.mode == "rate_limit":
-            wait = failure.retry_after if failure.retry_after is not None else failure.until - now
-            return self._too_many(webhook_id, wait, failure.is_global)
+            pause = failure.retry_after if failure.retry_after is not None else failure.until - now
+            return self._too_many(webhook_id, pause, failure.is_global)
         window = state.windows.setdefault(webhook_id, Window(started=now))
         if now - window.started >= state.window_s:
             window.started, window.used = now, 0
