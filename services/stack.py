@@ -57,7 +57,7 @@ def service_components() -> list[Component]:
 def monitoring_components() -> list[Component]:
     """Prometheus and Alertmanager with the project's config, when installed."""
     try:
-        from monitoring.local import local_components  # type: ignore[import-not-found]
+        from monitoring.local import local_components
     except ImportError:
         return []
     return [Component(**spec) for spec in local_components(DATA_DIR)]
