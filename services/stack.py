@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
     env = dict(os.environ)
     env.setdefault("DEV_MODE", "true")
+    # Inference announces its start through the local notifier.
+    env.setdefault("NOTIFIER_URL", "http://localhost:8002")
     database_url = env.get("DATABASE_URL") or embedded_database_url()
     env["DATABASE_URL"] = database_url
     create_database_if_missing(database_url)
