@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -17,7 +19,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from prometheus_fastapi_instrumentator.metrics import Info
 
 # Routes whose traffic is the platform talking to itself, not users.
 UNINSTRUMENTED_ROUTES = ["/metrics", "/health", "/ready"]
@@ -43,13 +46,22 @@ def collect_registry() -> CollectorRegistry:
     return registry
 
 
+@functools.cache
+def _http_metrics() -> Callable[[Info], None]:
+    # Created once per process: a second app (tests build many) would otherwise try to
+    # register the same metric names again, and the library then silently records nothing.
+    instrumentation = metrics.default()
+    assert instrumentation is not None
+    return instrumentation
+
+
 def install_metrics(app: FastAPI, *, enabled: bool) -> None:
     """Instrument HTTP requests by route template and expose `/metrics` when enabled."""
     Instrumentator(
         should_group_status_codes=True,
         should_ignore_untemplated=True,
         excluded_handlers=UNINSTRUMENTED_ROUTES,
-    ).instrument(app)
+    ).add(_http_metrics()).instrument(app)
     if not enabled:
         return
 

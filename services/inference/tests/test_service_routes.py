@@ -78,3 +78,19 @@ def test_missing_database_degrades_instead_of_failing_start(
             client.post("/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")}).status_code
             == 200
         )
+
+
+def test_http_metrics_count_requests_in_every_app_of_a_process(
+    inference_settings: Settings,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def predict_requests() -> float:
+        labels = {"handler": "/predict", "method": "POST", "status": "2xx"}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    for _ in range(2):  # the second app must count too
+        before = predict_requests()
+        with TestClient(create_app(inference_settings)) as client:
+            client.post("/predict", files={"file": ("a.jpg", jpeg(), "image/jpeg")})
+        assert predict_requests() - before == 1
