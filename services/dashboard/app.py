@@ -12,19 +12,18 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from dash import Dash
 from dash.backends._fastapi import DashMiddleware
 from fastapi import FastAPI, Request
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.web import create_service_app
 from services.dashboard.auth import BasicAuth
 from services.dashboard.callbacks import register_callbacks
+from services.dashboard.dash_requests import DashRequests
 from services.dashboard.layout import build_layout
 from services.dashboard.queries import Queries
 from services.dashboard.routes import router
@@ -51,25 +50,6 @@ def content_security_policy(inline_script: str) -> str:
         "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
         "font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
-
-
-class DashRequests:
-    """Dash's request middleware without its lifespan hook.
-
-    On startup that hook registers a catch-all route answering the page for every unknown
-    path, which would turn every 404 (and `/metrics` when disabled) into a 200 page; this
-    service has one page and needs none of it.
-    """
-
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        self.app = app
-        self.dash = DashMiddleware(app, **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, send)
-            return
-        await self.dash(scope, receive, send)
 
 
 @contextlib.asynccontextmanager

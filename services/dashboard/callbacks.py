@@ -156,7 +156,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
 
     @dash_app.callback(Output("refresh", "disabled"), Input("auto-refresh", "value"))
     async def toggle_refresh(value: list[str] | None) -> bool:
-        return "on" not in (value or [])
+        return not (isinstance(value, list) and "on" in value)
 
     @dash_app.callback(
         Output("status", "children"),

@@ -62,8 +62,8 @@ def bucket_for(span: timedelta) -> timedelta:
     return BUCKETS[-1]
 
 
-def _parse_day(value: str | None) -> date | None:
-    if not value:
+def _parse_day(value: object) -> date | None:
+    if not isinstance(value, str) or not value:
         return None
     try:
         return date.fromisoformat(value[:10])
@@ -88,5 +88,5 @@ def resolve(
             start = datetime(first.year, first.month, first.day, tzinfo=UTC)
             end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
             return Window(start, end, bucket_for(end - start))
-    span = PRESETS.get(preset or "", PRESETS[default])
+    span = PRESETS.get(preset if isinstance(preset, str) else "", PRESETS[default])
     return Window(now - span, now, bucket_for(span))

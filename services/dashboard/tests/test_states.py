@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -77,3 +78,29 @@ def test_a_query_over_its_time_limit_says_so_and_the_database_stays_up(
         for figure in figures.values():
             assert "took too long" in figure_text(figure["figure"])
         assert client.get("/ready").json()["database"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"output": "nowhere.figure", "outputs": {}, "inputs": []}',
+        b'{"output": "graph-traffic.figure"}',
+        b'{"output": "graph-traffic.figure", "outputs": {}, "inputs": [1, 2]}',
+    ],
+)
+def test_malformed_callback_requests_are_400_not_500(client: TestClient, body: bytes) -> None:
+    response = client.post(
+        "/monitoring/_dash-update-component",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("the callback request")
+
+
+def test_odd_range_values_fall_back_to_the_default_range(client: TestClient) -> None:
+    figures = call_callback(client, SERIES, preset=7, start=["x"], end={"y": 1})  # type: ignore[arg-type]
+    for figure in figures.values():
+        assert "No predictions between" in figure_text(figure["figure"])
