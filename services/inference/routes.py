@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from services.inference.store import PredictionRow, PredictionWriter
 STATIC_DIR = Path(__file__).with_name("static")
 _TRUE = {"true", "1", "on", "yes"}
 _FALSE = {"false", "0", "off", "no", ""}
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 def get_predictor(request: Request) -> Predictor:
@@ -112,6 +114,18 @@ def _form_bool(value: object, name: str) -> bool:
     raise HTTPException(422, f"{name} must be true or false")
 
 
+def media_type(declared: str | None) -> str:
+    """The part's declared type when it is a plain MIME type, else a neutral one.
+
+    It is stored with consented photos: a client-written header must not be able to carry
+    characters PostgreSQL refuses (a NUL fails the row, losing an answered prediction).
+    """
+    essence = (declared or "").partition(";")[0].strip().lower()
+    if len(essence) <= 100 and _MIME_TYPE.fullmatch(essence):
+        return essence
+    return "application/octet-stream"
+
+
 async def read_upload(request: Request) -> Upload:
     """Parse the multipart form ourselves so that every malformed body is a clear 422."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -127,7 +141,7 @@ async def read_upload(request: Request) -> Upload:
     await form.close()
     return Upload(
         data=data,
-        content_type=upload.content_type or "application/octet-stream",
+        content_type=media_type(upload.content_type),
         rgpd_consent=_form_bool(form.get("rgpd_consent"), "rgpd_consent"),
         photo_consent=_form_bool(form.get("photo_consent"), "photo_consent"),
     )

@@ -154,6 +154,11 @@ async def _enqueue(
     except CONNECTION_ERRORS as error:
         database.mark(False, reason=repr(error))
         raise _not_queued(error) from None
+    except asyncpg.exceptions.DataError:
+        # Retrying cannot help: the text itself (e.g. a NUL character) cannot be stored.
+        raise HTTPException(
+            422, "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
+        ) from None
     except asyncpg.PostgresError as error:
         raise _not_queued(error) from None
     database.mark(True)

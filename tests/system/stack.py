@@ -168,9 +168,12 @@ class Prometheus:
 
 
 class Alertmanager:
-    """Alertmanager with the committed routing, sending to our notifier, timings shortened."""
+    """Alertmanager with the committed routing (notifier, and Discord directly for the alerts
+    the notifier cannot carry), timings shortened."""
 
-    def __init__(self, notifier_url: str, notifier_token: str, work_dir: Path) -> None:
+    def __init__(
+        self, notifier_url: str, notifier_token: str, discord_webhook_url: str, work_dir: Path
+    ) -> None:
         binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
         if binary is None:
             raise RuntimeError("no Alertmanager: apt-get install prometheus-alertmanager")
@@ -182,6 +185,7 @@ class Alertmanager:
             render_alertmanager(
                 notifier_token=notifier_token,
                 notifier_url=notifier_url,
+                discord_webhook_url=discord_webhook_url,
                 timings={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
             )
         )
@@ -311,7 +315,7 @@ def running_stack(
             list(pool.map(lambda process: process.start(), processes.values()))
         if monitoring:
             stack.alertmanager = Alertmanager(
-                processes["notifier"].url, secrets_.notifier_token, work_dir
+                processes["notifier"].url, secrets_.notifier_token, webhook, work_dir
             ).start()
             targets = {name: f"127.0.0.1:{processes[name].port}" for name in processes}
             targets["alertmanager"] = f"127.0.0.1:{stack.alertmanager.port}"

@@ -96,6 +96,54 @@ def test_sql_in_every_text_field_is_kept_as_text(stack: Stack, db_conn: psycopg.
     assert after["monitoring"] >= before["monitoring"] and after["feedback"] >= before["feedback"]
 
 
+def test_control_characters_in_a_photo_part_header_lose_no_prediction(
+    stack: Stack, db_conn: psycopg.Connection
+) -> None:
+    """A prediction answered 200 is stored, whatever the client wrote in its part headers."""
+    boundary = "cv-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\x00'; DROP TABLE monitoring; --\r\n\r\n"
+    )
+    tail = (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="photo_consent"\r\n\r\n'
+        f"true\r\n--{boundary}--\r\n"
+    )
+    response = httpx.post(
+        f"{stack.url('inference')}/predict",
+        content=head.encode() + jpeg() + tail.encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
+    prediction_id = response.json()["prediction_id"]
+
+    def stored() -> bool:
+        query = "SELECT count(*) FROM monitoring WHERE id = %s"
+        row = db_conn.execute(query, (prediction_id,)).fetchone()
+        return row is not None and row[0] == 1
+
+    wait_for(stored, 30, "the answered prediction in PostgreSQL")
+    row = db_conn.execute(
+        "SELECT content_type FROM prediction_photos WHERE prediction_id = %s", (prediction_id,)
+    ).fetchone()
+    assert row is not None and "\x00" not in row[0]
+
+
+def test_text_postgresql_cannot_store_is_refused_not_called_an_outage(stack: Stack) -> None:
+    """A NUL character cannot be stored in PostgreSQL text: a 4xx, never a retryable 503."""
+    notifier = stack.url("notifier")
+    response = httpx.post(
+        f"{notifier}/notify", json={"title": "nul \x00 inside"}, headers=stack.notifier_auth
+    )
+    assert response.status_code in {202, 422}, response.text
+    alert = {"status": "firing", "labels": {"alertname": "Nul\x00"}, "fingerprint": "nul"}
+    webhook = {"groupKey": "nul\x00", "status": "firing", "alerts": [alert]}
+    response = httpx.post(f"{notifier}/alertmanager", json=webhook, headers=stack.notifier_auth)
+    assert response.status_code in {202, 422}, response.text
+    assert httpx.get(f"{notifier}/ready").json()["database"] == "ok"
+
+
 def raw_request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Send the path byte for byte (clients normalise `..` away); status and body."""
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
@@ -241,7 +289,8 @@ def test_dashboard_shows_markup_as_text(
     dialogs = watch(page)
     page.context.set_extra_http_headers({"Authorization": basic_login(stack)})
     page.goto(stack.url("dashboard") + "/monitoring/")
-    cell = page.get_by_text(f"{XSS}0", exact=True)
-    cell.wait_for(timeout=30_000)
-    wait_for(lambda: page.locator(".main-svg").count() > 0, 30, "the graphs drawn")
+    page.get_by_role("cell", name=f"{XSS}0", exact=True).wait_for(timeout=30_000)
+    # Plotly's legend names the model versions: the markup is its text, not elements.
+    legend = page.locator(".legendtext", has_text=XSS)
+    wait_for(lambda: legend.count() >= 2, 30, "the versions graph's legend")
     assert_nothing_ran(page, dialogs)
