@@ -30,9 +30,13 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[object]:
-    """One Chromium for the session; skipped with a reason where it is not installed."""
+    """A Chromium per test; skipped with a reason where it is not installed.
+
+    Playwright's sync API keeps an event loop running in the main thread while it is open; a
+    session-wide browser would break every asyncio test that runs after the first page test.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.skip("Chromium is not installed (apt-get install chromium): browser test skipped")
