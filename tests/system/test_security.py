@@ -255,15 +255,21 @@ def test_scanner_finds_what_it_looks_for() -> None:
     assert "hunter2" in values
 
 
+def client_from(address: str) -> httpx.Client:
+    """A client connecting from its own loopback address: a rate-limit bucket of its own."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
 def test_owner_reads_and_erases_with_the_prediction_id_alone(stack: Stack) -> None:
     answer = httpx.post(
         stack.url("inference") + "/predict", files={"file": ("a.jpg", jpeg())}, timeout=15
     ).json()
     url = f"{stack.url('feedback')}/predictions/{answer['prediction_id']}"
-    wait_for(lambda: httpx.get(url, timeout=10).status_code == 200, 30, "the prediction stored")
-    assert httpx.get(url, timeout=10).json()["prediction"] == answer["prediction"]
-    assert httpx.delete(url, timeout=10).status_code == 204
-    assert httpx.get(url, timeout=10).status_code == 404
+    with client_from("127.0.0.2") as owner:
+        wait_for(lambda: owner.get(url).status_code == 200, 30, "the prediction stored")
+        assert owner.get(url).json()["prediction"] == answer["prediction"]
+        assert owner.delete(url).status_code == 204
+        assert owner.get(url).status_code == 404
 
 
 # After the log scan above: this one writes tokens where the scan would find them.
@@ -284,15 +290,13 @@ def test_a_token_misplaced_in_the_query_string_is_refused_and_not_logged(stack: 
     assert not leaks, "a token sent in the URL was written to the logs:\n" + "\n".join(leaks)
 
 
-# Last in the module: it empties this client's allowance on the owner's routes.
-@pytest.mark.parametrize("method", ["GET", "DELETE"])
-def test_guessing_prediction_ids_is_rate_limited(stack: Stack, method: str) -> None:
-    def guess(_: int) -> httpx.Response:
-        url = f"{stack.url('feedback')}/predictions/{uuid.uuid4()}"
-        return httpx.request(method, url, timeout=30)
-
-    with ThreadPoolExecutor(20) as pool:
-        responses = list(pool.map(guess, range(40)))
+@pytest.mark.parametrize(("method", "address"), [("GET", "127.0.0.3"), ("DELETE", "127.0.0.4")])
+def test_guessing_prediction_ids_is_rate_limited(stack: Stack, method: str, address: str) -> None:
+    with client_from(address) as guesser, ThreadPoolExecutor(20) as pool:
+        url = f"{stack.url('feedback')}/predictions/{{}}"
+        responses = list(
+            pool.map(lambda _: guesser.request(method, url.format(uuid.uuid4())), range(40))
+        )
     statuses = Counter(response.status_code for response in responses)
     # 503 is the database pool saturated by the burst: retryable, and said so.
     assert set(statuses) <= {404, 429, 503}, statuses
