@@ -18,7 +18,10 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # uvicorn installs its own handlers; route them through ours so every line is JSON.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers[:] = []
         uvicorn_logger.propagate = True
+    # No access log: request lines carry query strings (tokens, ids) and the HTTP metrics
+    # already count every request by route and status.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,4 +1,4 @@
-"""Dash's request middleware, adapted: no lifespan hook, and malformed callback bodies get a 400.
+"""Dash's request middleware, adapted: no lifespan hook, 400 for malformed callbacks, 404s.
 
 Dash answers any exception while dispatching a callback with a bare 500 and logs nothing, so a
 hand-made or truncated request would read as a server fault. The request's shape is checked
@@ -14,6 +14,7 @@ from typing import Any
 
 from dash import Dash
 from dash.backends._fastapi import DashMiddleware
+from dash.fingerprint import check_fingerprint
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,12 +89,28 @@ class DashRequests:
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
         self.dash_app: Dash = options["dash_app"]
-        self.callback_path = self.dash_app.config.routes_pathname_prefix + "_dash-update-component"
+        prefix = self.dash_app.config.routes_pathname_prefix
+        self.callback_path = prefix + "_dash-update-component"
+        self.suites_prefix = prefix + "_dash-component-suites/"
         self.dash = LoggingDashMiddleware(app, **options)
+
+    def _is_registered_suite_file(self, path: str) -> bool:
+        # Dash answers an unregistered package or file with an exception (a 500): only the
+        # files its components registered exist, everything else is a plain 404.
+        package, _, fingerprinted = path[len(self.suites_prefix) :].partition("/")
+        path_in_package, _ = check_fingerprint(fingerprinted)
+        return path_in_package in self.dash_app.registered_paths.get(package, ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(self.suites_prefix)
+            and not self._is_registered_suite_file(scope["path"])
+        ):
+            await JSONResponse({"detail": "no such file"}, status_code=404)(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] == self.callback_path:
             body = await _read_body(receive)

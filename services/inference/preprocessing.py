@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 _RESAMPLING = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -67,20 +67,48 @@ def _triple(values: Sequence[float]) -> tuple[float, float, float]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an image without one is returned as is, not copied."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+def shrink(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """Box-reduce a huge decoded image by an integer factor before any full-size conversion.
+
+    `resize(reducing_gap=3)` makes the same reduction later, but only after `to_rgb` has
+    copied the full-size pixels: a 40-megapixel RGBA, palette or 16-bit file costs several
+    hundred MiB that way. Photos up to 3x the resize target are untouched.
+    """
+    factor = min(image.size) // (spec.resize_shorter * 3)
+    if factor < 2:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.reduce(factor)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Upright 8-bit RGB: EXIF rotation applied, alpha flattened on white, odd modes converted."""
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         # 16/32-bit greyscale: scale to 8 bits instead of clipping everything to white.
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() if array.size else 0.0
-        scaled = array * (255.0 / peak) if peak > 255 else array
-        image = Image.fromarray(scaled.clip(0, 255).astype(np.uint8), mode="L")
+        array = np.asarray(image, dtype=np.float32)
+        peak = float(array.max()) if array.size else 0.0
+        if peak > 255:
+            array *= 255.0 / peak
+        image = Image.fromarray(array.clip(0, 255).astype(np.uint8), mode="L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in {"RGBA", "LA", "PA"}:
+        rgba = image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image if image.mode == "RGB" else image.convert("RGB")
 
@@ -120,7 +148,7 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """One decoded image to the model's float32 CHW tensor."""
-    square = resize_and_crop(to_rgb(image), spec)
+    square = resize_and_crop(to_rgb(shrink(image, spec)), spec)
     pixels = np.asarray(square, dtype=np.float32) * (1.0 / 255.0)
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)

@@ -62,6 +62,8 @@ def run(examples: int, dataset_dir: Path | None) -> dict[str, object]:
     outcomes: Counter[str] = Counter()
     seeds = seed_files(dataset_dir)
 
+    worst: dict[str, object] = {"rss_jump_mib": 0.0}
+
     @settings(
         max_examples=examples,
         deadline=None,
@@ -70,12 +72,19 @@ def run(examples: int, dataset_dir: Path | None) -> dict[str, object]:
     )
     @given(mutated(seeds))
     def decode(data: bytes) -> None:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
-            preprocess(load_image(data, SPEC, LIMITS), SPEC)
+            image = load_image(data, SPEC, LIMITS)
+            described = f"{image.format} {image.mode} {image.size[0]}x{image.size[1]}"
+            preprocess(image, SPEC)
         except ImageRejected as rejected:
             outcomes[type(rejected).__name__] += 1
+            described = type(rejected).__name__
         else:
             outcomes["decoded"] += 1
+        jump_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        if jump_mib > float(worst["rss_jump_mib"]):  # type: ignore[arg-type]
+            worst.update(rss_jump_mib=jump_mib, image=described, bytes=len(data))
 
     decode()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -83,6 +92,7 @@ def run(examples: int, dataset_dir: Path | None) -> dict[str, object]:
         "examples": sum(outcomes.values()),
         "outcomes": dict(outcomes),
         "peak_rss_mib": peak_kib / 1024,
+        "worst": worst,
     }
 
 

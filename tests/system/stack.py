@@ -64,7 +64,8 @@ def with_password(url: str, password: str) -> str:
     """The DSN with a password added (the test servers trust local users and ignore it)."""
     parts = urlsplit(url)
     user = parts.username or "postgres"
-    host = parts.hostname or "127.0.0.1"
+    # No host in the netloc means a Unix socket named by `?host=` (the embedded server): keep it.
+    host = parts.hostname or ""
     netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 

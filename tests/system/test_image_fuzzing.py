@@ -28,13 +28,13 @@ def dataset() -> Path | None:
 
 
 def test_decoder_survives_mutated_images_within_a_memory_bound() -> None:
-    command = [sys.executable, "-m", "tests.support.decoder_fuzz", "--examples", "500"]
+    command = [sys.executable, "-m", "tests.support.decoder_fuzz", "--examples", "2000"]
     if dataset():
         command += ["--dataset", str(dataset())]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["examples"] >= 500
+    assert report["examples"] >= 2000
     assert set(report["outcomes"]) <= {
         "decoded",
         "InvalidImage",
