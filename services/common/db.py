@@ -11,6 +11,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from services.common.metrics import DATABASE_CONNECTED
+from services.common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class Database:
         self._connected = False
         self._state_changed = asyncio.Event()
         DATABASE_CONNECTED.set(0)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> Database:
+        """The pool every service builds from its shared database settings."""
+        return cls(
+            settings.database_url,
+            max_size=settings.db_pool_max_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            probe_interval_s=settings.db_probe_interval_s,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -56,12 +56,7 @@ def content_security_policy(inline_script: str) -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect to PostgreSQL (lazily: the page explains when it is down); close on the way out."""
     settings: Settings = app.state.settings
-    database = Database(
-        settings.database_url,
-        max_size=settings.db_pool_max_size,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        probe_interval_s=settings.db_probe_interval_s,
-    )
+    database = Database.from_settings(settings)
     await database.start()
     app.state.database = database
     app.state.queries = Queries(

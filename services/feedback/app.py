@@ -26,12 +26,7 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect to PostgreSQL and start the retention and live-accuracy schedules."""
     settings: Settings = app.state.settings
-    database = Database(
-        settings.database_url,
-        max_size=settings.db_pool_max_size,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        probe_interval_s=settings.db_probe_interval_s,
-    )
+    database = Database.from_settings(settings)
     await database.start()
     app.state.database = database
     repository = FeedbackRepository(

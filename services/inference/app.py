@@ -39,12 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.executor = ThreadPoolExecutor(
         settings.inference_threads, thread_name_prefix="predict"
     )
-    database = Database(
-        settings.database_url,
-        max_size=settings.db_pool_max_size,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        probe_interval_s=settings.db_probe_interval_s,
-    )
+    database = Database.from_settings(settings)
     await database.start()
     app.state.database = database
     writer = PredictionWriter(

@@ -27,12 +27,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect to PostgreSQL and start the sender; stop it handing back its leases."""
     settings: Settings = app.state.settings
-    database = Database(
-        settings.database_url,
-        max_size=settings.db_pool_max_size,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        probe_interval_s=settings.db_probe_interval_s,
-    )
+    database = Database.from_settings(settings)
     await database.start()
     app.state.database = database
     discord = DiscordClient(timeout_s=settings.discord_timeout_s)
