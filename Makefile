@@ -65,8 +65,8 @@ manifests: $(STAMP) ## Render a Kubernetes overlay: OVERLAY=dev|prod
 	$(PY) -m deploy.k8s.render deploy/k8s/overlays/$(or $(OVERLAY),dev)
 
 lock: ## Re-resolve requirements/*.txt from requirements/*.in
-	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe -o requirements/runtime.txt requirements/runtime.in
-	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe -o requirements/dev.txt requirements/dev.in
+	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements/runtime.txt requirements/runtime.in
+	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements/dev.txt requirements/dev.in
 
 audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 	$(VENV)/bin/pip-audit --strict -r requirements/runtime.txt
