@@ -36,6 +36,7 @@ def embedded_database_url() -> str:
     """Start (or reuse) the embedded PostgreSQL and return the project database's DSN."""
     import pgserver
 
+    DATA_DIR.mkdir(exist_ok=True)
     server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
     return server.get_uri("predictions_feedback")
 
