@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -102,13 +102,39 @@ def service_env(
     return env
 
 
-class Prometheus:
+class _Binary:
+    """A monitoring binary on a free port with its own folder and log, ready on `/-/ready`."""
+
+    def __init__(self, name: str, work_dir: Path) -> None:
+        self.port = free_port()
+        self.dir = work_dir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / f"{name}.log"
+        self.command: list[str] = []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start and wait until ready."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
+        return self
+
+    def stop(self) -> None:
+        """Stop it."""
+        _terminate(self.process)
+
+
+class Prometheus(_Binary):
     """Prometheus with the committed rules and the given targets, scraping every second."""
 
     def __init__(self, targets: Mapping[str, str], work_dir: Path) -> None:
-        self.port = free_port()
-        self.dir = work_dir / "prometheus"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__("prometheus", work_dir)
         config = self.dir / "prometheus.yml"
         config.write_text(
             render_prometheus(
@@ -124,24 +150,6 @@ class Prometheus:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
         ]
-        self.log_path = self.dir / "prometheus.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Prometheus:
-        """Start and wait until ready."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
-        return self
-
-    def stop(self) -> None:
-        """Stop it."""
-        _terminate(self.process)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
@@ -168,7 +176,7 @@ class Prometheus:
         return jobs <= up
 
 
-class Alertmanager:
+class Alertmanager(_Binary):
     """Alertmanager with the committed routing (notifier, and Discord directly for the alerts
     the notifier cannot carry), timings shortened."""
 
@@ -178,9 +186,7 @@ class Alertmanager:
         binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
         if binary is None:
             raise RuntimeError("no Alertmanager: apt-get install prometheus-alertmanager")
-        self.port = free_port()
-        self.dir = work_dir / "alertmanager"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__("alertmanager", work_dir)
         config = self.dir / "alertmanager.yml"
         config.write_text(
             render_alertmanager(
@@ -198,24 +204,6 @@ class Alertmanager:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",
         ]
-        self.log_path = self.dir / "alertmanager.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Alertmanager:
-        """Start and wait until ready."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
-        return self
-
-    def stop(self) -> None:
-        """Stop it."""
-        _terminate(self.process)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
