@@ -64,9 +64,12 @@ generate: $(STAMP) ## Regenerate the Kubernetes objects derived from monitoring/
 manifests: $(STAMP) ## Render a Kubernetes overlay: OVERLAY=dev|prod
 	$(PY) -m deploy.k8s.render deploy/k8s/overlays/$(or $(OVERLAY),dev)
 
+PIP_COMPILE := $(abspath $(PY)) -m piptools compile -q --strip-extras --no-header --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
+
 lock: ## Re-resolve requirements/*.txt from requirements/*.in
-	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements/runtime.txt requirements/runtime.in
-	$(PY) -m piptools compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements/dev.txt requirements/dev.in
+	cd requirements && $(PIP_COMPILE) -o runtime.txt runtime.in
+	cd requirements && $(PIP_COMPILE) -o dev.txt dev.in
 
 audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 	$(VENV)/bin/pip-audit --strict -r requirements/runtime.txt

@@ -29,7 +29,11 @@ from tests.support.services import ServiceProcess
 
 def measure_ceiling(photos: list[bytes], settings: Settings, rounds: int) -> dict[str, float]:
     """Decode + preprocess + model in a loop, one process: sequential and on every thread."""
-    classifier = Classifier(settings.model_path, intra_op_threads=settings.onnx_intra_op_threads)
+    classifier = Classifier(
+        settings.model_path,
+        intra_op_threads=settings.onnx_intra_op_threads,
+        providers=settings.onnx_providers,
+    )
     predictor = Predictor(classifier, ImageLimits(max_pixels=settings.max_image_pixels))
     for photo in photos[:10]:
         predictor.predict(photo)

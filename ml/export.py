@@ -11,9 +11,10 @@ import onnx
 import torch
 from torch import nn
 
-from ml.backbone import FEATURES, CatDogNet, ImageNetClassifier
+from ml.backbone import FEATURES, CatDogNet, FeaturesAndLogits, ImageNetClassifier
+from ml.features import FEATURES_OUTPUT, LOGITS_OUTPUT
 from ml.head import LinearHead
-from services.inference.model import INPUT_NAME, PET_SCORE, PROBABILITIES
+from services.inference.model import EMBEDDING, INPUT_NAME, PET_RANK, PET_SCORE, PROBABILITIES
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,16 @@ HEAD_WEIGHT = "head.weight"
 HEAD_BIAS = "head.bias"
 
 
-def head_layer(head: LinearHead) -> nn.Linear:
-    """The fitted head as a two-logit torch layer, label order cat, dog."""
+def head_layer(head: LinearHead, temperature: float = 1.0) -> nn.Linear:
+    """The fitted head as a two-logit torch layer, label order cat, dog.
+
+    The calibration temperature is folded into the weights: logits / T cost nothing at run time.
+    """
     weight, bias = head.two_class_linear()
     layer = nn.Linear(FEATURES, 2)
     with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(weight))
-        layer.bias.copy_(torch.from_numpy(bias))
+        layer.weight.copy_(torch.from_numpy(weight / temperature))
+        layer.bias.copy_(torch.from_numpy(bias / temperature))
     return layer
 
 
@@ -59,8 +63,13 @@ def _export(module: nn.Module, path: Path, size: int, outputs: list[str]) -> Non
 
 
 def export_classifier(net: CatDogNet, path: Path, size: int) -> None:
-    """The cat/dog network: `image` in, `probabilities` and `pet_score` out."""
-    _export(net, path, size, [PROBABILITIES, PET_SCORE])
+    """The cat/dog network: `image` in; probabilities, pet_score, pet_rank, embedding out."""
+    _export(net, path, size, [PROBABILITIES, PET_SCORE, PET_RANK, EMBEDDING])
+
+
+def export_features(net: FeaturesAndLogits, path: Path, size: int) -> None:
+    """The frozen backbone the head is trained on: pooled features and ImageNet logits."""
+    _export(net, path, size, [FEATURES_OUTPUT, LOGITS_OUTPUT])
 
 
 def export_reference(net: ImageNetClassifier, path: Path, size: int) -> None:

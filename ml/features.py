@@ -1,4 +1,8 @@
-"""Backbone features for a labelled folder, computed once and cached on disk."""
+"""Backbone features for a labelled folder, computed once and cached on disk.
+
+The frozen backbone is exported to ONNX first and run by ONNX Runtime: the head is then fitted
+on exactly the numbers the served graph computes, several times faster than torch on a CPU.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,59 @@ import hashlib
 import inspect
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import onnxruntime as ort
 from tqdm import tqdm
 
-from ml.backbone import ARCHITECTURE, PooledFeatures
+from ml.backbone import ARCHITECTURE
 from ml.dataset import LabelledImage, fingerprint, load_tensor
 from services.inference import images, preprocessing
 from services.inference.preprocessing import PreprocessSpec
 
 logger = logging.getLogger(__name__)
 
+FEATURES_OUTPUT = "features"
+LOGITS_OUTPUT = "logits"
+
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Pooled features, ImageNet logits and labels, row-aligned with `paths`."""
+    """Pooled features and ImageNet logits of each photo and of its mirror image."""
 
     features: np.ndarray  # [N, 1280] float32
     imagenet_logits: np.ndarray  # [N, 1000] float32
+    flipped_features: np.ndarray  # [N, 1280]
+    flipped_logits: np.ndarray  # [N, 1000]
     labels: np.ndarray  # [N] int64
     paths: tuple[str, ...]
+
+    def subset(self, rows: np.ndarray) -> FeatureSet:
+        """The same sets restricted to `rows`."""
+        return FeatureSet(
+            self.features[rows],
+            self.imagenet_logits[rows],
+            self.flipped_features[rows],
+            self.flipped_logits[rows],
+            self.labels[rows],
+            tuple(self.paths[row] for row in rows),
+        )
+
+    @staticmethod
+    def concatenate(parts: Sequence[FeatureSet]) -> FeatureSet:
+        """Several sets as one, in order."""
+        return FeatureSet(
+            np.concatenate([part.features for part in parts]),
+            np.concatenate([part.imagenet_logits for part in parts]),
+            np.concatenate([part.flipped_features for part in parts]),
+            np.concatenate([part.flipped_logits for part in parts]),
+            np.concatenate([part.labels for part in parts]),
+            tuple(path for part in parts for path in part.paths),
+        )
 
 
 def _code_fingerprint() -> str:
@@ -40,44 +73,45 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _cache_key(items: Sequence[LabelledImage], spec: PreprocessSpec, flip: bool) -> str:
+def _cache_key(items: Sequence[LabelledImage], spec: PreprocessSpec, backbone_sha256: str) -> str:
     description = json.dumps(
         {
             "architecture": ARCHITECTURE,
+            "backbone": backbone_sha256,
             "code": _code_fingerprint(),
             "data": fingerprint(items),
             "spec": spec.to_dict(),
-            "flip": flip,
-            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
         },
         sort_keys=True,
     )
     return hashlib.sha256(description.encode()).hexdigest()[:24]
 
 
-@torch.no_grad()
 def _compute(
     items: Sequence[LabelledImage],
     spec: PreprocessSpec,
-    features: PooledFeatures,
-    imagenet_fc: torch.nn.Module,
-    flip: bool,
+    session: ort.InferenceSession,
     batch_size: int,
+    description: str,
 ) -> FeatureSet:
-    pooled: list[np.ndarray] = []
-    logits: list[np.ndarray] = []
-    for start in tqdm(range(0, len(items), batch_size), desc="features", unit="batch"):
-        chunk = items[start : start + batch_size]
-        batch = torch.from_numpy(np.stack([load_tensor(item.path, spec) for item in chunk]))
-        if flip:
-            # Mirror after the centre crop: the same pixels the unflipped view sees.
-            batch = torch.flip(batch, dims=[3])
-        vectors = features(batch)
-        pooled.append(vectors.numpy())
-        logits.append(imagenet_fc(vectors).numpy())
+    outputs: dict[str, list[np.ndarray]] = {key: [] for key in ("f", "l", "ff", "fl")}
+    with tqdm(total=len(items), desc=description, unit="img", file=sys.stderr) as progress:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            batch = np.stack([load_tensor(item.path, spec) for item in chunk])
+            # Mirror after the centre crop: the same pixels the plain view sees.
+            mirrored = np.ascontiguousarray(batch[..., ::-1])
+            for prefix, view in (("", batch), ("f", mirrored)):
+                features, logits = session.run([FEATURES_OUTPUT, LOGITS_OUTPUT], {"image": view})
+                outputs[prefix + "f"].append(features)
+                outputs[prefix + "l"].append(logits)
+            progress.update(len(chunk))
     return FeatureSet(
-        features=np.concatenate(pooled).astype(np.float32),
-        imagenet_logits=np.concatenate(logits).astype(np.float32),
+        features=np.concatenate(outputs["f"]),
+        imagenet_logits=np.concatenate(outputs["l"]),
+        flipped_features=np.concatenate(outputs["ff"]),
+        flipped_logits=np.concatenate(outputs["fl"]),
         labels=np.array([item.label for item in items], dtype=np.int64),
         paths=tuple(str(item.path) for item in items),
     )
@@ -86,33 +120,41 @@ def _compute(
 def extract(
     items: Sequence[LabelledImage],
     spec: PreprocessSpec,
-    features: PooledFeatures,
-    imagenet_fc: torch.nn.Module,
+    backbone_onnx: Path,
     *,
-    flip: bool = False,
+    threads: int = 2,
     batch_size: int = 16,
     cache_dir: Path | None = None,
+    description: str = "features",
 ) -> FeatureSet:
     """Features of every item, read from `cache_dir` when the same inputs were seen before."""
+    backbone_sha256 = hashlib.sha256(backbone_onnx.read_bytes()).hexdigest()
     cache_file = None
     if cache_dir is not None:
-        cache_file = cache_dir / f"features-{_cache_key(items, spec, flip)}.npz"
+        cache_file = cache_dir / f"features-{_cache_key(items, spec, backbone_sha256)}.npz"
         if cache_file.exists():
             logger.info("features from cache %s", cache_file)
             with np.load(cache_file) as cached:
                 return FeatureSet(
                     features=cached["features"],
                     imagenet_logits=cached["imagenet_logits"],
+                    flipped_features=cached["flipped_features"],
+                    flipped_logits=cached["flipped_logits"],
                     labels=cached["labels"],
                     paths=tuple(str(path) for path in cached["paths"]),
                 )
-    result = _compute(items, spec, features, imagenet_fc, flip, batch_size)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(backbone_onnx), options, providers=["CPUExecutionProvider"])
+    result = _compute(items, spec, session, batch_size, description)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache_file,
             features=result.features,
             imagenet_logits=result.imagenet_logits,
+            flipped_features=result.flipped_features,
+            flipped_logits=result.flipped_logits,
             labels=result.labels,
             paths=np.array(result.paths),
         )

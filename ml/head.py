@@ -72,32 +72,35 @@ def folds(labels: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class CrossValidation:
-    """Held-out figures of one penalty."""
+    """Held-out figures of one penalty, and every training row's held-out log-odds."""
 
     l2: float
     accuracy: float
     log_loss: float
+    held_out: np.ndarray  # [N] log-odds of label 1, averaged over the views, from a head
+    # that never saw the row
 
 
 def cross_validate(
     views: Sequence[np.ndarray], labels: np.ndarray, l2: float, fold_count: int, seed: int
 ) -> CrossValidation:
-    """Held-out accuracy and log-loss on the first view; all views of training rows are fitted."""
-    correct = 0
-    loss = 0.0
-    for held_out in folds(labels, fold_count, seed):
-        train = np.setdiff1d(np.arange(len(labels)), held_out)
+    """Held-out figures of the views' averaged log-odds; all views of training rows are fitted.
+
+    Averaging the views is what the served graph does (the photo and its mirror image).
+    """
+    held_out = np.zeros(len(labels))
+    for rows in folds(labels, fold_count, seed):
+        train = np.setdiff1d(np.arange(len(labels)), rows)
         head = fit(
             np.concatenate([view[train] for view in views]),
             np.concatenate([labels[train]] * len(views)),
             l2,
         )
-        decision = head.decision(views[0][held_out])
-        truth = labels[held_out]
-        correct += int(((decision > 0) == truth).sum())
-        # log(1 + exp(-z)) for the true side, computed without overflow.
-        loss += float(np.logaddexp(0.0, np.where(truth == 1, -decision, decision)).sum())
-    return CrossValidation(l2=l2, accuracy=correct / len(labels), log_loss=loss / len(labels))
+        held_out[rows] = np.mean([head.decision(view[rows]) for view in views], axis=0)
+    correct = int(((held_out > 0) == labels).sum())
+    # log(1 + exp(-z)) for the true side, computed without overflow.
+    loss = float(np.logaddexp(0.0, np.where(labels == 1, -held_out, held_out)).mean())
+    return CrossValidation(l2=l2, accuracy=correct / len(labels), log_loss=loss, held_out=held_out)
 
 
 def choose_l2(
@@ -106,7 +109,7 @@ def choose_l2(
     grid: Sequence[float],
     fold_count: int = 5,
     seed: int = 0,
-) -> tuple[float, list[CrossValidation]]:
+) -> tuple[CrossValidation, list[CrossValidation]]:
     """The grid value with the lowest cross-validated log-loss.
 
     Log-loss rather than accuracy: on a few hundred easy photos accuracy ties across the whole
@@ -121,4 +124,4 @@ def choose_l2(
             result.log_loss,
         )
     best = min(results, key=lambda result: (result.log_loss, -result.l2))
-    return best.l2, results
+    return best, results

@@ -33,3 +33,14 @@ def class_sums(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cat = probabilities[:, list(CAT_CLASSES)].sum(axis=1)
     dog = probabilities[:, list(DOG_CLASSES)].sum(axis=1)
     return cat, dog
+
+
+def pet_score_and_rank(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cat+dog mass, and how many other classes outscore the best cat or dog class, per row.
+
+    The same computation as the served graph's `pet_score` and `pet_rank` outputs.
+    """
+    mask = pet_mask().astype(bool)
+    best_pet = probabilities[:, mask].max(axis=1, keepdims=True)
+    rank = (probabilities[:, ~mask] > best_pet).sum(axis=1)
+    return probabilities[:, mask].sum(axis=1), rank.astype(np.int64)

@@ -27,7 +27,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ml.card import DEFAULT_MODEL, NAME, VERSION, write_card
-from ml.dataset import LabelledImage, fingerprint, list_labelled, load_tensor
+from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.evaluate import evaluate
 from ml.train import choose_pet_threshold, relative
 from services.inference.model import Classifier, ModelCard, card_path_for
@@ -36,7 +36,7 @@ from services.inference.preprocessing import PreprocessSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = DEFAULT_MODEL.with_name(f"{NAME}_int8.onnx")
-HEAD_OPS = frozenset({"Gemm", "Softmax", "MatMul"})
+POOL_OPS = frozenset({"ReduceMean", "GlobalAveragePool"})
 
 
 class PhotoReader(CalibrationDataReader):
@@ -53,9 +53,16 @@ class PhotoReader(CalibrationDataReader):
 
 
 def head_nodes(model_path: Path) -> list[str]:
-    """Nodes after the global pool: the two heads and pet_score, kept in float."""
+    """Every node fed, directly or not, by the global pool: heads, averaging, pet_score and
+    pet_rank stay in float (quantising them saves nothing and moves the thresholds)."""
     graph = onnx.load(str(model_path)).graph
-    return [node.name for node in graph.node if node.op_type in HEAD_OPS]
+    tainted: set[str] = set()
+    kept: list[str] = []
+    for node in graph.node:  # ONNX graphs are stored in topological order
+        if node.op_type in POOL_OPS or tainted.intersection(node.input):
+            tainted.update(node.output)
+            kept.append(node.name)
+    return kept
 
 
 def calibration_items(items: Sequence[LabelledImage], count: int, seed: int) -> list[LabelledImage]:
@@ -92,8 +99,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m ml.quantize",
-        description="Quantise the float model to INT8, calibrated on DATA/train, and validate it "
-        "on DATA/val; writes the .onnx and its card.",
+        description="Quantise the float model to INT8, calibrated on training photos, and "
+        "validate it like the float model; writes the .onnx and its card.",
     )
     parser.add_argument(
         "--data",
@@ -101,9 +108,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("CV_DATASET_DIR"),
         help="folder with train/{cat,dog} and val/{cat,dog} (default: $CV_DATASET_DIR)",
     )
+    parser.add_argument(
+        "--extra-data",
+        type=Path,
+        default=os.environ.get("CV_EXTRA_DATASET_DIR"),
+        help="a second such folder (default: $CV_EXTRA_DATASET_DIR, if set)",
+    )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="float model to quantise")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output ({DEFAULT_OUT})")
-    parser.add_argument("--calibration", type=int, default=64, help="calibration photos (64)")
+    parser.add_argument("--calibration", type=int, default=128, help="calibration photos (128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     args = parser.parse_args(argv)
@@ -113,14 +126,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Quantise, calibrate pet_threshold, validate and write the card."""
+    """Quantise, set the neither rule again, validate and write the card."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data: Path = args.data.resolve()
+    roots = [path.resolve() for path in (args.data, args.extra_data) if path is not None]
     float_card = json.loads(card_path_for(args.model).read_text())
     labels = float_card["labels"]
-    train_items = list_labelled(data / "train", labels)
-    val_items = list_labelled(data / "val", labels)
+    train_items = [item for root in roots for item in list_labelled(root / "train", labels)]
     calibration = calibration_items(train_items, args.calibration, args.seed)
     quantize(args.model, args.out, calibration)
 
@@ -136,38 +148,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A first card so that Classifier accepts the file; threshold and validation follow.
     write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
     classifier = Classifier(args.out, intra_op_threads=args.threads)
-    train_scores = evaluate(classifier, train_items).pet_score
-    assert train_scores is not None
-    threshold = choose_pet_threshold(train_scores)
-    evaluation = evaluate(classifier, val_items)
-    assert evaluation.pet_score is not None
-    validation = evaluation.summary()
-    validation.update(
-        {
-            "data": float_card["validation"]["data"],
-            "data_sha256": fingerprint(val_items),
-            "worst_mistakes": [
-                {**mistake, "path": relative(mistake["path"], data)}
-                for mistake in evaluation.worst_mistakes(5)
-            ],
-            "float_model_accuracy": float_card["validation"]["accuracy"],
-            "pet_score_min": round(float(evaluation.pet_score.min()), 4),
-            "pet_score_below_threshold": int((evaluation.pet_score < threshold).sum()),
-        }
-    )
-    fields["pet_threshold"] = threshold
-    fields["pet_threshold_choice"] = {
-        "rule": float_card["pet_threshold_choice"]["rule"],
-        "train_min": round(float(train_scores.min()), 4),
-        "val_min": validation["pet_score_min"],
-    }
+    training = evaluate(classifier, train_items)
+    assert training.pet_score is not None
+    assert training.pet_rank is not None
+    fields["pet_threshold"] = choose_pet_threshold(training.pet_score, training.pet_rank)
+    write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
+    classifier = Classifier(args.out, intra_op_threads=args.threads)
+    validation = {}
+    for root in roots:
+        name = f"{root.name}/val"
+        evaluation = evaluate(classifier, list_labelled(root / "val", labels))
+        figures = evaluation.summary()
+        figures["float_model_accuracy"] = float_card["validation"][name]["accuracy"]
+        figures["mistakes"] = [
+            {**mistake, "path": relative(mistake["path"], roots)}
+            for mistake in evaluation.worst_mistakes(20)
+        ]
+        validation[name] = figures
     fields["validation"] = validation
     write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
     print(f"model: {args.out}")
-    float_accuracy = float_card["validation"]["accuracy"]
-    print(f"validation accuracy: {validation['accuracy']:.4f} (float model: {float_accuracy})")
-    print(f"confusion matrix: {validation['confusion_matrix']['matrix']}")
-    print(f"pet_threshold: {threshold} (val min {validation['pet_score_min']})")
+    print(f"pet_threshold: {fields['pet_threshold']} (float model: {float_card['pet_threshold']})")
+    for name, figures in validation.items():
+        print(
+            f"{name}: accuracy {figures['accuracy']:.4f} (float model "
+            f"{figures['float_model_accuracy']:.4f}), ECE "
+            f"{figures['expected_calibration_error']:.4f}, "
+            f"{figures['flagged_not_a_pet']} flagged as neither"
+        )
     return 0
 
 

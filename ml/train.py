@@ -1,18 +1,20 @@
-"""Build the cat/dog model from scratch: `python -m ml.train --data DIR`.
+"""Build the cat/dog model from scratch: `python -m ml.train --data DIR [--extra-data DIR]`.
 
-Extracts EfficientNet-Lite0 features of `DIR/train/{cat,dog}`, fits a logistic-regression head
-with a cross-validated penalty, exports one ONNX graph, evaluates it on `DIR/val/{cat,dog}`
-through the service's own code, and writes the model card.
+Extracts EfficientNet-Lite2 features of every `train/{cat,dog}` photo and its mirror image,
+fits a logistic-regression head with a cross-validated penalty, calibrates it with a
+temperature fitted on the held-out folds, sets the neither-cat-nor-dog rule from the training
+photos alone, exports one ONNX graph, evaluates it on each `val/{cat,dog}` and on real non-pet
+photos through the service's own code, and writes the model card.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import random
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,22 +23,28 @@ import numpy as np
 
 from ml import imagenet
 from ml.card import DEFAULT_MODEL, LABELS, SPEC, source_weights, write_card
-from ml.dataset import fingerprint, list_labelled
+from ml.dataset import LabelledImage, fingerprint, list_labelled
 
 logger = logging.getLogger(__name__)
 
-L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-# The threshold sits at this share of the lowest training-photo pet_score, so photos a bit
-# harder than any seen in training still pass.
-PET_THRESHOLD_MARGIN = 0.8
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RELIABILITY_PLOT = REPO_ROOT / "docs" / "img" / "reliability.png"
+L2_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+# "Neither" needs both signs: no cat or dog among ImageNet's top five classes (the usual
+# top-5 criterion), and a cat+dog mass under a threshold that flags at most this share of
+# the training photos (every one a cat or a dog).
+PET_RANK_LIMIT = 5
+PET_FLAG_BUDGET = 0.005
+PET_THRESHOLD_STEP = 0.01
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m ml.train",
-        description="Train the cat/dog head on DATA/train, export ONNX, validate on DATA/val "
-        "and write the model card. Needs requirements/model.txt installed.",
+        description="Train the cat/dog head on the train/ folders, calibrate it, export ONNX, "
+        "validate on each val/ folder and on real non-pet photos, and write the model card. "
+        "Needs requirements/model.txt installed.",
     )
     parser.add_argument(
         "--data",
@@ -45,12 +53,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder with train/{cat,dog} and val/{cat,dog} (default: $CV_DATASET_DIR)",
     )
     parser.add_argument(
+        "--extra-data",
+        type=Path,
+        default=os.environ.get("CV_EXTRA_DATASET_DIR"),
+        help="a second such folder, trained on and validated on too "
+        "(default: $CV_EXTRA_DATASET_DIR, if set)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help=f"ONNX file to write ({DEFAULT_MODEL})"
     )
     parser.add_argument("--cache-dir", type=Path, help="reuse backbone features cached here")
+    parser.add_argument(
+        "--imagenet-samples",
+        type=Path,
+        help="folder of one photo per ImageNet class, measured as non-pets (see ml.non_pets)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=RELIABILITY_PLOT,
+        help=f"reliability diagram to write ({RELIABILITY_PLOT.relative_to(REPO_ROOT)})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (2)")
     args = parser.parse_args(argv)
     if args.data is None:
         parser.error("give --data or set CV_DATASET_DIR")
@@ -77,169 +103,259 @@ def class_sum_predictions(imagenet_logits: np.ndarray) -> tuple[np.ndarray, np.n
     return (dog > cat).astype(np.int64), cat + dog
 
 
-def choose_pet_threshold(train_pet_scores: np.ndarray) -> float:
-    """A round threshold below every training photo's score, with margin."""
-    return math.floor(PET_THRESHOLD_MARGIN * float(train_pet_scores.min()) * 100) / 100
+def choose_pet_threshold(pet_score: np.ndarray, pet_rank: np.ndarray) -> float:
+    """The highest round threshold that flags at most PET_FLAG_BUDGET of the training photos."""
+    threshold = 0.0
+    for step in range(1, int(1 / PET_THRESHOLD_STEP)):
+        candidate = round(step * PET_THRESHOLD_STEP, 4)
+        flagged = (pet_score < candidate) & (pet_rank >= PET_RANK_LIMIT)
+        if flagged.mean() > PET_FLAG_BUDGET:
+            break
+        threshold = candidate
+    return threshold
 
 
-def relative(path: str, root: Path) -> str:
-    """Dataset paths in the card without the machine-specific prefix."""
-    return str(Path(path).relative_to(root))
+def relative(path: str, roots: Sequence[Path]) -> str:
+    """Dataset paths in the card without the machine-specific prefix: `<dataset>/<rest>`."""
+    for root in roots:
+        if Path(path).is_relative_to(root):
+            return f"{root.name}/{Path(path).relative_to(root)}"
+    return Path(path).name
+
+
+def averaged_imagenet(logits: np.ndarray, flipped: np.ndarray) -> np.ndarray:
+    """ImageNet probabilities of a photo and its mirror image averaged, as the graph does."""
+    return (imagenet.softmax(logits) + imagenet.softmax(flipped)) / 2
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """The whole build; returns the card's contents."""
     import torch
 
-    from ml import synthetic
-    from ml.backbone import (
-        CatDogNet,
-        PooledFeatures,
-        imagenet_fc,
-        load_pretrained,
-        weights_path,
-    )
-    from ml.evaluate import evaluate
-    from ml.export import export_classifier, head_layer
-    from ml.features import extract
+    from ml import non_pets
+    from ml.backbone import CatDogNet, FeaturesAndLogits, load_pretrained, weights_path
+    from ml.calibration import fit_temperature, log_loss, plot_reliability, reliability, sigmoid
+    from ml.evaluate import evaluate, not_a_pet, score_images
+    from ml.export import export_classifier, export_features, head_layer
+    from ml.features import FeatureSet, extract
     from ml.head import choose_l2, fit
     from ml.metrics import accuracy
     from services.inference.model import Classifier
-    from services.inference.preprocessing import preprocess
 
     make_deterministic(args.seed, args.threads)
-    data: Path = args.data.resolve()
-    train_items = list_labelled(data / "train", LABELS)
-    val_items = list_labelled(data / "val", LABELS)
+    roots: list[Path] = [args.data.resolve()]
+    if args.extra_data is not None:
+        roots.append(args.extra_data.resolve())
+    train_parts = {root: list_labelled(root / "train", LABELS) for root in roots}
+    val_sets = {f"{root.name}/val": list_labelled(root / "val", LABELS) for root in roots}
+    train_items: list[LabelledImage] = [item for items in train_parts.values() for item in items]
 
     backbone = load_pretrained()
-    features = PooledFeatures(backbone).eval()
-    fc = imagenet_fc(backbone)
+    with tempfile.TemporaryDirectory() as scratch:
+        backbone_onnx = Path(scratch) / "backbone.onnx"
+        export_features(FeaturesAndLogits(backbone).eval(), backbone_onnx, SPEC.crop)
+        training = FeatureSet.concatenate(
+            [
+                extract(
+                    items,
+                    SPEC,
+                    backbone_onnx,
+                    threads=args.threads,
+                    cache_dir=args.cache_dir,
+                    description=f"features {root.name}/train",
+                )
+                for root, items in train_parts.items()
+            ]
+        )
+    labels = training.labels
+    views = [training.features, training.flipped_features]
 
-    def features_of(items: Sequence[Any], flip: bool = False) -> Any:
-        return extract(items, SPEC, features, fc, flip=flip, cache_dir=args.cache_dir)
-
-    train_plain = features_of(train_items)
-    train_flipped = features_of(train_items, flip=True)
-    val = features_of(val_items)
-    labels = train_plain.labels
-
-    l2, cross_validation = choose_l2(
-        [train_plain.features, train_flipped.features], labels, L2_GRID, args.folds, args.seed
+    best, cross_validation = choose_l2(views, labels, L2_GRID, args.folds, args.seed)
+    temperature = fit_temperature(best.held_out, labels)
+    held_out_before = reliability(sigmoid(best.held_out), labels)
+    held_out_after = reliability(sigmoid(best.held_out / temperature), labels)
+    logger.info(
+        "l2=%g: held-out accuracy %.4f, temperature %.3f, held-out ECE %.4f -> %.4f",
+        best.l2,
+        best.accuracy,
+        temperature,
+        held_out_before.ece,
+        held_out_after.ece,
     )
-    head = fit(
-        np.concatenate([train_plain.features, train_flipped.features]),
-        np.concatenate([labels, labels]),
-        l2,
-    )
-    torch_val_accuracy = accuracy(val.labels, head.predict(val.features))
-    logger.info("l2=%g, validation accuracy of the fitted head %.4f", l2, torch_val_accuracy)
+    head = fit(np.concatenate(views), np.concatenate([labels, labels]), best.l2)
 
-    baseline_predictions, train_pet = class_sum_predictions(train_plain.imagenet_logits)
-    val_baseline, _ = class_sum_predictions(val.imagenet_logits)
-    pet_threshold = choose_pet_threshold(train_pet)
+    train_imagenet = averaged_imagenet(training.imagenet_logits, training.flipped_logits)
+    train_pet, train_rank = imagenet.pet_score_and_rank(train_imagenet)
+    pet_threshold = choose_pet_threshold(train_pet, train_rank)
+    baseline_predictions, _ = class_sum_predictions(training.imagenet_logits)
 
-    net = CatDogNet(backbone, head_layer(head)).eval()
+    net = CatDogNet(backbone, head_layer(head, temperature)).eval()
     export_classifier(net, args.out, SPEC.crop)
 
     fields: dict[str, Any] = {
-        "description": "Tells whether a photo shows a cat or a dog, and how much it looks like "
-        "either at all (pet_score).",
+        "description": "Tells whether a photo shows a cat or a dog, with calibrated "
+        "probabilities, and whether it shows either at all.",
         "input_size": [3, SPEC.crop, SPEC.crop],
         "inputs": {"image": {"dtype": "float32", "shape": ["N", 3, SPEC.crop, SPEC.crop]}},
         "outputs": {
             "probabilities": {
                 "dtype": "float32",
                 "shape": ["N", len(LABELS)],
-                "meaning": "softmax over labels, in the order of `labels`",
+                "meaning": "calibrated softmax over labels, in the order of `labels`; the "
+                "head's logits of the photo and of its mirror image averaged, divided by "
+                "the calibration temperature",
             },
             "pet_score": {
                 "dtype": "float32",
                 "shape": ["N"],
                 "meaning": "ImageNet-1k probability mass on the house-cat classes "
                 f"{imagenet.CAT_CLASSES.start}-{imagenet.CAT_CLASSES.stop - 1} and the dog "
-                f"breeds {imagenet.DOG_CLASSES.start}-{imagenet.DOG_CLASSES.stop - 1}",
+                f"breeds {imagenet.DOG_CLASSES.start}-{imagenet.DOG_CLASSES.stop - 1}, the "
+                "photo and its mirror image averaged",
+            },
+            "pet_rank": {
+                "dtype": "int64",
+                "shape": ["N"],
+                "meaning": "how many other ImageNet classes score above the best cat or dog "
+                "class (0: a cat or dog class is the top one)",
+            },
+            "embedding": {
+                "dtype": "float32",
+                "shape": ["N", training.features.shape[1]],
+                "meaning": "the backbone's globally pooled features of the photo as given, "
+                "for drift monitoring",
             },
         },
         "preprocessing": SPEC.to_dict(),
         "pet_threshold": pet_threshold,
+        "pet_rank_limit": PET_RANK_LIMIT,
+        "neither_rule": (
+            f"not a cat or a dog when pet_score < pet_threshold ({pet_threshold}) and "
+            f"pet_rank >= pet_rank_limit ({PET_RANK_LIMIT}): little ImageNet mass on cats "
+            "and dogs and none of their classes among the top five"
+        ),
         "source_weights": source_weights(weights_path()),
         "training": {
             "data": "Real photos of cats and dogs from the Kaggle 'Dogs vs. Cats' set "
-            "(Asirra: Microsoft Research and Petfinder.com): "
-            f"{int((labels == 0).sum())} cats and {int((labels == 1).sum())} dogs, "
-            "read from $CV_DATASET_DIR/train",
-            "data_sha256": fingerprint(train_items),
+            "(Asirra: Microsoft Research and Petfinder.com)",
+            "sources": [
+                {
+                    "folder": f"{root.name}/train",
+                    "cats": sum(1 for item in items if item.label == 0),
+                    "dogs": sum(1 for item in items if item.label == 1),
+                    "data_sha256": fingerprint(items),
+                }
+                for root, items in train_parts.items()
+            ],
+            "photos": len(train_items),
             "backbone": "frozen; features are the 1280-d global average pool",
-            "augmentation": "horizontal flip (both views of every photo are fitted)",
+            "augmentation": "horizontal flip (both views of every photo are fitted; the "
+            "served graph averages the head over both views)",
             "head": "L2-regularised logistic regression (Newton's method), exported as a "
             "2-logit linear layer and softmax",
-            "l2": l2,
+            "l2": best.l2,
             "cross_validation": {
                 "folds": args.folds,
                 "seed": args.seed,
-                "chosen_by": "lowest held-out log-loss",
+                "chosen_by": "lowest held-out log-loss of the two views' averaged log-odds",
                 "results": [
                     {
                         "l2": result.l2,
-                        "accuracy": round(result.accuracy, 4),
+                        "accuracy": round(result.accuracy, 5),
+                        "errors": round((1 - result.accuracy) * len(labels)),
                         "log_loss": round(result.log_loss, 5),
                     }
                     for result in cross_validation
                 ],
             },
-            "train_accuracy": round(accuracy(labels, head.predict(train_plain.features)), 4),
-            "imagenet_class_sum_train_accuracy": round(accuracy(labels, baseline_predictions), 4),
+            "train_accuracy": round(
+                accuracy(
+                    labels,
+                    ((head.decision(views[0]) + head.decision(views[1])) > 0).astype(np.int64),
+                ),
+                5,
+            ),
+            "imagenet_class_sum_train_accuracy": round(accuracy(labels, baseline_predictions), 5),
             "torch": torch.__version__,
         },
+        "calibration": {
+            "method": "temperature scaling (Guo et al., 2017): log-odds divided by T, T "
+            "fitted by log-loss on the held-out cross-validation log-odds of the chosen "
+            "penalty, never on the photos a head was trained on; folded into the head",
+            "temperature": round(temperature, 5),
+            "held_out_log_loss": {
+                "before": round(log_loss(best.held_out, labels), 5),
+                "after": round(log_loss(best.held_out / temperature, labels), 5),
+            },
+            "held_out_ece_15_bins": {
+                "before": round(held_out_before.ece, 5),
+                "after": round(held_out_after.ece, 5),
+            },
+        },
         "pet_threshold_choice": {
-            "rule": f"{PET_THRESHOLD_MARGIN} x the lowest training-photo pet_score, "
-            "rounded down to 0.01",
-            "train_min": round(float(train_pet.min()), 4),
+            "rule": f"the highest multiple of {PET_THRESHOLD_STEP} for which the neither rule "
+            f"flags at most {PET_FLAG_BUDGET:.1%} of the {len(labels)} training photos",
+            "train_flagged": int(
+                ((train_pet < pet_threshold) & (train_rank >= PET_RANK_LIMIT)).sum()
+            ),
+            "train_pet_score_min": round(float(train_pet.min()), 4),
         },
     }
     write_card(args.out, fields)
 
     # Validate the exported file exactly as the service will load and feed it.
     classifier = Classifier(args.out, intra_op_threads=args.threads)
-    evaluation = evaluate(classifier, val_items)
-    validation = evaluation.summary()
-    assert evaluation.pet_score is not None
-    validation.update(
-        {
-            "data": f"{len(val_items)} photos from $CV_DATASET_DIR/val, never used in training",
-            "data_sha256": fingerprint(val_items),
-            "worst_mistakes": [
-                {**mistake, "path": relative(mistake["path"], data)}
-                for mistake in evaluation.worst_mistakes(5)
-            ],
-            "imagenet_class_sum_baseline_accuracy": round(accuracy(val.labels, val_baseline), 6),
-            "pet_score_min": round(float(evaluation.pet_score.min()), 4),
-            "pet_score_below_threshold": int((evaluation.pet_score < pet_threshold).sum()),
+    validation: dict[str, Any] = {}
+    curves = {
+        "held-out folds, raw": held_out_before,
+        "held-out folds, calibrated": held_out_after,
+    }
+    for name, items in val_sets.items():
+        evaluation = evaluate(classifier, items)
+        figures = evaluation.summary()
+        # The graph's log-odds times T are the head's before calibration.
+        log_probabilities = np.log(np.clip(evaluation.probabilities.astype(np.float64), 1e-12, 1))
+        log_odds = log_probabilities[:, 1] - log_probabilities[:, 0]
+        raw_ece = reliability(sigmoid(temperature * log_odds), evaluation.truth).ece
+        figures.update(
+            {
+                "data": f"{len(items)} photos from {name}, never used in training or to "
+                "choose anything",
+                "data_sha256": fingerprint(items),
+                "expected_calibration_error_uncalibrated": round(raw_ece, 5),
+                "mistakes": [
+                    {**mistake, "path": relative(mistake["path"], roots)}
+                    for mistake in evaluation.worst_mistakes(20)
+                ],
+                "flagged_paths": [
+                    relative(evaluation.paths[row], roots)
+                    for row in np.flatnonzero(evaluation.not_a_pet)
+                ],
+            }
+        )
+        validation[name] = figures
+        curves[f"{name}, calibrated"] = evaluation.reliability()
+    plot_reliability(curves, args.plot, f"{classifier.card.name} {classifier.card.version}")
+
+    photo_sets = [*non_pets.packaged(), non_pets.featureless()]
+    if args.imagenet_samples is not None:
+        photo_sets.extend(non_pets.imagenet_samples(args.imagenet_samples).values())
+    neither: dict[str, Any] = {}
+    for photo_set in photo_sets:
+        scores = score_images(classifier, [image for _, image in photo_set.images])
+        flags = not_a_pet(classifier.card, scores)
+        names = [name for name, _ in photo_set.images]
+        neither[photo_set.name] = {
+            "description": photo_set.description,
+            "images": len(names),
+            "flagged": int(flags.sum()),
+            "flagged_share": round(float(flags.mean()), 4),
+            "missed": [name for name, flag in zip(names, flags, strict=True) if not flag][:20],
         }
-    )
-    synthetic_scores = {}
-    for name, image in synthetic.all_images().items():
-        scores = classifier.run(preprocess(image, SPEC)[None])
-        assert scores.pet_score is not None
-        synthetic_scores[name] = round(float(scores.pet_score[0]), 4)
     fields["validation"] = validation
-    fields["pet_threshold_choice"].update(
-        {
-            "val_min": validation["pet_score_min"],
-            "synthetic_non_pet_scores": synthetic_scores,
-            "synthetic_flagged": sorted(
-                name for name, score in synthetic_scores.items() if score < pet_threshold
-            ),
-        }
-    )
+    fields["neither_check"] = neither
     # The card's sha256 is of the ONNX file, which is unchanged: rewriting keeps it valid.
     write_card(args.out, fields)
-    logger.info(
-        "torch head %.4f vs exported model %.4f on validation",
-        torch_val_accuracy,
-        validation["accuracy"],
-    )
     return fields
 
 
@@ -248,17 +364,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     fields = train(args)
-    validation = fields["validation"]
     print(f"model: {args.out}")
-    print(f"validation accuracy: {validation['accuracy']:.4f} on {validation['images']} photos")
-    print(f"confusion matrix (rows true, columns predicted; {', '.join(LABELS)}):")
-    for label, row in zip(LABELS, validation["confusion_matrix"]["matrix"], strict=True):
-        print(f"  {label}: {row}")
+    calibration = fields["calibration"]
     print(
-        "ImageNet class-sum baseline accuracy: "
-        f"{validation['imagenet_class_sum_baseline_accuracy']:.4f}"
+        f"temperature {calibration['temperature']}; held-out ECE "
+        f"{calibration['held_out_ece_15_bins']['before']} -> "
+        f"{calibration['held_out_ece_15_bins']['after']}"
     )
-    print(f"pet_threshold: {fields['pet_threshold']} (val min {validation['pet_score_min']})")
+    for name, figures in fields["validation"].items():
+        recall = ", ".join(
+            f"{label} recall {values['recall']:.4f}"
+            for label, values in figures["per_class"].items()
+        )
+        print(
+            f"{name}: accuracy {figures['accuracy']:.4f} on {figures['images']} photos "
+            f"({recall}); ECE {figures['expected_calibration_error']:.4f}; "
+            f"{figures['flagged_not_a_pet']} flagged as neither"
+        )
+    print(f"neither rule: {fields['neither_rule']}")
+    for name, figures in fields["neither_check"].items():
+        print(f"  {name:16} {figures['flagged']:4}/{figures['images']:<4} flagged")
     return 0
 
 

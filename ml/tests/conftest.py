@@ -49,16 +49,21 @@ def classifier(model_file: Path) -> Classifier:
     return Classifier(model_file)
 
 
+def dataset_folder(variable: str, sub: str) -> Path:
+    """$variable/sub, or a skip saying why the real-photo test cannot run."""
+    configured = os.environ.get(variable)
+    if not configured:
+        pytest.skip(f"{variable} is not set: real-photo tests skipped")
+    folder = Path(configured) / sub
+    if not folder.is_dir():
+        pytest.skip(f"{folder} does not exist: real-photo tests skipped")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def val_dir() -> Path:
     """$CV_DATASET_DIR/val, or a skip saying why real-photo tests cannot run."""
-    configured = os.environ.get("CV_DATASET_DIR")
-    if not configured:
-        pytest.skip("CV_DATASET_DIR is not set: validation-set tests skipped")
-    folder = Path(configured) / "val"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} does not exist: validation-set tests skipped")
-    return folder
+    return dataset_folder("CV_DATASET_DIR", "val")
 
 
 def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:

@@ -15,7 +15,7 @@ from ml import synthetic
 from ml.evaluate import main as evaluate_main
 from ml.metrics import confusion_matrix, per_class, summary
 from ml.tests.conftest import REPO_ROOT
-from ml.train import choose_pet_threshold, class_sum_predictions
+from ml.train import PET_FLAG_BUDGET, PET_RANK_LIMIT, choose_pet_threshold, class_sum_predictions
 
 
 def test_confusion_matrix_and_per_class_figures() -> None:
@@ -38,10 +38,21 @@ def test_class_sum_baseline_and_pet_score() -> None:
     assert np.all(pet > 0.99)
 
 
-def test_pet_threshold_sits_below_every_training_photo() -> None:
-    threshold = choose_pet_threshold(np.array([0.9, 0.0647, 0.5]))
-    assert threshold == 0.05
-    assert threshold < 0.0647
+def test_pet_threshold_flags_at_most_the_budget_of_training_photos() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.3, 1.0, 1000)
+    scores[:8] = [0.02, 0.04, 0.06, 0.08, 0.11, 0.13, 0.17, 0.19]
+    ranks = np.zeros(1000, dtype=np.int64)
+    ranks[:8] = PET_RANK_LIMIT
+    ranks[4] = PET_RANK_LIMIT - 1  # a cat or dog class in the top five: never flagged
+
+    threshold = choose_pet_threshold(scores, ranks)
+
+    def flagged(limit: float) -> float:
+        return float(((scores < limit) & (ranks >= PET_RANK_LIMIT)).mean())
+
+    assert flagged(threshold) <= PET_FLAG_BUDGET < flagged(threshold + 0.01)
+    assert threshold == 0.17
 
 
 @pytest.mark.parametrize("module", ["ml.train", "ml.evaluate", "ml.bench_model", "ml.quantize"])

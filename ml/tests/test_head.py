@@ -55,9 +55,22 @@ def test_folds_are_a_stratified_partition() -> None:
 def test_choose_l2_takes_the_lowest_held_out_log_loss() -> None:
     features, labels = blobs(rows=80)
     grid = (1e-4, 1e-2, 10.0)
-    chosen, results = choose_l2([features], labels, grid, fold_count=4)
+    best, results = choose_l2([features], labels, grid, fold_count=4)
     losses = {result.l2: result.log_loss for result in results}
-    assert chosen == min(losses, key=losses.__getitem__)
-    assert cross_validate([features], labels, chosen, 4, 0).log_loss == pytest.approx(
-        losses[chosen]
-    )
+    assert best.l2 == min(losses, key=losses.__getitem__)
+    again = cross_validate([features], labels, best.l2, 4, 0)
+    assert again.log_loss == pytest.approx(losses[best.l2])
+    np.testing.assert_array_equal(again.held_out, best.held_out)
+
+
+def test_cross_validation_averages_the_views_held_out() -> None:
+    features, labels = blobs(rows=60)
+    mirrored = features[:, ::-1].copy()
+    result = cross_validate([features, mirrored], labels, 1e-2, 3, 0)
+    for rows in folds(labels, 3, 0):
+        train = np.setdiff1d(np.arange(len(labels)), rows)
+        head = fit(
+            np.concatenate([features[train], mirrored[train]]), np.tile(labels[train], 2), 1e-2
+        )
+        expected = (head.decision(features[rows]) + head.decision(mirrored[rows])) / 2
+        np.testing.assert_allclose(result.held_out[rows], expected)

@@ -32,7 +32,11 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model, connect to PostgreSQL, start the writer; undo it all on the way out."""
     settings: Settings = app.state.settings
-    classifier = Classifier(settings.model_path, intra_op_threads=settings.onnx_intra_op_threads)
+    classifier = Classifier(
+        settings.model_path,
+        intra_op_threads=settings.onnx_intra_op_threads,
+        providers=settings.onnx_providers,
+    )
     card = classifier.card
     metrics.MODEL_INFO.labels(name=card.name, version=card.version, sha256=classifier.sha256).set(1)
     app.state.predictor = Predictor(classifier, ImageLimits(max_pixels=settings.max_image_pixels))

@@ -2,14 +2,17 @@
 
 Signature every served model follows: input `image` float32 [N, 3, S, S] (preprocessed by
 `preprocessing.preprocess`), output `probabilities` float32 [N, len(labels)] summing to 1, and
-optionally `pet_score` float32 [N]: the ImageNet probability mass on cat and dog classes, low
-when the photo shows neither.
+optionally `pet_score` float32 [N] (the ImageNet probability mass on cat and dog classes, low
+when the photo shows neither), `pet_rank` int64 [N] (how many ImageNet classes outscore the
+best cat or dog class) and `embedding` float32 [N, D] (the backbone's pooled features).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,24 @@ import onnxruntime as ort
 
 from services.inference.preprocessing import PreprocessSpec
 
+logger = logging.getLogger(__name__)
+
 INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
 PET_SCORE = "pet_score"
+PET_RANK = "pet_rank"
+EMBEDDING = "embedding"
+OPTIONAL_OUTPUTS = (PET_SCORE, PET_RANK, EMBEDDING)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+# Short names accepted in ONNX_PROVIDERS beside ONNX Runtime's own.
+PROVIDER_ALIASES = {
+    "cpu": CPU_PROVIDER,
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+}
 
 
 class ModelError(Exception):
@@ -38,6 +56,9 @@ class ModelCard:
     sha256: str
     preprocessing: PreprocessSpec
     pet_threshold: float
+    # A photo is "neither" only when its pet_score is under pet_threshold and no cat or dog
+    # class is among the top `pet_rank_limit` ImageNet classes; None: pet_score alone decides.
+    pet_rank_limit: int | None
     raw: dict[str, Any]
 
     @classmethod
@@ -52,10 +73,20 @@ class ModelCard:
                 sha256=str(raw["sha256"]),
                 preprocessing=PreprocessSpec.from_dict(raw["preprocessing"]),
                 pet_threshold=float(raw.get("pet_threshold", 0.0)),
+                pet_rank_limit=(
+                    int(raw["pet_rank_limit"]) if raw.get("pet_rank_limit") is not None else None
+                ),
                 raw=raw,
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelError(f"model card {path} is unreadable: {error}") from error
+
+    def is_cat_or_dog(self, pet_score: np.ndarray, pet_rank: np.ndarray | None) -> np.ndarray:
+        """The card's "shows a cat or a dog" rule, per row."""
+        looks_like_one = pet_score >= self.pet_threshold
+        if self.pet_rank_limit is None or pet_rank is None:
+            return looks_like_one
+        return looks_like_one | (pet_rank < self.pet_rank_limit)
 
 
 def file_sha256(path: Path) -> str:
@@ -65,6 +96,33 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def provider_name(name: str) -> str:
+    """ONNX Runtime's name for a provider given by its own or its short name."""
+    full = PROVIDER_ALIASES.get(name.strip().lower(), name.strip())
+    if full not in ort.get_all_providers():
+        known = ", ".join(sorted(PROVIDER_ALIASES))
+        raise ValueError(f"unknown ONNX Runtime execution provider {name!r} (short names: {known})")
+    return full
+
+
+def available_providers(requested: Sequence[str]) -> list[str]:
+    """The requested providers this build of ONNX Runtime has, in order, CPU always last.
+
+    A GPU provider asked for on a node without it is skipped with a warning rather than
+    failing start-up: the same image serves on CPU and GPU nodes.
+    """
+    present = set(ort.get_available_providers())
+    chosen = []
+    for name in (provider_name(item) for item in requested):
+        if name in present and name not in chosen:
+            chosen.append(name)
+        elif name not in present:
+            logger.warning("execution provider %s is not available here; skipped", name)
+    if CPU_PROVIDER not in chosen:
+        chosen.append(CPU_PROVIDER)
+    return chosen
 
 
 def card_path_for(model_path: Path) -> Path:
@@ -78,12 +136,20 @@ class Scores:
 
     probabilities: np.ndarray  # [N, labels]
     pet_score: np.ndarray | None  # [N]
+    pet_rank: np.ndarray | None = None  # [N]
+    embedding: np.ndarray | None = None  # [N, D]
 
 
 class Classifier:
     """One ONNX Runtime session, built once, safe to call from several threads."""
 
-    def __init__(self, model_path: Path, *, intra_op_threads: int = 1) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        intra_op_threads: int = 1,
+        providers: Sequence[str] = (CPU_PROVIDER,),
+    ) -> None:
         self.model_path = model_path
         self.card = ModelCard.load(card_path_for(model_path))
         self.sha256 = file_sha256(model_path)
@@ -97,14 +163,14 @@ class Classifier:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
+                str(model_path), options, providers=available_providers(providers)
             )
         except Exception as error:  # onnxruntime raises its own untyped errors on bad files
             raise ModelError(f"onnxruntime cannot load {model_path}: {error}") from error
         outputs = {output.name for output in self.session.get_outputs()}
         if PROBABILITIES not in outputs:
             raise ModelError(f"{model_path} has no '{PROBABILITIES}' output")
-        self._outputs = [PROBABILITIES] + ([PET_SCORE] if PET_SCORE in outputs else [])
+        self._outputs = [PROBABILITIES] + [name for name in OPTIONAL_OUTPUTS if name in outputs]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -113,9 +179,14 @@ class Classifier:
 
     def run(self, batch: np.ndarray) -> Scores:
         """Score an NCHW float32 batch."""
-        results = self.session.run(self._outputs, {INPUT_NAME: batch})
-        pet_score = results[1] if len(results) > 1 else None
-        return Scores(probabilities=results[0], pet_score=pet_score)
+        values = self.session.run(self._outputs, {INPUT_NAME: batch})
+        results = dict(zip(self._outputs, values, strict=True))
+        return Scores(
+            probabilities=results[PROBABILITIES],
+            pet_score=results.get(PET_SCORE),
+            pet_rank=results.get(PET_RANK),
+            embedding=results.get(EMBEDDING),
+        )
 
     def describe(self) -> dict[str, Any]:
         """What `GET /model` shows."""
@@ -128,5 +199,7 @@ class Classifier:
             "sha256": self.sha256,
             "preprocessing": self.card.preprocessing.to_dict(),
             "pet_threshold": self.card.pet_threshold,
+            "pet_rank_limit": self.card.pet_rank_limit,
+            "providers": self.session.get_providers(),
             "validation": self.card.raw.get("validation"),
         }

@@ -9,7 +9,7 @@ import numpy as np
 
 from services.inference import metrics
 from services.inference.images import ImageLimits, load_image
-from services.inference.model import Classifier
+from services.inference.model import Classifier, Scores
 from services.inference.preprocessing import preprocess
 
 
@@ -46,21 +46,23 @@ class Predictor:
         metrics.STAGE_TIME.labels(stage="decode").observe(decoded - started)
         metrics.STAGE_TIME.labels(stage="preprocess").observe(preprocessed - decoded)
         metrics.STAGE_TIME.labels(stage="model").observe(finished - preprocessed)
-        return self._answer(scores.probabilities[0], scores.pet_score, finished - started)
+        return self._answer(scores, finished - started)
 
-    def _answer(self, row: np.ndarray, pet_scores: np.ndarray | None, seconds: float) -> Prediction:
+    def _answer(self, scores: Scores, seconds: float) -> Prediction:
         # Renormalise in float64 so the two probabilities sum to 1 within 1e-6 as promised.
-        probabilities = np.clip(row.astype(np.float64), 0.0, 1.0)
+        probabilities = np.clip(scores.probabilities[0].astype(np.float64), 0.0, 1.0)
         probabilities /= probabilities.sum()
         labels = self.classifier.labels
         best = int(np.argmax(probabilities))
-        pet_score = None if pet_scores is None else float(pet_scores[0])
-        threshold = self.classifier.card.pet_threshold
+        pet_score = None if scores.pet_score is None else float(scores.pet_score[0])
+        is_cat_or_dog = scores.pet_score is None or bool(
+            self.classifier.card.is_cat_or_dog(scores.pet_score, scores.pet_rank)[0]
+        )
         return Prediction(
             label=labels[best],
             probabilities={label: float(p) for label, p in zip(labels, probabilities, strict=True)},
             confidence=float(probabilities[best]),
             pet_score=pet_score,
-            is_cat_or_dog=pet_score is None or pet_score >= threshold,
+            is_cat_or_dog=is_cat_or_dog,
             seconds=seconds,
         )

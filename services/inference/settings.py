@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.common.settings import ServiceSettings
+from services.inference.model import CPU_PROVIDER, provider_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +46,12 @@ class Settings(ServiceSettings):
         description="Threads decoding and scoring in parallel per worker.",
     )
     onnx_intra_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime threads/run.")
+    onnx_providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(CPU_PROVIDER,),
+        description="ONNX Runtime execution providers in order of preference, comma-separated "
+        "(cpu, cuda, tensorrt or ONNX Runtime's names); those missing on the node are skipped, "
+        "CPU is always the fallback.",
+    )
     low_confidence_threshold: float = Field(
         default=0.8,
         gt=0.5,
@@ -67,6 +76,15 @@ class Settings(ServiceSettings):
         default="http://localhost:8001",
         description="The feedback service as browsers reach it; the upload page posts there.",
     )
+
+    @field_validator("onnx_providers", mode="before")
+    @classmethod
+    def _provider_list(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        names = tuple(provider_name(str(item)) for item in items if str(item).strip())
+        if not names:
+            raise ValueError("name at least one execution provider, e.g. cpu")
+        return names
 
     @field_validator("feedback_public_url")
     @classmethod
