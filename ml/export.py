@@ -11,7 +11,7 @@ import onnx
 import torch
 from torch import nn
 
-from ml.backbone import FEATURES, CatDogNet, FeaturesAndLogits, ImageNetClassifier
+from ml.backbone import HEAD_FEATURES, CatDogNet, FeaturesAndLogits, ImageNetClassifier
 from ml.features import FEATURES_OUTPUT, LOGITS_OUTPUT
 from ml.head import LinearHead
 from services.inference.model import EMBEDDING, INPUT_NAME, PET_RANK, PET_SCORE, PROBABILITIES
@@ -29,7 +29,7 @@ def head_layer(head: LinearHead, temperature: float = 1.0) -> nn.Linear:
     The calibration temperature is folded into the weights: logits / T cost nothing at run time.
     """
     weight, bias = head.two_class_linear()
-    layer = nn.Linear(FEATURES, 2)
+    layer = nn.Linear(HEAD_FEATURES, 2)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(weight / temperature))
         layer.bias.copy_(torch.from_numpy(bias / temperature))

