@@ -63,7 +63,7 @@ def test_choose_l2_takes_the_lowest_held_out_log_loss() -> None:
     np.testing.assert_array_equal(again.held_out, best.held_out)
 
 
-def test_cross_validation_averages_the_views_held_out() -> None:
+def test_cross_validation_fits_every_view_and_scores_the_first() -> None:
     features, labels = blobs(rows=60)
     mirrored = features[:, ::-1].copy()
     result = cross_validate([features, mirrored], labels, 1e-2, 3, 0)
@@ -72,5 +72,4 @@ def test_cross_validation_averages_the_views_held_out() -> None:
         head = fit(
             np.concatenate([features[train], mirrored[train]]), np.tile(labels[train], 2), 1e-2
         )
-        expected = (head.decision(features[rows]) + head.decision(mirrored[rows])) / 2
-        np.testing.assert_allclose(result.held_out[rows], expected)
+        np.testing.assert_allclose(result.held_out[rows], head.decision(features[rows]))

@@ -33,7 +33,7 @@ def test_unknown_or_empty_provider_lists_are_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv("ONNX_PROVIDERS", value)
-    with pytest.raises(ValidationError, match="ONNX_PROVIDERS|onnx_providers"):
+    with pytest.raises(ValidationError, match=r"ONNX_PROVIDERS|onnx_providers"):
         Settings()
 
 
