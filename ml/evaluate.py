@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ml.calibration import Reliability, reliability
 from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.metrics import summary
+from ml.non_pets import PhotoSet
 from services.inference.images import ImageRejected
 from services.inference.model import Classifier, ModelCard, Scores
 from services.inference.preprocessing import preprocess
@@ -143,6 +144,23 @@ def score_images(
             for start in range(0, len(images), batch_size)
         ]
     )
+
+
+def neither_check(classifier: Classifier, photo_sets: Sequence[PhotoSet]) -> dict[str, Any]:
+    """How many images of each set the card's rule flags as neither cat nor dog."""
+    found: dict[str, Any] = {}
+    for photo_set in photo_sets:
+        scores = score_images(classifier, [image for _, image in photo_set.images])
+        flags = not_a_pet(classifier.card, scores)
+        names = [name for name, _ in photo_set.images]
+        found[photo_set.name] = {
+            "description": photo_set.description,
+            "images": len(names),
+            "flagged": int(flags.sum()),
+            "flagged_share": round(float(flags.mean()), 4),
+            "missed": [name for name, flag in zip(names, flags, strict=True) if not flag][:20],
+        }
+    return found
 
 
 def report(evaluation: Evaluation, worst: int) -> str:

@@ -26,9 +26,10 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from ml import non_pets
 from ml.card import DEFAULT_MODEL, NAME, VERSION, write_card
 from ml.dataset import LabelledImage, list_labelled, load_tensor
-from ml.evaluate import evaluate
+from ml.evaluate import evaluate, neither_check
 from ml.train import choose_pet_threshold, relative
 from services.inference.model import Classifier, ModelCard, card_path_for
 from services.inference.preprocessing import PreprocessSpec
@@ -166,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         validation[name] = figures
     fields["validation"] = validation
+    fields["neither_check"] = neither_check(
+        classifier, [*non_pets.packaged(), non_pets.featureless()]
+    )
     write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
     print(f"model: {args.out}")
     print(f"pet_threshold: {fields['pet_threshold']} (float model: {float_card['pet_threshold']})")
@@ -176,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{figures['expected_calibration_error']:.4f}, "
             f"{figures['flagged_not_a_pet']} flagged as neither"
         )
+    for name, figures in fields["neither_check"].items():
+        print(f"  {name:16} {figures['flagged']:4}/{figures['images']:<4} flagged")
     return 0
 
 

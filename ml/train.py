@@ -138,7 +138,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         weights_path,
     )
     from ml.calibration import fit_temperature, log_loss, plot_reliability, reliability, sigmoid
-    from ml.evaluate import evaluate, not_a_pet, score_images
+    from ml.evaluate import evaluate, neither_check
     from ml.export import export_classifier, export_features, head_layer
     from ml.features import FeatureSet, extract
     from ml.head import choose_l2, fit
@@ -339,18 +339,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     photo_sets = [*non_pets.packaged(), non_pets.featureless()]
     if args.imagenet_samples is not None:
         photo_sets.extend(non_pets.imagenet_samples(args.imagenet_samples).values())
-    neither: dict[str, Any] = {}
-    for photo_set in photo_sets:
-        scores = score_images(classifier, [image for _, image in photo_set.images])
-        flags = not_a_pet(classifier.card, scores)
-        names = [name for name, _ in photo_set.images]
-        neither[photo_set.name] = {
-            "description": photo_set.description,
-            "images": len(names),
-            "flagged": int(flags.sum()),
-            "flagged_share": round(float(flags.mean()), 4),
-            "missed": [name for name, flag in zip(names, flags, strict=True) if not flag][:20],
-        }
+    neither = neither_check(classifier, photo_sets)
     fields["validation"] = validation
     fields["neither_check"] = neither
     # The card's sha256 is of the ONNX file, which is unchanged: rewriting keeps it valid.
