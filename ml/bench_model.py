@@ -1,7 +1,8 @@
 """Model throughput against the headless backbone: `python -m ml.bench_model`.
 
-The reference is the same file cut at the ImageNet logits (the plain EfficientNet-Lite0
-classifier), so the ratio shows what the cat/dog head and pet_score add to a forward pass.
+The reference is the same file cut at the ImageNet logits (the plain EfficientNet-Lite2
+classifier), so the ratio shows what the second backbone, the cat/dog head and pet_score add to
+a forward pass; `--reference FILE` compares with another model instead (e.g. the previous one).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def imagenet_logits_name(model: onnx.ModelProto) -> str:
     for node in model.graph.node:
         if node.op_type == "Gemm" and shapes.get(node.input[1], (0,))[0] == imagenet.CLASSES:
             return node.output[0]
-    raise ValueError("no 1000-class Gemm in the graph: not an EfficientNet-Lite0 export")
+    raise ValueError("no 1000-class Gemm in the graph: not an EfficientNet-Lite export")
 
 
 def extract_reference(model_path: Path, out_path: Path) -> Path:

@@ -204,6 +204,28 @@ def report(evaluation: Evaluation, worst: int) -> str:
     return "\n".join(lines)
 
 
+def draw_mistakes(mistakes: Sequence[dict[str, Any]], path: Path, tile: int = 220) -> None:
+    """A contact sheet of mistaken photos, each captioned with its file and the answer."""
+    from PIL import ImageDraw
+
+    columns = min(5, max(1, len(mistakes)))
+    rows = max(1, -(-len(mistakes) // columns))
+    sheet = Image.new("RGB", (columns * tile, rows * (tile + 30)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, mistake in enumerate(mistakes):
+        with Image.open(mistake["path"]) as photo:
+            thumbnail = photo.convert("RGB")
+        thumbnail.thumbnail((tile, tile))
+        left, top = (index % columns) * tile, (index // columns) * (tile + 30)
+        sheet.paste(thumbnail, (left, top))
+        caption = (
+            f"{Path(mistake['path']).name}\n{mistake['predicted']} {mistake['probability']:.2f}"
+        )
+        draw.text((left + 3, top + tile + 2), caption, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
@@ -217,6 +239,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--worst", type=int, default=10, help="mistakes to list (default 10)")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument(
+        "--mistakes-sheet",
+        type=Path,
+        help="also draw the worst mistakes, labelled, into this PNG (to look at, not to commit: "
+        "the photos are the data set's)",
+    )
     parser.add_argument(
         "--min-accuracy", type=float, help="exit with status 1 when accuracy is below this"
     )
@@ -237,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         result["worst_mistakes"] = evaluation.worst_mistakes(args.worst)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.mistakes_sheet:
+        draw_mistakes(evaluation.worst_mistakes(args.worst), args.mistakes_sheet)
+        print(f"mistakes drawn in {args.mistakes_sheet}")
     if args.min_accuracy is not None and result["accuracy"] < args.min_accuracy:
         print(f"accuracy {result['accuracy']:.4f} is below {args.min_accuracy}", file=sys.stderr)
         return 1

@@ -79,8 +79,18 @@ def test_evaluate_cli_on_a_labelled_folder(
     Image.new("RGB", (50, 80), (90, 60, 30)).save(tmp_path / "dog" / "brown.bmp")
     (tmp_path / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     summary_file = tmp_path / "summary.json"
+    sheet = tmp_path / "mistakes.png"
 
-    status = evaluate_main([str(model_file), str(tmp_path), "--json", str(summary_file)])
+    status = evaluate_main(
+        [
+            str(model_file),
+            str(tmp_path),
+            "--json",
+            str(summary_file),
+            "--mistakes-sheet",
+            str(sheet),
+        ]
+    )
 
     printed = capsys.readouterr().out
     assert status == 0
@@ -97,7 +107,12 @@ def test_evaluate_cli_fails_below_min_accuracy(model_file: Path, tmp_path: Path)
         (tmp_path / label).mkdir()
         synthetic.stripes().save(tmp_path / label / "stripes.png")
     # Both folders hold the same image: one of the two is always wrong.
-    assert evaluate_main([str(model_file), str(tmp_path), "--min-accuracy", "0.9"]) == 1
+    sheet = tmp_path / "mistakes.png"
+    arguments = [str(model_file), str(tmp_path), "--min-accuracy", "0.9"]
+    assert evaluate_main([*arguments, "--mistakes-sheet", str(sheet)]) == 1
+    with Image.open(sheet) as drawn:
+        assert drawn.size == (220, 250)  # the one mistake, captioned
+        assert len(set(drawn.convert("L").getdata())) > 2  # a photo, not a blank sheet
 
 
 def test_evaluate_cli_needs_one_folder_per_label(model_file: Path, tmp_path: Path) -> None:
