@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices
+from pydantic import AliasChoices, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -32,6 +32,7 @@ class EnvVar:
     name: str
     field: str
     info: FieldInfo
+    owner: type[BaseSettings]
 
     @property
     def required(self) -> bool:
@@ -42,6 +43,24 @@ class EnvVar:
     def default(self) -> Any:
         """The code's default value."""
         return self.info.default
+
+    def parse(self, text: str) -> Any:
+        """`text` read as the settings class reads this field from the environment: its
+        type, and its own field validators (a comma-separated list, for example)."""
+        validators = [
+            decorator
+            for decorator in self.owner.__pydantic_decorators__.field_validators.values()
+            if self.field in decorator.info.fields
+        ]
+        value: Any = text
+        for decorator in validators:
+            if decorator.info.mode == "before":
+                value = decorator.bind_to_cls(self.owner).func(value)
+        value = TypeAdapter(self.info.annotation).validate_python(value)
+        for decorator in validators:
+            if decorator.info.mode == "after":
+                value = decorator.bind_to_cls(self.owner).func(value)
+        return value
 
 
 def service_names() -> list[str]:
@@ -66,7 +85,7 @@ def env_vars(cls: type[BaseSettings]) -> dict[str, EnvVar]:
     found: dict[str, EnvVar] = {}
     for field_name, info in cls.model_fields.items():
         for name in _names(field_name, info, prefix):
-            found[name.upper()] = EnvVar(name.upper(), field_name, info)
+            found[name.upper()] = EnvVar(name.upper(), field_name, info, cls)
     return found
 
 
