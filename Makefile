@@ -38,7 +38,7 @@ test: $(STAMP) $(MODEL_STAMP) lint ## Lint, then run the whole test suite
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services ml monitoring deploy bench
+	$(VENV)/bin/mypy services ml monitoring deploy bench harness
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

@@ -28,6 +28,8 @@ import httpx
 import psycopg
 
 from bench.support import write_result
+from harness.browser import CHROMIUM_ARGS, chromium_path
+from harness.services import ServiceProcess
 from services.common.db import Database
 from services.common.migrate import apply_migrations, create_database_if_missing
 from services.dashboard.app import ASSETS_DIR
@@ -35,8 +37,6 @@ from services.dashboard.layout import GRAPHS
 from services.dashboard.queries import Queries
 from services.dashboard.seed import seed
 from services.dashboard.window import Window, resolve
-from tests.support.browser import CHROMIUM_ARGS, chromium_path
-from tests.support.services import ServiceProcess
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cv_bench_dashboard"
 # The Plotly.js bundle the page itself loads.

@@ -26,9 +26,9 @@ import psycopg
 
 from bench.loadgen import percentile
 from bench.support import bench_database_url, write_result
+from harness.services import ServiceProcess
 from services.common.db import Database
 from services.feedback.repository import Feedback, FeedbackRepository
-from tests.support.services import ServiceProcess
 
 Call = Callable[[int], Awaitable[bool]]
 

@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from bench.loadgen import percentile
 from bench.support import bench_database_url, bench_photos, rss_bytes, write_result
+from harness.services import ServiceProcess
 from services.inference.images import ImageLimits
 from services.inference.model import Classifier
 from services.inference.predictor import Predictor
 from services.inference.settings import Settings
-from tests.support.services import ServiceProcess
 
 
 def measure_ceiling(photos: list[bytes], settings: Settings, rounds: int) -> dict[str, float]:

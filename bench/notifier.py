@@ -22,10 +22,10 @@ import psycopg
 from psycopg import sql
 
 from bench.support import bench_database_url, write_result
+from harness.alert_payloads import alert, fingerprints_posted, webhook
+from harness.fake_discord import FakeDiscord
+from harness.services import ServiceProcess
 from services.common.migrate import apply_migrations, with_database
-from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
-from tests.support.fake_discord import FakeDiscord
-from tests.support.services import ServiceProcess
 
 TOKEN = "bench-notifier-token-5d1e"  # noqa: S105
 

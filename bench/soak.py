@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from bench.loadgen import percentile
 from bench.support import bench_photos, rss_bytes, write_result
+from harness.stack import Stack, running_stack
 from services.common.migrate import apply_migrations, create_database_if_missing
 from services.inference.settings import Settings
-from tests.system.stack import Stack, running_stack
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cv_soak"
 TABLES = ("monitoring", "feedback", "prediction_photos")

@@ -165,7 +165,7 @@ def test_build_context_holds_what_the_images_copy_and_nothing_private() -> None:
 def test_health_check_script_reports_a_live_and_a_stopped_service(
     tmp_path: Path, tiny_model_path: Path, database_url: str
 ) -> None:
-    from tests.support.services import ServiceProcess
+    from harness.services import ServiceProcess
 
     env = {"MODEL_PATH": str(tiny_model_path), "DATABASE_URL": database_url, "DEV_MODE": "true"}
     service = ServiceProcess("inference", env, tmp_path)

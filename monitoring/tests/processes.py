@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.postgres import free_port
+from harness.ports import free_port
 
 
 class BinaryProcess:

@@ -29,17 +29,17 @@ import httpx
 import psycopg
 import pytest
 
+from harness.fake_discord import FakeDiscord
+from harness.services import ServiceProcess
+from harness.waiting import wait_until
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
 from monitoring.local import alertmanager_command, prometheus_command, write_private
 from monitoring.render import render_alertmanager, render_prometheus
 from monitoring.tests.grafana_sql import expand
 from monitoring.tests.processes import BinaryProcess, PrometheusApi, new_port
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
-from tests.support.fake_discord import FakeDiscord
 from tests.support.images import jpeg
 from tests.support.postgres import PrivatePostgres
-from tests.support.services import ServiceProcess
-from tests.support.waiting import wait_until
 
 # Bounded by the committed `for:` durations: about 1 min to fire, 1 min more to resolve.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]

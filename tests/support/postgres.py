@@ -6,7 +6,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,12 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from harness.ports import free_port
 
 
 def wait_for_postgres(url: str, timeout_s: float = 30.0) -> None:

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.stack import Stack, running_stack
 from services.common.migrate import with_database
-from tests.system.stack import Stack, running_stack
 
 
 @contextlib.contextmanager

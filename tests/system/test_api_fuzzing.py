@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.system.stack import Stack
+from harness.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.services import ServiceProcess
-from tests.system.stack import Stack, running_stack
+from harness.services import ServiceProcess
+from harness.stack import Stack, running_stack
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.services import REPO_ROOT, ServiceProcess
 from tests.support.decoder_fuzz import seed_files
-from tests.support.services import REPO_ROOT, ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,10 @@ import httpx
 import psycopg
 import pytest
 
+from harness.services import ServiceProcess
+from harness.stack import Stack, wait_for
 from tests.support.images import jpeg
-from tests.support.services import ServiceProcess
 from tests.support.tiny_model import build_tiny_model
-from tests.system.stack import Stack, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.system.stack import Stack, running_stack, wait_for
+from harness.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.slow
 

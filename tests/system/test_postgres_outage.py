@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.stack import Stack, running_stack, wait_for
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
 from tests.support.postgres import PrivatePostgres
-from tests.system.stack import Stack, running_stack, wait_for
 from tests.system.traffic import MixedTraffic
 
 pytestmark = pytest.mark.slow

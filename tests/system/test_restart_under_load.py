@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.stack import Stack, running_stack, wait_for
 from tests.support.images import jpeg
-from tests.system.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.slow
 

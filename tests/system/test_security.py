@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.fake_discord import FakeDiscord
+from harness.fake_discord import FakeDiscord
+from harness.ports import free_port
+from harness.services import REPO_ROOT, ServiceProcess
+from harness.stack import Stack, service_env, wait_for
 from tests.support.images import jpeg
-from tests.support.postgres import free_port
-from tests.support.services import REPO_ROOT, ServiceProcess
-from tests.system.stack import Stack, service_env, wait_for
 
 pytestmark = pytest.mark.slow
 

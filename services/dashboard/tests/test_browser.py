@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from harness.services import ServiceProcess
 from services.dashboard.layout import GRAPHS
 from services.dashboard.seed import seed
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from harness.services import ServiceProcess
 from services.feedback.tests.conftest import ADMIN_TOKEN
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import httpx
 import psycopg
 import pytest
 
+from harness.services import ServiceProcess
 from services.common.migrate import apply_migrations
 from services.feedback.tests.conftest import ADMIN_TOKEN, feedback_body, insert_prediction
 from tests.support.postgres import PrivatePostgres
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

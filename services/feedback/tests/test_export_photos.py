@@ -9,11 +9,11 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 
+from harness.services import REPO_ROOT
 from ml.dataset import list_labelled
 from services.feedback.export_photos import export_photos
 from services.feedback.tests.conftest import InsertPrediction, feedback_body
 from tests.support.images import encode, jpeg, solid
-from tests.support.services import REPO_ROOT
 
 
 def test_export_writes_labelled_consented_photos_only(

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
+from harness.services import ServiceProcess
 from services.feedback.tests.conftest import ADMIN_TOKEN
 from tests.support.images import jpeg
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

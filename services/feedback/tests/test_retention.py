@@ -11,11 +11,11 @@ import psycopg
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from harness.services import REPO_ROOT
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
 from tests.support.images import jpeg
-from tests.support.services import REPO_ROOT
 
 
 def purged_total() -> float:

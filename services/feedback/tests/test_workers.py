@@ -10,8 +10,8 @@ import httpx
 import psycopg
 import pytest
 
+from harness.services import ServiceProcess
 from services.feedback.tests.conftest import ADMIN_TOKEN, feedback_body, insert_prediction
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

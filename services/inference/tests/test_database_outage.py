@@ -10,11 +10,11 @@ import httpx
 import psycopg
 import pytest
 
+from harness.services import ServiceProcess
+from harness.waiting import wait_until
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
 from tests.support.images import jpeg
 from tests.support.postgres import PrivatePostgres
-from tests.support.services import ServiceProcess
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import ServiceProcess
 from tests.support.images import jpeg
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from harness.waiting import wait_until
 from tests.support.images import jpeg, odd_images
-from tests.support.waiting import wait_until
 
 
 def wait_for_rows(db: psycopg.Connection, expected: int) -> int:

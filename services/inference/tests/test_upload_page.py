@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.services import ServiceProcess
 from tests.support.images import jpeg
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

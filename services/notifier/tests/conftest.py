@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from pythonjsonlogger.json import JsonFormatter
 
+from harness.fake_discord import FakeDiscord
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
-from tests.support.fake_discord import FakeDiscord
 
 TOKEN = "notifier-test-token-7f3a9c"
 WEBHOOK_TOKEN = "webhook-secret-token-91b2"

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.fake_discord import FakeDiscord
+from harness.ports import free_port
+from harness.services import ServiceProcess
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN
-from tests.support.fake_discord import FakeDiscord
-from tests.support.postgres import free_port
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.fake_discord import FakeDiscord
+from harness.services import ServiceProcess
 from services.inference.app import create_app as create_inference_app
 from services.inference.settings import Settings as InferenceSettings
 from services.notifier.announce import announce_start
 from services.notifier.client_settings import ClientSettings
 from services.notifier.tests.conftest import TOKEN
-from tests.support.fake_discord import FakeDiscord
-from tests.support.services import ServiceProcess
 
 
 @pytest.fixture

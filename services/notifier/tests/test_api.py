@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from harness.alert_payloads import alert, fingerprints_posted, webhook
+from harness.fake_discord import FakeDiscord
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN, collect_logs
-from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
-from tests.support.fake_discord import FakeDiscord
 
 
 def _metric(name: str, **labels: str) -> float:

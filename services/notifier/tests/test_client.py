@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.fake_discord import FakeDiscord
+from harness.ports import free_port
+from harness.services import REPO_ROOT, ServiceProcess
 from services.notifier import client as client_module
 from services.notifier.client import DiscordNotifier
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN, collect_logs
-from tests.support.fake_discord import FakeDiscord
-from tests.support.postgres import free_port
-from tests.support.services import REPO_ROOT, ServiceProcess
 
 
 def test_the_guides_names_exist() -> None:

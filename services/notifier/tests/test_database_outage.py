@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from harness.fake_discord import FakeDiscord
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
 from services.notifier.tests.conftest import TOKEN
-from tests.support.fake_discord import FakeDiscord
 from tests.support.postgres import PrivatePostgres
 
 pytestmark = pytest.mark.slow

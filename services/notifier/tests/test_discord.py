@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from harness.fake_discord import FakeDiscord
 from services.notifier.discord import (
     ConfigError,
     Delivered,
@@ -18,7 +19,6 @@ from services.notifier.discord import (
     redact,
     redact_text,
 )
-from tests.support.fake_discord import FakeDiscord
 
 MESSAGE = {"content": "hello", "allowed_mentions": {"parse": []}}
 

@@ -8,9 +8,9 @@ import sys
 import httpx
 import pytest
 
-from tests.support.fake_discord import FakeDiscord, validate_message
-from tests.support.postgres import free_port
-from tests.support.services import REPO_ROOT
+from harness.fake_discord import FakeDiscord, validate_message
+from harness.ports import free_port
+from harness.services import REPO_ROOT
 
 
 def test_limits_are_enforced_with_discords_error_shape(fake_discord: FakeDiscord) -> None:
@@ -78,7 +78,7 @@ def test_commanded_failures(fake_discord: FakeDiscord) -> None:
 def test_runs_as_a_process_with_a_control_api() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_discord", "--port", str(port)],
+        [sys.executable, "-m", "harness.fake_discord", "--port", str(port)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

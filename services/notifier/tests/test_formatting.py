@@ -7,6 +7,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.alert_payloads import alert, fingerprints_posted, webhook
+from harness.fake_discord import validate_message
 from services.notifier import limits
 from services.notifier.formatting import (
     Presentation,
@@ -15,8 +17,6 @@ from services.notifier.formatting import (
     plain_fallback,
 )
 from services.notifier.schemas import AlertmanagerWebhook, Notification
-from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
-from tests.support.fake_discord import validate_message
 
 PRESENTATION = Presentation(grafana_url="https://grafana.example.org/d/cv", critical_role_id="42")
 

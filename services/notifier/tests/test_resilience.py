@@ -15,10 +15,10 @@ import httpx
 import psycopg
 import pytest
 
+from harness.alert_payloads import alert, fingerprints_posted, webhook
+from harness.fake_discord import FakeDiscord
+from harness.services import ServiceProcess
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN
-from services.notifier.tests.payloads import alert, fingerprints_posted, webhook
-from tests.support.fake_discord import FakeDiscord
-from tests.support.services import ServiceProcess
 
 OUTAGE_S = float(os.environ.get("NOTIFIER_OUTAGE_S", "6"))
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

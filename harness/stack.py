@@ -23,11 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from harness.fake_discord import FakeDiscord
+from harness.ports import free_port
+from harness.services import ServiceProcess
+from harness.waiting import wait_until
 from monitoring.render import render_alertmanager, render_prometheus
-from tests.support.fake_discord import FakeDiscord
-from tests.support.postgres import free_port
-from tests.support.services import ServiceProcess
-from tests.support.waiting import wait_until
 
 SERVICES = ("inference", "feedback", "notifier", "dashboard")
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")

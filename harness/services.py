@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.postgres import free_port
+from harness.ports import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServiceProcess:

@@ -12,7 +12,7 @@ In-process:
         discord.wait_for_messages(3)
         discord.messages()                   # what was accepted, in order
 
-As a process: `python -m tests.support.fake_discord --port 9999`, then the control API:
+As a process: `python -m harness.fake_discord --port 9999`, then the control API:
     GET  /_control/messages[?webhook_id=]    accepted messages (JSON list)
     GET  /_control/requests                  every request: webhook_id, status, time
     POST /_control/fail  {"mode": "status"|"rate_limit"|"drop"|"unknown_webhook",
@@ -386,7 +386,8 @@ class FakeDiscord:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def webhook_url(self, webhook_id: str = "123456789012345678", token: str = "t0ken") -> str:
+    # The fake accepts any token: this one is a placeholder, not a secret.
+    def webhook_url(self, webhook_id: str = "123456789012345678", token: str = "t0ken") -> str:  # noqa: S107
         """A webhook URL served by this fake."""
         return f"{self.url}/api/webhooks/{webhook_id}/{token}"
 
@@ -472,7 +473,7 @@ class FakeDiscord:
 def main(argv: list[str] | None = None) -> int:
     """CLI: serve until interrupted."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.support.fake_discord",
+        prog="python -m harness.fake_discord",
         description="A fake Discord webhook server with a control API (see the module docstring).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address")
