@@ -142,16 +142,3 @@ class CatDogNet(nn.Module):
         others = imagenet * (1 - self.pet_mask)
         pet_rank = (others > best_pet).sum(dim=1)
         return probabilities, pet_score, pet_rank, embedding
-
-
-class ImageNetClassifier(nn.Module):
-    """The plain backbone with its 1000-way ImageNet head: the benchmark's reference."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.features = PooledFeatures(backbone)
-        self.imagenet_fc = imagenet_fc(backbone)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """[N, 1000] ImageNet logits."""
-        return self.imagenet_fc(self.features(image))

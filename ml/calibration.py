@@ -85,7 +85,8 @@ def plot_reliability(curves: dict[str, Reliability], path: Path, title: str) -> 
     )
     top.plot([0.5, 1.0], [0.5, 1.0], linestyle="--", color="grey", label="perfect calibration")
     top.axhline(0.5, color="lightgrey", linewidth=0.5)
-    width = curves[next(iter(curves))].bin_edges[1] - curves[next(iter(curves))].bin_edges[0]
+    edges = next(iter(curves.values())).bin_edges
+    width = edges[1] - edges[0]
     for index, (name, curve) in enumerate(curves.items()):
         filled = curve.count > 0
         (line,) = top.plot(

@@ -20,7 +20,7 @@ from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.metrics import summary
 from ml.non_pets import PhotoSet
 from services.inference.images import ImageRejected
-from services.inference.model import Classifier, ModelCard, Scores
+from services.inference.model import Classifier, Scores
 from services.inference.preprocessing import preprocess
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def evaluate(
         probabilities=scores.probabilities,
         pet_score=scores.pet_score,
         pet_rank=scores.pet_rank,
-        not_a_pet=not_a_pet(classifier.card, scores),
+        not_a_pet=~classifier.card.is_cat_or_dog(scores),
         rejected=tuple(rejected),
     )
 
@@ -122,13 +122,6 @@ def concatenate(parts: Sequence[Scores]) -> Scores:
         pet_rank=join([part.pet_rank for part in parts]),
         embedding=join([part.embedding for part in parts]),
     )
-
-
-def not_a_pet(card: ModelCard, scores: Scores) -> np.ndarray:
-    """The card's neither-cat-nor-dog rule per row (never flagged without a pet_score)."""
-    if scores.pet_score is None:
-        return np.zeros(len(scores.probabilities), dtype=bool)
-    return ~card.is_cat_or_dog(scores.pet_score, scores.pet_rank)
 
 
 def score_images(
@@ -151,7 +144,7 @@ def neither_check(classifier: Classifier, photo_sets: Sequence[PhotoSet]) -> dic
     found: dict[str, Any] = {}
     for photo_set in photo_sets:
         scores = score_images(classifier, [image for _, image in photo_set.images])
-        flags = not_a_pet(classifier.card, scores)
+        flags = ~classifier.card.is_cat_or_dog(scores)
         names = [name for name, _ in photo_set.images]
         found[photo_set.name] = {
             "description": photo_set.description,

@@ -11,7 +11,7 @@ import onnx
 import torch
 from torch import nn
 
-from ml.backbone import HEAD_FEATURES, CatDogNet, FeaturesAndLogits, ImageNetClassifier
+from ml.backbone import HEAD_FEATURES, CatDogNet, FeaturesAndLogits
 from ml.features import FEATURES_OUTPUT, LOGITS_OUTPUT
 from ml.head import LinearHead
 from services.inference.model import EMBEDDING, INPUT_NAME, PET_RANK, PET_SCORE, PROBABILITIES
@@ -70,11 +70,6 @@ def export_classifier(net: CatDogNet, path: Path, size: int) -> None:
 def export_features(net: FeaturesAndLogits, path: Path, size: int) -> None:
     """The frozen backbone the head is trained on: pooled features and ImageNet logits."""
     _export(net, path, size, [FEATURES_OUTPUT, LOGITS_OUTPUT])
-
-
-def export_reference(net: ImageNetClassifier, path: Path, size: int) -> None:
-    """The plain ImageNet backbone, for benchmarking against."""
-    _export(net, path, size, ["logits"])
 
 
 def read_head(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,6 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from ml.backbone import ARCHITECTURE
 from ml.dataset import LabelledImage, fingerprint, load_tensor
 from services.inference import images, preprocessing
 from services.inference.preprocessing import PreprocessSpec
@@ -40,17 +39,6 @@ class FeatureSet:
     flipped_logits: np.ndarray  # [N, 1000]
     labels: np.ndarray  # [N] int64
     paths: tuple[str, ...]
-
-    def subset(self, rows: np.ndarray) -> FeatureSet:
-        """The same sets restricted to `rows`."""
-        return FeatureSet(
-            self.features[rows],
-            self.imagenet_logits[rows],
-            self.flipped_features[rows],
-            self.flipped_logits[rows],
-            self.labels[rows],
-            tuple(self.paths[row] for row in rows),
-        )
 
     @staticmethod
     def concatenate(parts: Sequence[FeatureSet]) -> FeatureSet:
@@ -76,7 +64,6 @@ def _code_fingerprint() -> str:
 def _cache_key(items: Sequence[LabelledImage], spec: PreprocessSpec, backbone_sha256: str) -> str:
     description = json.dumps(
         {
-            "architecture": ARCHITECTURE,
             "backbone": backbone_sha256,
             "code": _code_fingerprint(),
             "data": fingerprint(items),

@@ -94,12 +94,6 @@ NON_PETS: dict[str, Callable[[], Image.Image]] = {
     "solid_brown": solid((120, 80, 40)),
 }
 
-# Patterns the ImageNet head confidently files under some other class, so they score far
-# below any photo. Flat colours and noise are different: the head is close to uniform on
-# them, and the 123 cat and dog classes then keep roughly their 12 % share of the mass,
-# which is as much as the hardest real photos get.
-STRUCTURED = ("gradient_grey", "gradient_colour", "checkerboard", "stripes", "ellipses")
-
 
 def all_images() -> dict[str, Image.Image]:
     """Every synthetic non-pet image by name."""

@@ -24,6 +24,7 @@ import numpy as np
 from ml import imagenet
 from ml.card import DEFAULT_MODEL, LABELS, SPEC, source_weights, write_card
 from ml.dataset import LabelledImage, fingerprint, list_labelled
+from services.inference.model import not_cat_or_dog
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ def choose_pet_threshold(pet_score: np.ndarray, pet_rank: np.ndarray) -> float:
     threshold = 0.0
     for step in range(1, int(1 / PET_THRESHOLD_STEP)):
         candidate = round(step * PET_THRESHOLD_STEP, 4)
-        flagged = (pet_score < candidate) & (pet_rank >= PET_RANK_LIMIT)
-        if flagged.mean() > PET_FLAG_BUDGET:
+        if not_cat_or_dog(pet_score, pet_rank, candidate, PET_RANK_LIMIT).mean() > PET_FLAG_BUDGET:
             break
         threshold = candidate
     return threshold
@@ -295,7 +295,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "rule": f"the highest multiple of {PET_THRESHOLD_STEP} for which the neither rule "
             f"flags at most {PET_FLAG_BUDGET:.1%} of the {len(labels)} training photos",
             "train_flagged": int(
-                ((train_pet < pet_threshold) & (train_rank >= PET_RANK_LIMIT)).sum()
+                not_cat_or_dog(train_pet, train_rank, pet_threshold, PET_RANK_LIMIT).sum()
             ),
             "train_pet_score_min": round(float(train_pet.min()), 4),
         },

@@ -81,12 +81,13 @@ class ModelCard:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelError(f"model card {path} is unreadable: {error}") from error
 
-    def is_cat_or_dog(self, pet_score: np.ndarray, pet_rank: np.ndarray | None) -> np.ndarray:
-        """The card's "shows a cat or a dog" rule, per row."""
-        looks_like_one = pet_score >= self.pet_threshold
-        if self.pet_rank_limit is None or pet_rank is None:
-            return looks_like_one
-        return looks_like_one | (pet_rank < self.pet_rank_limit)
+    def is_cat_or_dog(self, scores: Scores) -> np.ndarray:
+        """The card's "shows a cat or a dog" rule, per row (always true without a pet_score)."""
+        if scores.pet_score is None:
+            return np.ones(len(scores.probabilities), dtype=bool)
+        return ~not_cat_or_dog(
+            scores.pet_score, scores.pet_rank, self.pet_threshold, self.pet_rank_limit
+        )
 
 
 def file_sha256(path: Path) -> str:
@@ -96,6 +97,17 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def not_cat_or_dog(
+    pet_score: np.ndarray, pet_rank: np.ndarray | None, threshold: float, rank_limit: int | None
+) -> np.ndarray:
+    """The neither-cat-nor-dog rule per row: little cat+dog mass and, when the model ranks,
+    no cat or dog class among the top `rank_limit` ImageNet classes."""
+    flagged = pet_score < threshold
+    if rank_limit is not None and pet_rank is not None:
+        flagged &= pet_rank >= rank_limit
+    return flagged
 
 
 def provider_name(name: str) -> str:

@@ -55,9 +55,7 @@ class Predictor:
         labels = self.classifier.labels
         best = int(np.argmax(probabilities))
         pet_score = None if scores.pet_score is None else float(scores.pet_score[0])
-        is_cat_or_dog = scores.pet_score is None or bool(
-            self.classifier.card.is_cat_or_dog(scores.pet_score, scores.pet_rank)[0]
-        )
+        is_cat_or_dog = bool(self.classifier.card.is_cat_or_dog(scores)[0])
         return Prediction(
             label=labels[best],
             probabilities={label: float(p) for label, p in zip(labels, probabilities, strict=True)},
