@@ -9,7 +9,7 @@ import yaml
 
 from monitoring import local
 from monitoring.tests.processes import run_tool
-from services.notifier.settings import DEV_NOTIFIER_TOKEN
+from services.common.notify import DEV_NOTIFIER_TOKEN
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
+from services.common.notify import announce_start, cancel
 from services.common.web import DEFAULT_CSP, create_service_app
 from services.inference import metrics
 from services.inference.images import ImageLimits
@@ -20,7 +21,6 @@ from services.inference.predictor import Predictor
 from services.inference.routes import STATIC_DIR, router
 from services.inference.settings import Settings, get_settings
 from services.inference.store import PredictionWriter
-from services.notifier.announce import announce_start, cancel_announcement
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await cancel_announcement(app.state.announcement)
+        await cancel(app.state.announcement)
         await writer.stop()
         await database.close()
         app.state.executor.shutdown(wait=True)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from services.notifier.client_settings import ClientSettings
+from services.common.notify import ClientSettings
 from services.notifier.discord import (
     Delivered,
     Outcome,

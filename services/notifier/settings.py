@@ -6,10 +6,8 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from services.common.notify import DEV_NOTIFIER_TOKEN
 from services.common.settings import ServiceSettings, require_secret
-
-# Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
-DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
 
 
 class Settings(ServiceSettings):

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.fake_discord import FakeDiscord
 from services.common.migrate import apply_migrations, with_database
 from tests.support.postgres import docker_available
 from tests.support.tiny_model import build_tiny_model
@@ -100,3 +101,10 @@ def dataset_dir() -> Path:
     if not configured or not Path(configured).is_dir():
         pytest.skip("CV_DATASET_DIR is not set or missing: real-photo tests skipped")
     return Path(configured)
+
+
+@pytest.fixture
+def fake_discord() -> Iterator[FakeDiscord]:
+    """A fake Discord in a thread of this process (5 requests per 2 s per webhook)."""
+    with FakeDiscord() as fake:
+        yield fake

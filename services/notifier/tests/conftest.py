@@ -20,13 +20,6 @@ WEBHOOK_TOKEN = "webhook-secret-token-91b2"
 
 
 @pytest.fixture
-def fake_discord() -> Iterator[FakeDiscord]:
-    """A fake Discord in a thread of this process (5 requests per 2 s per webhook)."""
-    with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
 def notifier_settings(database_url: str, fake_discord: FakeDiscord) -> Settings:
     """Settings pointing at the test's database and the fake, with short retry pauses."""
     return Settings(

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from harness.fake_discord import FakeDiscord
 from harness.services import ServiceProcess
+from services.common.notify import ClientSettings, announce_start
 from services.inference.app import create_app as create_inference_app
 from services.inference.settings import Settings as InferenceSettings
-from services.notifier.announce import announce_start
-from services.notifier.client_settings import ClientSettings
-from services.notifier.tests.conftest import TOKEN
+
+NOTIFIER_TOKEN_VALUE = "notifier-test-token-announce"
 
 
 @pytest.fixture
@@ -68,11 +68,11 @@ def test_inference_announces_its_model_version(
     env = {
         "DATABASE_URL": database_url,
         "DISCORD_WEBHOOK_URL": fake_discord.webhook_url(),
-        "NOTIFIER_TOKEN": TOKEN,
+        "NOTIFIER_TOKEN": NOTIFIER_TOKEN_VALUE,
     }
     with ServiceProcess("notifier", env, tmp_path) as notifier:
         monkeypatch.setenv("NOTIFIER_URL", notifier.url)
-        monkeypatch.setenv("NOTIFIER_TOKEN", TOKEN)
+        monkeypatch.setenv("NOTIFIER_TOKEN", NOTIFIER_TOKEN_VALUE)
         with _inference(database_url, model_path) as client:
             version = client.get("/model").json()["version"]
             (message,) = fake_discord.wait_for_messages(1)
