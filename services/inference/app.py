@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,12 +17,14 @@ from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.notify import announce_start, cancel
 from services.common.web import DEFAULT_CSP, create_service_app
-from services.inference import metrics
+from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
 from services.inference.images import ImageLimits
+from services.inference.lineup import LineupManager
 from services.inference.model import Classifier
-from services.inference.predictor import Predictor
+from services.inference.registry import Registry
 from services.inference.routes import STATIC_DIR, router
 from services.inference.settings import Settings, get_settings
+from services.inference.shadow import ShadowScorer
 from services.inference.store import PredictionWriter
 
 logger = logging.getLogger(__name__)
@@ -30,22 +35,30 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the model, connect to PostgreSQL, start the writer; undo it all on the way out."""
+    """Connect to PostgreSQL, load the registry's models, start the background work; undo it
+    all on the way out."""
     settings: Settings = app.state.settings
-    classifier = Classifier(
-        settings.model_path,
-        intra_op_threads=settings.onnx_intra_op_threads,
-        providers=settings.onnx_providers,
-    )
-    card = classifier.card
-    metrics.MODEL_INFO.labels(name=card.name, version=card.version, sha256=classifier.sha256).set(1)
-    app.state.predictor = Predictor(classifier, ImageLimits(max_pixels=settings.max_image_pixels))
     app.state.executor = ThreadPoolExecutor(
         settings.inference_threads, thread_name_prefix="predict"
     )
+    # Loading models and registry calls get their own thread: never a request's.
+    control = ThreadPoolExecutor(1, thread_name_prefix="models")
     database = Database.from_settings(settings)
     await database.start()
     app.state.database = database
+    registry = Registry(settings.database_url, settings.model_store_dir)
+    manager = LineupManager(
+        registry=registry,
+        load_model=functools.partial(
+            Classifier,
+            intra_op_threads=settings.onnx_intra_op_threads,
+            providers=settings.onnx_providers,
+        ),
+        limits=ImageLimits(max_pixels=settings.max_image_pixels),
+        executor=control,
+    )
+    await manager.start(settings.model_path, actor=f"inference@{socket.gethostname()}")
+    app.state.lineup = manager
     writer = PredictionWriter(
         database,
         max_rows=settings.pending_rows_limit,
@@ -53,24 +66,54 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     writer.start()
     app.state.writer = writer
-    logger.info("inference ready", extra={"model": card.name, "version": card.version})
+    shadow = ShadowScorer(writer, queue_limit=settings.shadow_queue_limit)
+    shadow.start()
+    app.state.shadow = shadow
+    app.state.calls = CallCounts()
+    analysis = CanaryAnalysis(
+        database, registry, manager, rollback_policy(settings), app.state.calls
+    )
+    background = [
+        asyncio.create_task(manager.sync_forever(settings.model_registry_poll_s), name="registry"),
+        asyncio.create_task(
+            analysis.check_forever(settings.canary_check_interval_s), name="canary-analysis"
+        ),
+    ]
+    active = manager.lineup.active
+    logger.info("inference ready", extra={"model": active.version})
     # In the background: start-up never waits for, or depends on, the notifier.
-    app.state.announcement = announce_start("inference", card.version)
+    app.state.announcement = announce_start("inference", active.version)
     try:
         yield
     finally:
         await cancel(app.state.announcement)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await shadow.stop()
         await writer.stop()
         await database.close()
         app.state.executor.shutdown(wait=True)
+        control.shutdown(wait=True)
         mark_process_dead()
+
+
+def rollback_policy(settings: Settings) -> RollbackPolicy:
+    """The canary rollback policy the settings describe."""
+    return RollbackPolicy(
+        alpha=settings.rollback_alpha,
+        min_labelled=settings.rollback_min_labelled,
+        latency_ratio=settings.rollback_latency_ratio,
+        min_requests=settings.rollback_min_requests,
+        max_error_rate=settings.rollback_max_error_rate,
+    )
 
 
 async def readiness(request: Request) -> dict[str, str]:
     """The model is required; PostgreSQL only degrades us (rows wait in memory)."""
     database: Database = request.app.state.database
     return {
-        "model": "ok" if getattr(request.app.state, "predictor", None) else "down",
+        "model": "ok" if getattr(request.app.state, "lineup", None) else "down",
         "database": "ok" if database.connected else "down",
     }
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-PREDICTIONS = Counter("cv_predictions_total", "Predictions served, by predicted class.", ["result"])
+PREDICTIONS = Counter(
+    "cv_predictions_total",
+    "Predictions served, by predicted class and the model version that answered.",
+    ["result", "model_version"],
+)
 INFERENCE_TIME = Histogram(
     "cv_inference_time_seconds",
-    "Time to decode, preprocess and score one image.",
+    "Time to decode, preprocess and score one image, by the model version that answered.",
+    ["model_version"],
     buckets=(0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
 )
 STAGE_TIME = Histogram(
@@ -16,13 +21,21 @@ STAGE_TIME = Histogram(
     ["stage"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
 )
+BATCH_SIZE = Histogram(
+    "cv_inference_batch_size",
+    "Photos per model call.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 CONFIDENCE = Histogram(
     "cv_model_confidence",
-    "Probability of the predicted class.",
+    "Probability of the predicted class, by the model version that answered.",
+    ["model_version"],
     buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0),
 )
 NOT_A_PET = Counter(
-    "cv_predictions_not_pet_total", "Predictions whose photo looked like neither a cat nor a dog."
+    "cv_predictions_not_pet_total",
+    "Predictions whose photo looked like neither a cat nor a dog.",
+    ["model_version"],
 )
 REJECTED = Counter("cv_images_rejected_total", "Uploads refused, by reason.", ["reason"])
 WRITES = Counter("cv_prediction_writes_total", "Prediction rows written to PostgreSQL.")
@@ -41,7 +54,56 @@ PENDING = Gauge(
 )
 MODEL_INFO = Gauge(
     "cv_model_info",
-    "The model this process serves (value is always 1).",
-    ["name", "version", "sha256"],
+    "The models this process serves and their role (1 while serving, 0 once replaced).",
+    ["name", "version", "sha256", "role"],
     multiprocess_mode="liveall",
+)
+MODEL_SWAPS = Counter(
+    "cv_model_swaps_total",
+    "Changes of the served line-up picked up from the registry, by outcome.",
+    ["outcome"],
+)
+MODEL_LOAD_TIME = Histogram(
+    "cv_model_load_seconds",
+    "Time to load and warm a model version before it serves.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+MODEL_ERRORS = Counter(
+    "cv_model_errors_total",
+    "Model calls that failed (the request was answered by the active model instead).",
+    ["model_version"],
+)
+SHADOW_RESULTS = Counter(
+    "cv_shadow_predictions_total",
+    "Photos a shadow model scored, by whether it agreed with the answer given.",
+    ["model_version", "agreement"],
+)
+SHADOW_DROPPED = Counter(
+    "cv_shadow_dropped_total",
+    "Photos the shadow model did not score because its queue was full.",
+    ["model_version"],
+)
+SHADOW_QUEUE = Gauge(
+    "cv_shadow_queue_depth", "Photos waiting for the shadow model.", multiprocess_mode="livesum"
+)
+VERSION_ACCURACY = Gauge(
+    "cv_model_feedback_accuracy",
+    "Share of right answers among labelled feedback since the version took its role.",
+    ["model_version", "role"],
+    multiprocess_mode="liveall",
+)
+VERSION_LABELLED = Gauge(
+    "cv_model_feedback_labelled",
+    "Labelled answers behind cv_model_feedback_accuracy.",
+    ["model_version", "role"],
+    multiprocess_mode="liveall",
+)
+CANARY_P_VALUE = Gauge(
+    "cv_canary_accuracy_p_value",
+    "One-sided two-proportion test p-value that the canary is less accurate than the active.",
+    ["model_version"],
+    multiprocess_mode="liveall",
+)
+ROLLBACKS = Counter(
+    "cv_model_rollbacks_total", "Canaries rolled back automatically, by reason.", ["reason"]
 )

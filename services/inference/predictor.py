@@ -1,8 +1,13 @@
-"""Upload bytes to a scored prediction: decode, preprocess, model, each stage timed."""
+"""Upload bytes to scored predictions: decode, preprocess, model, each stage timed.
+
+Several photos run as one ONNX batch: decoding and preprocessing are per photo, the model
+call is one.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +28,7 @@ class Prediction:
     pet_score: float | None
     is_cat_or_dog: bool
     seconds: float
+    model_version: str
 
 
 class Predictor:
@@ -33,29 +39,54 @@ class Predictor:
         self.limits = limits
         self._spec = classifier.card.preprocessing
 
+    @property
+    def version(self) -> str:
+        """The model version that answers."""
+        return self.classifier.card.version
+
     def predict(self, data: bytes) -> Prediction:
         """Classify one upload; raises `ImageRejected` subclasses for bad input."""
-        started = time.perf_counter()
-        image = load_image(data, self._spec, self.limits)
-        decoded = time.perf_counter()
-        batch = preprocess(image, self._spec)[np.newaxis]
-        preprocessed = time.perf_counter()
-        scores = self.classifier.run(batch)
-        finished = time.perf_counter()
+        (prediction,) = self.predict_many([data])
+        return prediction
 
-        metrics.STAGE_TIME.labels(stage="decode").observe(decoded - started)
-        metrics.STAGE_TIME.labels(stage="preprocess").observe(preprocessed - decoded)
-        metrics.STAGE_TIME.labels(stage="model").observe(finished - preprocessed)
-        return self._answer(scores, finished - started)
+    def predict_many(self, uploads: Sequence[bytes]) -> list[Prediction]:
+        """Classify several uploads in one model call; the first bad one raises.
 
-    def _answer(self, scores: Scores, seconds: float) -> Prediction:
+        Each answer's `seconds` is the batch's model time plus that photo's own decoding.
+        """
+        tensors = []
+        own_seconds = []
+        for data in uploads:
+            photo_started = time.perf_counter()
+            image = load_image(data, self._spec, self.limits)
+            decoded = time.perf_counter()
+            tensors.append(preprocess(image, self._spec))
+            preprocessed = time.perf_counter()
+            metrics.STAGE_TIME.labels(stage="decode").observe(decoded - photo_started)
+            metrics.STAGE_TIME.labels(stage="preprocess").observe(preprocessed - decoded)
+            own_seconds.append(preprocessed - photo_started)
+        model_started = time.perf_counter()
+        scores = self.classifier.run(np.stack(tensors))
+        model_seconds = time.perf_counter() - model_started
+        metrics.STAGE_TIME.labels(stage="model").observe(model_seconds)
+        metrics.BATCH_SIZE.observe(len(uploads))
+        return [
+            self._answer(scores, row, own + model_seconds) for row, own in enumerate(own_seconds)
+        ]
+
+    def warm_up(self) -> None:
+        """Run the model once so that the first real request does not pay for allocations."""
+        size = self._spec.crop
+        self.classifier.run(np.zeros((1, 3, size, size), dtype=np.float32))
+
+    def _answer(self, scores: Scores, row: int, seconds: float) -> Prediction:
         # Renormalise in float64 so the two probabilities sum to 1 within 1e-6 as promised.
-        probabilities = np.clip(scores.probabilities[0].astype(np.float64), 0.0, 1.0)
+        probabilities = np.clip(scores.probabilities[row].astype(np.float64), 0.0, 1.0)
         probabilities /= probabilities.sum()
         labels = self.classifier.labels
         best = int(np.argmax(probabilities))
-        pet_score = None if scores.pet_score is None else float(scores.pet_score[0])
-        is_cat_or_dog = bool(self.classifier.card.is_cat_or_dog(scores)[0])
+        pet_score = None if scores.pet_score is None else float(scores.pet_score[row])
+        is_cat_or_dog = bool(self.classifier.card.is_cat_or_dog(scores)[row])
         return Prediction(
             label=labels[best],
             probabilities={label: float(p) for label, p in zip(labels, probabilities, strict=True)},
@@ -63,4 +94,5 @@ class Predictor:
             pet_score=pet_score,
             is_cat_or_dog=is_cat_or_dog,
             seconds=seconds,
+            model_version=self.version,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -18,10 +19,15 @@ from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
 from services.inference import metrics
+from services.inference.canary import CallCounts
 from services.inference.images import ImageRejected, ImageTooLarge, UnsupportedImage
+from services.inference.lineup import Lineup, LineupManager
 from services.inference.predictor import Prediction, Predictor
 from services.inference.settings import Settings
+from services.inference.shadow import ShadowScorer, ShadowWork
 from services.inference.store import PredictionRow, PredictionWriter
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 _TRUE = {"true", "1", "on", "yes"}
@@ -29,10 +35,10 @@ _FALSE = {"false", "0", "off", "no", ""}
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
-def get_predictor(request: Request) -> Predictor:
-    """The predictor built in the lifespan."""
-    predictor: Predictor = request.app.state.predictor
-    return predictor
+def get_lineup(request: Request) -> LineupManager:
+    """The line-up manager built in the lifespan."""
+    manager: LineupManager = request.app.state.lineup
+    return manager
 
 
 def get_writer(request: Request) -> PredictionWriter:
@@ -47,7 +53,7 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+LineupDep = Annotated[LineupManager, Depends(get_lineup)]
 WriterDep = Annotated[PredictionWriter, Depends(get_writer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -68,11 +74,23 @@ class PredictionResponse(BaseModel):
     is_cat_or_dog: bool = Field(description="False when the photo looks like neither.")
 
 
-class Upload(BaseModel):
-    """The fields of the multipart form."""
+class BatchPredictionResponse(BaseModel):
+    """The answer to `POST /predict` with several photos, in the order they were sent."""
+
+    predictions: list[PredictionResponse]
+
+
+class Photo(BaseModel):
+    """One uploaded file."""
 
     data: bytes
     content_type: str
+
+
+class Upload(BaseModel):
+    """The fields of the multipart form."""
+
+    photos: list[Photo]
     rgpd_consent: bool
     photo_consent: bool
 
@@ -86,7 +104,11 @@ _PREDICT_FORM: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The photo; repeat the field to send several.",
+                        },
                         "rgpd_consent": {"type": "boolean", "default": False},
                         "photo_consent": {
                             "type": "boolean",
@@ -126,22 +148,24 @@ def media_type(declared: str | None) -> str:
     return "application/octet-stream"
 
 
-async def read_upload(request: Request) -> Upload:
+async def read_upload(request: Request, max_photos: int) -> Upload:
     """Parse the multipart form ourselves so that every malformed body is a clear 422."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPException(422, "send multipart/form-data with the photo in a 'file' field")
     try:
-        form = await request.form(max_files=1, max_fields=16)
+        form = await request.form(max_files=max_photos, max_fields=16)
     except (MultiPartException, ValueError, KeyError) as error:
         raise HTTPException(422, f"malformed multipart form: {error}") from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
+    if not files:
         raise HTTPException(422, "missing 'file' field with the photo")
-    data = await upload.read()
+    photos = [
+        Photo(data=await upload.read(), content_type=media_type(upload.content_type))
+        for upload in files
+    ]
     await form.close()
     return Upload(
-        data=data,
-        content_type=media_type(upload.content_type),
+        photos=photos,
         rgpd_consent=_form_bool(form.get("rgpd_consent"), "rgpd_consent"),
         photo_consent=_form_bool(form.get("photo_consent"), "photo_consent"),
     )
@@ -157,67 +181,133 @@ def _rejection_status(error: ImageRejected) -> int:
 
 @router.post(
     "/predict",
-    response_model=PredictionResponse,
+    response_model=PredictionResponse | BatchPredictionResponse,
     openapi_extra=_PREDICT_FORM,
     responses={code: {"model": ErrorBody} for code in (400, 408, 413, 415, 422)},
 )
 async def predict(
-    request: Request, predictor: PredictorDep, writer: WriterDep, settings: SettingsDep
-) -> PredictionResponse:
-    """Classify one photo as cat or dog."""
-    upload = await read_upload(request)
-    if len(upload.data) > settings.max_upload_bytes:
-        metrics.REJECTED.labels(reason="UploadTooLarge").inc()
-        raise HTTPException(413, f"the file exceeds {settings.max_upload_bytes} bytes")
-    executor = request.app.state.executor
+    request: Request, lineup: LineupDep, writer: WriterDep, settings: SettingsDep
+) -> PredictionResponse | BatchPredictionResponse:
+    """Classify one photo as cat or dog, or several (repeat `file`) as one model batch."""
+    upload = await read_upload(request, settings.predict_max_photos)
+    for photo in upload.photos:
+        if len(photo.data) > settings.max_upload_bytes:
+            metrics.REJECTED.labels(reason="UploadTooLarge").inc()
+            raise HTTPException(413, f"a file exceeds {settings.max_upload_bytes} bytes")
+    answered = await answer(request, [photo.data for photo in upload.photos])
+    responses = []
+    keep_photo = upload.photo_consent
+    for photo, (prediction_id, result) in zip(upload.photos, answered, strict=True):
+        response = PredictionResponse(
+            prediction_id=prediction_id,
+            prediction=result.label,  # type: ignore[arg-type]
+            proba_cat=result.probabilities["cat"],
+            proba_dog=result.probabilities["dog"],
+            confidence=result.confidence,
+            inference_time_ms=result.seconds * 1000.0,
+            model_version=result.model_version,
+            pet_score=result.pet_score,
+            is_cat_or_dog=result.is_cat_or_dog,
+        )
+        writer.submit(
+            PredictionRow(
+                id=prediction_id,
+                created_at=datetime.now(UTC),
+                prediction_result=response.prediction,
+                proba_cat=response.proba_cat,
+                proba_dog=response.proba_dog,
+                confidence=response.confidence,
+                pet_score=response.pet_score,
+                inference_time_ms=response.inference_time_ms,
+                model_version=response.model_version,
+                rgpd_consent=upload.rgpd_consent,
+                photo=photo.data if keep_photo else None,
+                photo_content_type=photo.content_type if keep_photo else None,
+            )
+        )
+        responses.append(response)
+    shadow_behind(request, lineup.lineup, upload.photos, answered)
+    if len(responses) == 1:
+        return responses[0]
+    return BatchPredictionResponse(predictions=responses)
+
+
+async def answer(request: Request, photos: list[bytes]) -> list[tuple[uuid.UUID, Prediction]]:
+    """Score photos with the line-up, one model batch per model that answers; each answer
+    counted. Shared by `/predict` and the Open Inference Protocol's `/infer`.
+
+    A photo goes to the canary or the active model by its new prediction id. A canary that
+    fails is counted against its error budget and the active model answers instead.
+    """
+    lineup: Lineup = get_lineup(request).lineup
+    calls: CallCounts = request.app.state.calls
+    ids = [uuid.uuid4() for _ in photos]
+    groups: dict[str, tuple[Predictor, list[int]]] = {}
+    for index, prediction_id in enumerate(ids):
+        predictor, _ = lineup.choose(prediction_id)
+        groups.setdefault(predictor.version, (predictor, []))[1].append(index)
+    results: dict[int, Prediction] = {}
+    for predictor, indexes in groups.values():
+        batch = [photos[index] for index in indexes]
+        try:
+            scored = await _run(request, predictor, batch)
+        except HTTPException:
+            raise  # the photo is refused whichever model looks at it
+        except Exception:
+            if predictor is lineup.active:
+                raise
+            calls.record(predictor.version, failed=True)
+            logger.exception("canary model failed", extra={"version": predictor.version})
+            scored = await _run(request, lineup.active, batch)
+        else:
+            for _ in indexes:
+                calls.record(predictor.version, failed=False)
+        results.update(zip(indexes, scored, strict=True))
+    answered = [(prediction_id, results[index]) for index, prediction_id in enumerate(ids)]
+    for _, result in answered:
+        version = result.model_version
+        metrics.PREDICTIONS.labels(result=result.label, model_version=version).inc()
+        metrics.INFERENCE_TIME.labels(model_version=version).observe(result.seconds)
+        metrics.CONFIDENCE.labels(model_version=version).observe(result.confidence)
+        if not result.is_cat_or_dog:
+            metrics.NOT_A_PET.labels(model_version=version).inc()
+    return answered
+
+
+async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> list[Prediction]:
     try:
-        result: Prediction = await asyncio.get_running_loop().run_in_executor(
-            executor, predictor.predict, upload.data
+        return await asyncio.get_running_loop().run_in_executor(
+            request.app.state.executor, predictor.predict_many, photos
         )
     except ImageRejected as error:
         metrics.REJECTED.labels(reason=type(error).__name__).inc()
         raise HTTPException(_rejection_status(error), str(error)) from None
 
-    response = PredictionResponse(
-        prediction_id=uuid.uuid4(),
-        prediction=result.label,  # type: ignore[arg-type]
-        proba_cat=result.probabilities["cat"],
-        proba_dog=result.probabilities["dog"],
-        confidence=result.confidence,
-        inference_time_ms=result.seconds * 1000.0,
-        model_version=predictor.classifier.card.version,
-        pet_score=result.pet_score,
-        is_cat_or_dog=result.is_cat_or_dog,
-    )
-    metrics.PREDICTIONS.labels(result=response.prediction).inc()
-    metrics.INFERENCE_TIME.observe(result.seconds)
-    metrics.CONFIDENCE.observe(result.confidence)
-    if not result.is_cat_or_dog:
-        metrics.NOT_A_PET.inc()
-    keep_photo = upload.photo_consent
-    writer.submit(
-        PredictionRow(
-            id=response.prediction_id,
-            created_at=datetime.now(UTC),
-            prediction_result=response.prediction,
-            proba_cat=response.proba_cat,
-            proba_dog=response.proba_dog,
-            confidence=response.confidence,
-            pet_score=response.pet_score,
-            inference_time_ms=response.inference_time_ms,
-            model_version=response.model_version,
-            rgpd_consent=upload.rgpd_consent,
-            photo=upload.data if keep_photo else None,
-            photo_content_type=upload.content_type if keep_photo else None,
-        )
-    )
-    return response
+
+def shadow_behind(
+    request: Request,
+    lineup: Lineup,
+    photos: list[Photo],
+    answered: list[tuple[uuid.UUID, Prediction]],
+) -> None:
+    """Queue the answered photos for the shadow model, if there is one."""
+    if lineup.shadow is None:
+        return
+    scorer: ShadowScorer = request.app.state.shadow
+    for photo, (prediction_id, result) in zip(photos, answered, strict=True):
+        if result.model_version != lineup.shadow.version:
+            scorer.submit(ShadowWork(prediction_id, photo.data, result.label, lineup.shadow))
 
 
 @router.get("/model")
-async def model(predictor: PredictorDep) -> dict[str, Any]:
-    """Which model answers, with its card's essentials."""
-    return predictor.classifier.describe()
+async def model(lineup: LineupDep) -> dict[str, Any]:
+    """Which model answers, with its card's essentials, and the whole line-up."""
+    current = lineup.lineup
+    return {
+        **current.active.classifier.describe(),
+        "lineup": {role: predictor.version for role, predictor in current.roles().items()},
+        "canary_share": current.canary_share if current.canary else None,
+    }
 
 
 @router.get("/", include_in_schema=False)

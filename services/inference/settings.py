@@ -16,7 +16,17 @@ from services.inference.model import CPU_PROVIDER, provider_name
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class Settings(ServiceSettings):
+class RegistrySettings(ServiceSettings):
+    """What the registry CLI needs: the database and the model store."""
+
+    model_store_dir: Path = Field(
+        default=REPO_ROOT / "models" / "store",
+        description="Where registered model versions are kept, one folder each; a volume every "
+        "inference replica mounts.",
+    )
+
+
+class Settings(RegistrySettings):
     """Every variable is documented in `.env.example`."""
 
     port: int = Field(
@@ -28,7 +38,44 @@ class Settings(ServiceSettings):
     )
     model_path: Path = Field(
         default=REPO_ROOT / "models" / "cat_dog_classifier.onnx",
-        description="ONNX model; its JSON card sits beside it.",
+        description="ONNX model (its JSON card beside it) that becomes the active version when "
+        "the registry has none, and is served while PostgreSQL cannot be reached at start.",
+    )
+    inference_admin_token: str | None = Field(
+        default=None,
+        description="Bearer token of the model registry's admin routes; unset, they refuse all.",
+    )
+    model_registry_poll_s: float = Field(
+        default=2.0, gt=0, description="How often each replica checks the registry for changes."
+    )
+    predict_max_photos: int = Field(
+        default=16, ge=1, le=256, description="Photos one /predict or /infer request may carry."
+    )
+    shadow_queue_limit: int = Field(
+        default=32,
+        ge=1,
+        description="Photos waiting for the shadow model; past it they are dropped, not awaited.",
+    )
+    canary_check_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the canary is compared with the active model."
+    )
+    rollback_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Significance level of the canary-is-less-accurate test.",
+    )
+    rollback_min_labelled: int = Field(
+        default=30, ge=1, description="Labelled answers each model needs before they are compared."
+    )
+    rollback_latency_ratio: float = Field(
+        default=2.0, gt=1, description="Canary p95 latency allowed, as a multiple of the active's."
+    )
+    rollback_min_requests: int = Field(
+        default=100, ge=1, description="Answers each model needs before latencies are compared."
+    )
+    rollback_max_error_rate: float = Field(
+        default=0.02, gt=0, lt=1, description="Share of failed canary model calls allowed."
     )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Body limit.")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="Decompression-bomb cap.")

@@ -29,6 +29,13 @@ INSERT INTO prediction_photos (prediction_id, created_at, content_type, image)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bytea[])
 ON CONFLICT (prediction_id) DO NOTHING
 """
+_INSERT_SHADOW = """
+INSERT INTO shadow_predictions (prediction_id, model_version, created_at, prediction_result,
+                                proba_cat, confidence, inference_time_ms)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::float8[],
+                     $6::float8[], $7::float8[])
+ON CONFLICT (prediction_id, model_version) DO NOTHING
+"""
 
 
 @dataclass
@@ -49,11 +56,29 @@ class PredictionRow:
     photo_content_type: str | None = None
 
 
+@dataclass
+class ShadowRow:
+    """A shadow model's answer to a prediction the active model gave; never shown."""
+
+    prediction_id: uuid.UUID
+    model_version: str
+    created_at: datetime
+    prediction_result: str
+    proba_cat: float
+    confidence: float
+    inference_time_ms: float
+
+
+Row = PredictionRow | ShadowRow
+
+
 class PredictionWriter:
     """A bounded in-memory queue drained in batches by one background task.
 
-    Rows are written idempotently (ON CONFLICT DO NOTHING), so a batch whose outcome is unknown
-    after a dropped connection is simply written again. Past `max_rows`, the oldest rows are
+    Shadow rows share the queue, behind the prediction they belong to, so that the
+    prediction is always written first. Rows are written idempotently (ON CONFLICT DO
+    NOTHING), so a batch whose outcome is unknown after a dropped connection is simply
+    written again. Past `max_rows`, the oldest rows are
     dropped and counted: the service must keep answering however long PostgreSQL is away.
     """
 
@@ -67,7 +92,7 @@ class PredictionWriter:
         retry_delay_s: float = 1.0,
     ) -> None:
         self._database = database
-        self._rows: collections.deque[PredictionRow] = collections.deque()
+        self._rows: collections.deque[Row] = collections.deque()
         self._max_rows = max_rows
         self._max_photo_bytes = max_photo_bytes
         self._photo_bytes = 0
@@ -89,10 +114,19 @@ class PredictionWriter:
                 row.photo = None
             else:
                 self._photo_bytes += len(row.photo)
+        self._append(row)
+
+    def submit_shadow(self, row: ShadowRow) -> None:
+        """Queue a shadow's answer without waiting; never raises."""
+        self._append(row)
+
+    def _append(self, row: Row) -> None:
         self._rows.append(row)
         while len(self._rows) > self._max_rows:
-            self._forget(self._rows.popleft())
-            metrics.DROPPED.labels(kind="prediction").inc()
+            dropped = self._rows.popleft()
+            self._forget(dropped)
+            kind = "prediction" if isinstance(dropped, PredictionRow) else "shadow"
+            metrics.DROPPED.labels(kind=kind).inc()
         metrics.PENDING.set(len(self._rows))
         self._wakeup.set()
 
@@ -149,36 +183,42 @@ class PredictionWriter:
         self._database.mark(True)
         return True
 
-    async def _insert_each(self, batch: list[PredictionRow]) -> list[PredictionRow]:
+    async def _insert_each(self, batch: list[Row]) -> list[Row]:
         """Write rows singly; the ones refused for their content are dropped and counted."""
         for row in batch:
             try:
                 await self._insert([row])
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
                 metrics.DROPPED.labels(kind="invalid").inc()
-                logger.exception("prediction row dropped", extra={"prediction_id": str(row.id)})
+                prediction_id = row.id if isinstance(row, PredictionRow) else row.prediction_id
+                logger.exception(
+                    "prediction row dropped", extra={"prediction_id": str(prediction_id)}
+                )
         return batch
 
-    def _forget(self, row: PredictionRow) -> None:
-        if row.photo is not None:
+    def _forget(self, row: Row) -> None:
+        if isinstance(row, PredictionRow) and row.photo is not None:
             self._photo_bytes -= len(row.photo)
 
-    async def _insert(self, batch: list[PredictionRow]) -> None:
-        photos = [row for row in batch if row.photo is not None]
+    async def _insert(self, batch: list[Row]) -> None:
+        predictions = [row for row in batch if isinstance(row, PredictionRow)]
+        shadows = [row for row in batch if isinstance(row, ShadowRow)]
+        photos = [row for row in predictions if row.photo is not None]
         async with self._database.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                _INSERT_PREDICTIONS,
-                [row.id for row in batch],
-                [row.created_at for row in batch],
-                [row.prediction_result for row in batch],
-                [row.proba_cat for row in batch],
-                [row.proba_dog for row in batch],
-                [row.confidence for row in batch],
-                [row.pet_score for row in batch],
-                [row.inference_time_ms for row in batch],
-                [row.model_version for row in batch],
-                [row.rgpd_consent for row in batch],
-            )
+            if predictions:
+                await connection.execute(
+                    _INSERT_PREDICTIONS,
+                    [row.id for row in predictions],
+                    [row.created_at for row in predictions],
+                    [row.prediction_result for row in predictions],
+                    [row.proba_cat for row in predictions],
+                    [row.proba_dog for row in predictions],
+                    [row.confidence for row in predictions],
+                    [row.pet_score for row in predictions],
+                    [row.inference_time_ms for row in predictions],
+                    [row.model_version for row in predictions],
+                    [row.rgpd_consent for row in predictions],
+                )
             if photos:
                 await connection.execute(
                     _INSERT_PHOTOS,
@@ -186,4 +226,15 @@ class PredictionWriter:
                     [row.created_at for row in photos],
                     [row.photo_content_type for row in photos],
                     [row.photo for row in photos],
+                )
+            if shadows:
+                await connection.execute(
+                    _INSERT_SHADOW,
+                    [row.prediction_id for row in shadows],
+                    [row.model_version for row in shadows],
+                    [row.created_at for row in shadows],
+                    [row.prediction_result for row in shadows],
+                    [row.proba_cat for row in shadows],
+                    [row.confidence for row in shadows],
+                    [row.inference_time_ms for row in shadows],
                 )

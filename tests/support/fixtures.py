@@ -108,3 +108,11 @@ def fake_discord() -> Iterator[FakeDiscord]:
     """A fake Discord in a thread of this process (5 requests per 2 s per webhook)."""
     with FakeDiscord() as fake:
         yield fake
+
+
+@pytest.fixture(autouse=True)
+def model_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's model registry keeps its files in its own folder (MODEL_STORE_DIR)."""
+    store = tmp_path / "model-store"
+    monkeypatch.setenv("MODEL_STORE_DIR", str(store))
+    return store

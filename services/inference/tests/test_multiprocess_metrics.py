@@ -51,7 +51,8 @@ def test_metrics_add_up_across_two_workers(
             predictions = samples(service.url, "cv_predictions_total")
             assert sum(predictions.values()) == 40
             for label in ("cat", "dog"):
-                assert predictions.get((("result", label),), 0) == answers.count(label)
+                counted = sum(n for labels, n in predictions.items() if ("result", label) in labels)
+                assert counted == answers.count(label)
             assert sum(samples(service.url, "cv_inference_time_seconds_count").values()) == 40
             requests = samples(service.url, "http_requests_total")
             predict_requests = sum(

@@ -81,17 +81,23 @@ def test_photo_is_stored_only_with_its_own_consent(
     assert photos == [(kept, photo)]
 
 
-def test_metrics_count_predictions_by_class(client: TestClient) -> None:
-    before = {label: sample("cv_predictions_total", result=label) for label in ("cat", "dog")}
-    seconds_before = sample("cv_inference_time_seconds_count")
+def test_metrics_count_predictions_by_class_and_version(client: TestClient) -> None:
+    version = client.get("/model").json()["version"]
+    before = {
+        label: sample("cv_predictions_total", result=label, model_version=version)
+        for label in ("cat", "dog")
+    }
+    seconds_before = sample("cv_inference_time_seconds_count", model_version=version)
     results = [
         client.post("/predict", files={"file": ("x.jpg", jpeg(color), "image/jpeg")}).json()
         for color in [(250, 0, 0), (0, 0, 250), (250, 0, 0)]
     ]
+    assert {result["model_version"] for result in results} == {version}
     for label in ("cat", "dog"):
         expected = sum(result["prediction"] == label for result in results)
-        assert sample("cv_predictions_total", result=label) - before[label] == expected
-    assert sample("cv_inference_time_seconds_count") - seconds_before == 3
+        counted = sample("cv_predictions_total", result=label, model_version=version)
+        assert counted - before[label] == expected
+    assert sample("cv_inference_time_seconds_count", model_version=version) - seconds_before == 3
     text = client.get("/metrics").text
     for name in (
         "cv_predictions_total",
