@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,10 +55,18 @@ class RequestBodyGuard:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, idle_timeout_s: float, total_timeout_s: float
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        idle_timeout_s: float,
+        total_timeout_s: float,
+        path_max_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Exact paths allowed a different limit (a model upload is bigger than a photo).
+        self.path_max_bytes = dict(path_max_bytes or {})
         self.idle_timeout_s = idle_timeout_s
         self.total_timeout_s = total_timeout_s
 
@@ -69,9 +78,10 @@ class RequestBodyGuard:
         if header_bytes > MAX_HEADER_BYTES:
             await _send_json(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
+        max_bytes = self.path_max_bytes.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, f"request body exceeds {self.max_bytes} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await _send_json(send, 413, f"request body exceeds {max_bytes} bytes")
             return
 
         refused: _BodyRefused | None = None
@@ -91,8 +101,8 @@ class RequestBodyGuard:
                 raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = _BodyRefused(413, f"request body exceeds {self.max_bytes} bytes")
+                if received > max_bytes:
+                    refused = _BodyRefused(413, f"request body exceeds {max_bytes} bytes")
                     raise refused
             return message
 

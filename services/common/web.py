@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
@@ -30,6 +30,7 @@ def create_service_app(
     readiness: ReadinessCheck,
     required: Collection[str] = ("database",),
     max_body_bytes: int = 1024 * 1024,
+    path_max_body_bytes: Mapping[str, int] | None = None,
     body_idle_timeout_s: float = 15.0,
     body_total_timeout_s: float = 60.0,
     content_security_policy: str = DEFAULT_CSP,
@@ -48,6 +49,7 @@ def create_service_app(
     app.add_middleware(
         RequestBodyGuard,
         max_bytes=max_body_bytes,
+        path_max_bytes=path_max_body_bytes,
         idle_timeout_s=body_idle_timeout_s,
         total_timeout_s=body_total_timeout_s,
     )

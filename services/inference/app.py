@@ -22,6 +22,7 @@ from services.inference.images import ImageLimits
 from services.inference.lineup import LineupManager
 from services.inference.model import Classifier
 from services.inference.registry import Registry
+from services.inference.registry_routes import registry_router
 from services.inference.routes import STATIC_DIR, router
 from services.inference.settings import Settings, get_settings
 from services.inference.shadow import ShadowScorer
@@ -126,10 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         settings=settings,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, registry_router(settings.inference_admin_token)],
         readiness=readiness,
         required=("model",),
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        path_max_body_bytes={"/admin/models": settings.model_upload_max_bytes},
         body_idle_timeout_s=settings.upload_idle_timeout_s,
         body_total_timeout_s=settings.upload_total_timeout_s,
         content_security_policy=DEFAULT_CSP.replace(

@@ -200,7 +200,10 @@ class LineupManager:
         """Load one model file and warm it; runs in a thread."""
         started = time.perf_counter()
         predictor = Predictor(self._load_model(path), self._limits)
-        predictor.warm_up()
+        try:
+            predictor.warm_up()
+        except Exception as error:  # onnxruntime's errors are untyped
+            raise ModelError(f"{path} loads but cannot run: {error}") from error
         metrics.MODEL_LOAD_TIME.observe(time.perf_counter() - started)
         return predictor
 

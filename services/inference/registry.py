@@ -29,14 +29,16 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from services.common.notify import Level
 from services.inference.model import ModelCard, ModelError, card_path_for, file_sha256
 
 Role = Literal["registered", "active", "shadow", "canary", "retired"]
 SERVING_ROLES: tuple[Role, ...] = ("active", "shadow", "canary")
 MODEL_FILE = "model.onnx"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-# Serialises bootstraps of replicas starting together against an empty registry.
+# Serialise bootstraps of replicas starting together, and role changes.
 _BOOTSTRAP_LOCK = 0x6D6F64656C  # "model"
+_ROLES_LOCK = 0x726F6C6573  # "roles"
 
 # Interpolated into queries (S608 below): a constant of this module, never input.
 _COLUMNS = "version, name, sha256, file_name, card, role, canary_share, registered_at, role_since"
@@ -103,6 +105,7 @@ class RoleChange:
     actor: str
     reason: str = ""
     figures: dict[str, Any] | None = None
+    share: float | None = None
     # The other versions the change moved (an old active retired, a replaced shadow…).
     side_effects: tuple[tuple[str, Role, Role], ...] = ()
 
@@ -275,12 +278,9 @@ class Registry:
         only_from: Role | None = None,
     ) -> RoleChange:
         with self._connect() as connection, connection.transaction():
-            # Lock every serving row and the target so concurrent commands queue up here.
-            connection.execute(
-                "SELECT version FROM model_versions WHERE role = ANY(%s) OR version = %s"
-                " ORDER BY version FOR UPDATE",
-                (list(SERVING_ROLES), version),
-            )
+            # Role changes queue up here one at a time: row locks alone cannot cover the
+            # version that will hold a role once a concurrent change commits.
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_ROLES_LOCK,))
             target = _get(connection, version)
             if only_from is not None and target.role != only_from:
                 raise RegistryError(f"{version} is {target.role} now, no longer {only_from}")
@@ -303,7 +303,7 @@ class Registry:
                     moved.append((holder["version"], role, after))
             _set_role(connection, version, role, share)
             change = RoleChange(
-                version, target.role, role, actor, reason, figures, side_effects=tuple(moved)
+                version, target.role, role, actor, reason, figures, share, tuple(moved)
             )
             for other, before, after in moved:
                 _record(
@@ -375,6 +375,26 @@ def _record(connection: psycopg.Connection[dict[str, Any]], change: RoleChange) 
             Jsonb(change.figures) if change.figures is not None else None,
         ),
     )
+
+
+_LEVELS: dict[str, Level] = {"active": "success", "retired": "warning"}
+
+
+def announcement(change: RoleChange) -> tuple[str, str, Level]:
+    """Title, message and level of the Discord message for a role change."""
+    what = {
+        "registered": "is registered and serves nothing yet",
+        "shadow": "now scores every answered photo in the shadow (its answers are never shown)",
+        "canary": f"now answers {change.share or 0:.0%} of requests as the canary",
+        "active": "is now the active model and answers every request",
+        "retired": "is retired and serves no more",
+    }[change.to_role]
+    lines = [f"Model {change.version} {what} (was {change.from_role or 'new'})."]
+    lines += [f"{other}: {before} → {after}." for other, before, after in change.side_effects]
+    if change.reason:
+        lines.append(f"Reason: {change.reason}")
+    lines.append(f"By {change.actor}.")
+    return change.headline(), "\n".join(lines), _LEVELS.get(change.to_role, "info")
 
 
 def as_json(value: Any) -> str:

@@ -45,6 +45,11 @@ class Settings(RegistrySettings):
         default=None,
         description="Bearer token of the model registry's admin routes; unset, they refuse all.",
     )
+    model_upload_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="Largest model + card accepted by POST /admin/models.",
+    )
     model_registry_poll_s: float = Field(
         default=2.0, gt=0, description="How often each replica checks the registry for changes."
     )

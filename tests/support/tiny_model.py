@@ -15,9 +15,12 @@ from services.inference.preprocessing import PreprocessSpec
 SPEC = PreprocessSpec(resize_shorter=64, crop=56)
 
 
-def build_tiny_model(folder: Path, *, version: str = "tiny-1") -> Path:
-    """Mean colour -> linear -> softmax: cat when red dominates blue. Writes model and card."""
+def build_tiny_model(folder: Path, *, version: str = "tiny-1", inverted: bool = False) -> Path:
+    """Mean colour -> linear -> softmax: cat when red dominates blue (the other way round when
+    `inverted`: a model that is always wrong, to be caught). Writes model and card."""
     weights = np.array([[2.0, -2.0], [0.0, 0.0], [-2.0, 2.0]], dtype=np.float32)
+    if inverted:
+        weights = -weights
     bias = np.zeros(2, dtype=np.float32)
     nodes = [
         helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
