@@ -40,6 +40,7 @@ class Secrets:
 
     notifier_token: str
     admin_token: str
+    inference_admin_token: str
     dashboard_password: str
     webhook_token: str
     database_password: str
@@ -50,6 +51,7 @@ class Secrets:
         return cls(
             notifier_token=f"ntfy-{secrets.token_hex(12)}",
             admin_token=f"admn-{secrets.token_hex(12)}",
+            inference_admin_token=f"iadm-{secrets.token_hex(12)}",
             dashboard_password=f"dpw-{secrets.token_hex(12)}",
             webhook_token=f"whk-{secrets.token_hex(16)}",
             database_password=f"dbpw{secrets.token_hex(10)}",
@@ -86,6 +88,7 @@ def service_env(
         "DB_PROBE_INTERVAL_S": "0.5",
         "DB_CONNECT_TIMEOUT_S": "1",
         "FEEDBACK_ADMIN_TOKEN": secrets_.admin_token,
+        "INFERENCE_ADMIN_TOKEN": secrets_.inference_admin_token,
         "NOTIFIER_TOKEN": secrets_.notifier_token,
         "DASHBOARD_PASSWORD": secrets_.dashboard_password,
         "DISCORD_WEBHOOK_URL": webhook_url,
@@ -258,6 +261,11 @@ class Stack:
         return {"Authorization": f"Bearer {self.secrets.admin_token}"}
 
     @property
+    def inference_admin_auth(self) -> dict[str, str]:
+        """Headers carrying the inference service's admin token (the model registry)."""
+        return {"Authorization": f"Bearer {self.secrets.inference_admin_token}"}
+
+    @property
     def dashboard_auth(self) -> tuple[str, str]:
         """The dashboard's basic-auth login."""
         return (DASHBOARD_USER, self.secrets.dashboard_password)
@@ -283,8 +291,13 @@ def running_stack(
     per_service_env: Mapping[str, Mapping[str, str]] | None = None,
     inference_workers: int = 1,
     prometheus: bool = True,
+    announce: bool = False,
 ) -> Iterator[Stack]:
-    """Start the services (and Alertmanager, and Prometheus unless told not to), stop them all."""
+    """Start the services (and Alertmanager, and Prometheus unless told not to), stop them all.
+
+    With `announce`, the other services post their own events (a start, a model swap, a
+    rollback) through the notifier, as in production.
+    """
     secrets_ = Secrets.generate()
     log_dir = work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -299,6 +312,10 @@ def running_stack(
             processes[name] = ServiceProcess(
                 name, {**env, **(per_service_env or {}).get(name, {})}, log_dir, workers=workers
             )
+        if announce and "notifier" in processes:
+            for name, process in processes.items():
+                if name != "notifier":
+                    process.env["NOTIFIER_URL"] = processes["notifier"].url
         # Started side by side: each waits for its own /health, most of it importing.
         with ThreadPoolExecutor(len(processes)) as pool:
             list(pool.map(lambda process: process.start(), processes.values()))
