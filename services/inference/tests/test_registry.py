@@ -183,9 +183,7 @@ def test_cli_help_lists_the_commands() -> None:
         assert command in shown
 
 
-def test_cli_says_when_the_database_is_unreachable(
-    monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_cli_says_when_the_database_is_unreachable(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     assert registry_cli.main(["list"]) == 2
     assert "cannot be reached" in capsys.readouterr().err
