@@ -9,7 +9,7 @@ import yaml
 
 from monitoring import local
 from monitoring.tests.processes import run_tool
-from services.common.notify import DEV_NOTIFIER_TOKEN
+from services.common.settings import DEV_NOTIFIER_TOKEN
 
 
 @pytest.fixture

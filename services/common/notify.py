@@ -15,10 +15,9 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-logger = logging.getLogger(__name__)
+from services.common.settings import DEV_NOTIFIER_TOKEN
 
-# Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
-DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
+logger = logging.getLogger(__name__)
 
 Level = Literal["info", "success", "warning", "error", "critical"]
 

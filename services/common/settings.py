@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
+DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password", "admin", "secret"})
 
 

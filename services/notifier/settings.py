@@ -6,8 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from services.common.notify import DEV_NOTIFIER_TOKEN
-from services.common.settings import ServiceSettings, require_secret
+from services.common.settings import DEV_NOTIFIER_TOKEN, ServiceSettings, require_secret
 
 
 class Settings(ServiceSettings):
