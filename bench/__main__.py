@@ -16,6 +16,7 @@ import time
 BENCHMARKS = {
     "model": ["ml.bench_model"],
     "inference": ["bench.inference"],
+    "hot_swap": ["bench.hot_swap"],
     "feedback": ["bench.feedback"],
     "notifier": ["bench.notifier"],
     "dashboard": ["bench.dashboard"],

@@ -90,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     database_url = bench_database_url()
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("TRUNCATE monitoring CASCADE")
-    env = {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+        # The service serves MODEL_PATH: an empty registry makes it the active version.
+        connection.execute("TRUNCATE model_events, model_versions CASCADE")
+    work = Path(tempfile.mkdtemp())
+    env = {
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "MODEL_STORE_DIR": str(work / "store"),
+    }
     results: dict[str, object] = {"ceiling": ceiling, "load": []}
-    with ServiceProcess("inference", env, Path(tempfile.mkdtemp())) as service:
+    with ServiceProcess("inference", env, work) as service:
         assert service.process is not None
         levels = []
         for concurrency in (1, 4, 16):

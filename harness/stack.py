@@ -303,7 +303,13 @@ def running_stack(
     log_dir.mkdir(parents=True, exist_ok=True)
     discord = FakeDiscord(limit=50, window_s=1.0).start()
     webhook = discord.webhook_url("424242424242424242", secrets_.webhook_token)
-    env = service_env(database_url, model_path, secrets_, webhook, extra_env)
+    env = service_env(
+        database_url,
+        model_path,
+        secrets_,
+        webhook,
+        {"MODEL_STORE_DIR": str(work_dir / "model-store"), **(extra_env or {})},
+    )
     processes: dict[str, ServiceProcess] = {}
     stack = Stack(processes, discord, secrets_, database_url, log_dir)
     try:
