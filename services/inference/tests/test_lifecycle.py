@@ -34,7 +34,14 @@ def candidate(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(database_url: str, tiny_model_path: Path) -> Iterator[TestClient]:
+def shadow_queue_limit() -> int:
+    return 32
+
+
+@pytest.fixture
+def client(
+    database_url: str, tiny_model_path: Path, shadow_queue_limit: int
+) -> Iterator[TestClient]:
     settings = Settings(
         database_url=database_url,
         model_path=tiny_model_path,
@@ -42,6 +49,7 @@ def client(database_url: str, tiny_model_path: Path) -> Iterator[TestClient]:
         db_probe_interval_s=0.2,
         model_registry_poll_s=0.2,
         canary_check_interval_s=3600,
+        shadow_queue_limit=shadow_queue_limit,
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -151,6 +159,29 @@ def test_the_shadow_scores_answered_photos_apart_and_is_never_shown(
     assert {(row[1], row[2]) for row in rows} == {("tiny-2", "dog")}
     counted = sample("cv_shadow_predictions_total", model_version="tiny-2", agreement="disagree")
     assert counted - disagreed == len(answers)
+
+
+@pytest.mark.parametrize("shadow_queue_limit", [1])
+def test_a_shadow_that_falls_behind_drops_photos_and_counts_them(
+    client: TestClient, candidate: Path, db: psycopg.Connection
+) -> None:
+    register(client, candidate)
+    client.post("/admin/models/tiny-2/shadow", headers=ADMIN)
+    dropped = sample("cv_shadow_dropped_total", model_version="tiny-2")
+    files = [("file", (f"{i}.jpg", jpeg(RED), "image/jpeg")) for i in range(12)]
+    # All twelve reach the queue at once, before its worker runs: one fits, eleven are dropped
+    # and the answers do not wait for any of them.
+    response = client.post("/predict", files=files)
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 12
+    assert sample("cv_shadow_dropped_total", model_version="tiny-2") - dropped == 11
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (scored,) = db.execute("SELECT count(*) FROM shadow_predictions").fetchone()
+        if scored:
+            break
+        time.sleep(0.1)
+    assert scored == 1
 
 
 def test_promote_swaps_models_under_load_without_a_failed_request(
