@@ -75,7 +75,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database, registry, manager, rollback_policy(settings), app.state.calls
     )
     background = [
-        asyncio.create_task(manager.sync_forever(settings.model_registry_poll_s), name="registry"),
+        asyncio.create_task(
+            manager.sync_forever(settings.model_registry_poll_s, database), name="registry"
+        ),
         asyncio.create_task(
             analysis.check_forever(settings.canary_check_interval_s), name="canary-analysis"
         ),

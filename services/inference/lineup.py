@@ -9,6 +9,7 @@ counting once its last in-flight request ends. No request ever sees a half-loade
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -19,13 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import asyncpg
 import psycopg
 
+from services.common.db import CONNECTION_ERRORS, Database
 from services.inference import metrics
 from services.inference.images import ImageLimits
 from services.inference.model import Classifier, ModelError
 from services.inference.predictor import Predictor
-from services.inference.registry import ModelVersion, Registry, RegistryError, Role
+from services.inference.registry import (
+    REGISTRY_CHANNEL,
+    ModelVersion,
+    Registry,
+    RegistryError,
+    Role,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +167,28 @@ class LineupManager:
         )
         return True
 
-    async def sync_forever(self, every_s: float) -> None:
-        """Poll the registry; each replica picks up a change within `every_s`."""
-        while True:
-            await asyncio.sleep(every_s)
-            await self.sync()
+    async def sync_forever(self, every_s: float, database: Database | None = None) -> None:
+        """Follow the registry: at once on its NOTIFY, and by polling every `every_s` so that
+        a notification missed while PostgreSQL was away is never a change missed."""
+        changed = asyncio.Event()
+        connection: asyncpg.pool.PoolConnectionProxy | None = None
+
+        def notified(*_: object) -> None:
+            changed.set()
+
+        try:
+            while True:
+                if database is not None and (connection is None or connection.is_closed()):
+                    connection = await _listen(database, notified, connection)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), every_s)
+                changed.clear()
+                await self.sync()
+        finally:
+            if database is not None and connection is not None:
+                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await connection.remove_listener(REGISTRY_CHANNEL, notified)
+                    await database.pool.release(connection)
 
     def _build(self, serving: Mapping[Role, ModelVersion]) -> Lineup:
         """Load (or reuse) and warm every version the registry wants; runs in a thread."""
@@ -215,6 +241,27 @@ class LineupManager:
                 metrics.MODEL_INFO.labels(**_info_labels(predictor, role)).set(0)
         for role, predictor in current.roles().items():
             metrics.MODEL_INFO.labels(**_info_labels(predictor, role)).set(1)
+
+
+async def _listen(
+    database: Database,
+    callback: Callable[..., None],
+    previous: asyncpg.pool.PoolConnectionProxy | None,
+) -> asyncpg.pool.PoolConnectionProxy | None:
+    """A pool connection LISTENing on the registry's channel; None while PostgreSQL is away."""
+    if previous is not None:
+        with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+            await database.pool.release(previous)
+    try:
+        connection = await database.pool.acquire(timeout=5)
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+        return None
+    try:
+        await connection.add_listener(REGISTRY_CHANNEL, callback)
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+        await database.pool.release(connection)
+        return None
+    return connection
 
 
 def _info_labels(predictor: Predictor, role: str) -> dict[str, str]:

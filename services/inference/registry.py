@@ -35,6 +35,8 @@ from services.inference.model import ModelCard, ModelError, card_path_for, file_
 Role = Literal["registered", "active", "shadow", "canary", "retired"]
 SERVING_ROLES: tuple[Role, ...] = ("active", "shadow", "canary")
 MODEL_FILE = "model.onnx"
+# Every role change is NOTIFYed here: replicas LISTEN and swap at once.
+REGISTRY_CHANNEL = "model_registry"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 # Serialise bootstraps of replicas starting together, and role changes.
 _BOOTSTRAP_LOCK = 0x6D6F64656C  # "model"
@@ -310,7 +312,7 @@ class Registry:
                     connection, RoleChange(other, before, after, actor, f"replaced by {version}")
                 )
             _record(connection, change)
-            connection.execute("SELECT pg_notify('model_registry', %s)", (version,))
+            connection.execute("SELECT pg_notify(%s, %s)", (REGISTRY_CHANNEL, version))
         return change
 
     def _store(self, model_path: Path, version: str) -> str:

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from services.inference.app import create_app
 from services.inference.lineup import canary_draw
+from services.inference.registry import Registry
 from services.inference.settings import Settings
 from tests.support.images import jpeg
 from tests.support.tiny_model import build_tiny_model
@@ -39,15 +40,20 @@ def shadow_queue_limit() -> int:
 
 
 @pytest.fixture
+def poll_s() -> float:
+    return 0.2
+
+
+@pytest.fixture
 def client(
-    database_url: str, tiny_model_path: Path, shadow_queue_limit: int
+    database_url: str, tiny_model_path: Path, shadow_queue_limit: int, poll_s: float
 ) -> Iterator[TestClient]:
     settings = Settings(
         database_url=database_url,
         model_path=tiny_model_path,
         inference_admin_token=TOKEN,
         db_probe_interval_s=0.2,
-        model_registry_poll_s=0.2,
+        model_registry_poll_s=poll_s,
         canary_check_interval_s=3600,
         shadow_queue_limit=shadow_queue_limit,
     )
@@ -204,6 +210,20 @@ def test_promote_swaps_models_under_load_without_a_failed_request(
     assert predict(client)["model_version"] == "tiny-1"
     events = client.get("/admin/models/events", headers=ADMIN).json()
     assert events[0]["reason"] == "test"
+
+
+@pytest.mark.parametrize("poll_s", [120.0])
+def test_a_change_made_elsewhere_is_picked_up_at_once_by_notification(
+    client: TestClient, candidate: Path, database_url: str, model_store: Path
+) -> None:
+    # Another replica, or the CLI on an operator's laptop: only the database is shared.
+    elsewhere = Registry(database_url, model_store)
+    elsewhere.register(candidate, actor="test")
+    elsewhere.promote("tiny-2", actor="test")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and predict(client)["model_version"] != "tiny-2":
+        time.sleep(0.05)
+    assert predict(client)["model_version"] == "tiny-2"  # long before the 120 s poll
 
 
 def test_a_model_that_cannot_run_is_never_swapped_in(client: TestClient, tmp_path: Path) -> None:
