@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,19 +30,18 @@ class _BodyRefused(Exception):
         self.detail = detail
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def _send_json(
+    send: Send, status: int, detail: str, *, retry_after_s: int | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -62,8 +61,11 @@ class RequestBodyGuard:
         idle_timeout_s: float,
         total_timeout_s: float,
         path_max_bytes: Mapping[str, int] | None = None,
+        on_refused: Callable[[int], None] | None = None,
     ) -> None:
         self.app = app
+        # Told the status of each refusal, for the service's own domain metric.
+        self.on_refused = on_refused
         self.max_bytes = max_bytes
         # Exact paths allowed a different limit (a model upload is bigger than a photo).
         self.path_max_bytes = dict(path_max_bytes or {})
@@ -76,12 +78,12 @@ class RequestBodyGuard:
             return
         header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
         if header_bytes > MAX_HEADER_BYTES:
-            await _send_json(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+            await self._refuse(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         max_bytes = self.path_max_bytes.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await _send_json(send, 413, f"request body exceeds {max_bytes} bytes")
+            await self._refuse(send, 413, f"request body exceeds {max_bytes} bytes")
             return
 
         refused: _BodyRefused | None = None
@@ -116,7 +118,40 @@ class RequestBodyGuard:
         with contextlib.suppress(_BodyRefused):
             await self.app(scope, guarded_receive, guarded_send)
         if refused is not None and not started:
-            await _send_json(send, refused.status, refused.detail)
+            await self._refuse(send, refused.status, refused.detail)
+
+    async def _refuse(self, send: Send, status: int, detail: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(status)
+        await _send_json(send, status, detail)
+
+
+class ConcurrencyLimit:
+    """Answer 503 (with Retry-After) once `max_requests` requests are open in this worker.
+
+    In the app rather than the server so that the refusal is an answer like any other:
+    counted by the HTTP metrics, in the JSON error shape.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_requests: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self.max_requests:
+            await _send_json(
+                send, 503, "too many requests in progress; retry shortly", retry_after_s=1
+            )
+            return
+        self.open += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open -= 1
 
 
 class SecurityHeaders:

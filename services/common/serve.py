@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
-        # Bounds what one client can make a worker hold: header size and concurrent requests.
+        # Bounds what one client can make a worker hold: header size and connections. Open
+        # requests are limited (and the refusals counted) by the app itself at
+        # MAX_CONCURRENCY; this is the backstop for connections, idle ones included.
         h11_max_incomplete_event_size=16 * 1024,
-        limit_concurrency=settings.max_concurrency,
+        limit_concurrency=2 * settings.max_concurrency,
     )
     return 0
 

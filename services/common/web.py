@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
@@ -11,7 +11,7 @@ from services.common.errors import install_error_handlers
 from services.common.health import ReadinessCheck, health_router
 from services.common.logs import configure_logging
 from services.common.metrics import install_metrics
-from services.common.middleware import RequestBodyGuard, SecurityHeaders
+from services.common.middleware import ConcurrencyLimit, RequestBodyGuard, SecurityHeaders
 from services.common.settings import ServiceSettings
 
 DEFAULT_CSP = (
@@ -31,6 +31,7 @@ def create_service_app(
     required: Collection[str] = ("database",),
     max_body_bytes: int = 1024 * 1024,
     path_max_body_bytes: Mapping[str, int] | None = None,
+    on_body_refused: Callable[[int], None] | None = None,
     body_idle_timeout_s: float = 15.0,
     body_total_timeout_s: float = 60.0,
     content_security_policy: str = DEFAULT_CSP,
@@ -39,18 +40,22 @@ def create_service_app(
     configure_logging(settings.log_level)
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings
-    install_metrics(app, enabled=settings.enable_prometheus)
     install_error_handlers(app)
     app.include_router(health_router(readiness, required=required))
     for router in routers:
         app.include_router(router)
-    # Starlette wraps middleware in reverse order of addition: the body guard runs first.
+    # Starlette wraps middleware in reverse order of addition. Outermost first: the HTTP
+    # metrics (so that every answer is counted, refusals included), the concurrency limit,
+    # the body guard, the security headers.
     app.add_middleware(SecurityHeaders, content_security_policy=content_security_policy)
     app.add_middleware(
         RequestBodyGuard,
         max_bytes=max_body_bytes,
         path_max_bytes=path_max_body_bytes,
+        on_refused=on_body_refused,
         idle_timeout_s=body_idle_timeout_s,
         total_timeout_s=body_total_timeout_s,
     )
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
+    install_metrics(app, enabled=settings.enable_prometheus)
     return app

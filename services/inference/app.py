@@ -17,6 +17,7 @@ from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.notify import announce_start, cancel
 from services.common.web import DEFAULT_CSP, create_service_app
+from services.inference import metrics
 from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
 from services.inference.images import ImageLimits
 from services.inference.lineup import LineupManager
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         required=("model",),
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
         path_max_body_bytes={"/admin/models": settings.model_upload_max_bytes},
+        on_body_refused=metrics.count_body_refusal,
         body_idle_timeout_s=settings.upload_idle_timeout_s,
         body_total_timeout_s=settings.upload_total_timeout_s,
         content_security_policy=DEFAULT_CSP.replace(

@@ -38,6 +38,15 @@ NOT_A_PET = Counter(
     ["model_version"],
 )
 REJECTED = Counter("cv_images_rejected_total", "Uploads refused, by reason.", ["reason"])
+# The reason of each refusal the request guard makes before the upload reaches a route.
+_GUARD_REASONS = {413: "BodyTooLarge", 408: "BodyTooSlow", 431: "HeadersTooLarge"}
+
+
+def count_body_refusal(status: int) -> None:
+    """Count an upload the request guard refused."""
+    REJECTED.labels(reason=_GUARD_REASONS.get(status, f"Refused{status}")).inc()
+
+
 WRITES = Counter("cv_prediction_writes_total", "Prediction rows written to PostgreSQL.")
 WRITE_FAILURES = Counter(
     "cv_prediction_write_failures_total", "Batches that failed to write and were kept to retry."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.support.images import encode, jpeg, png_bomb, solid
 
@@ -96,3 +97,28 @@ def test_file_just_over_the_limit_is_413(client: TestClient) -> None:
     limit = client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
     response = post_file(client, jpeg() + b"\x00" * (limit - len(jpeg()) + 1))
     assert response.status_code == 413
+
+
+def _count(metric: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(metric, labels) or 0.0
+
+
+def test_uploads_the_body_guard_refuses_are_counted(client: TestClient) -> None:
+    limit = client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
+    answered = {"handler": "/predict", "method": "POST", "status": "4xx"}
+    before = _count("http_requests_total", **answered)
+    refused_before = _count("cv_images_rejected_total", reason="BodyTooLarge")
+    response = client.post(
+        "/predict",
+        content=b"x" * 10,
+        headers={
+            "content-type": "multipart/form-data; boundary=b",
+            "content-length": str(limit * 2),
+        },
+    )
+    assert response.status_code == 413
+    headers = client.post("/predict", headers={"x-padding": "p" * 20_000})
+    assert headers.status_code == 431
+    assert _count("http_requests_total", **answered) - before == 2
+    assert _count("cv_images_rejected_total", reason="BodyTooLarge") - refused_before == 1
+    assert _count("cv_images_rejected_total", reason="HeadersTooLarge") >= 1
