@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from services.notifier import limits
 from services.notifier.limits import truncate
@@ -43,6 +43,9 @@ class Presentation:
     """Choices that do not come from the alert itself."""
 
     grafana_url: str | None = None
+    # Alert rules carry a runbook path relative to the repository (one place to change the
+    # host, as the kubernetes-mixin does); Discord only shows absolute http(s) links.
+    runbook_base_url: str | None = None
     critical_role_id: str | None = None
     description_max: int = 1024
 
@@ -108,11 +111,23 @@ def _label_fields(labels: dict[str, str]) -> list[dict[str, Any]]:
     return fields
 
 
-def _links(alert: AlertmanagerAlert, grafana_url: str | None) -> str:
+def runbook_link(runbook_url: str | None, base_url: str | None) -> str | None:
+    """The runbook's absolute URL: as given when absolute, else resolved against the base."""
+    if not runbook_url:
+        return None
+    if base_url and not urlsplit(runbook_url).scheme:
+        runbook_url = urljoin(base_url.rstrip("/") + "/", runbook_url.lstrip("/"))
+    return safe_url(runbook_url)
+
+
+def _links(alert: AlertmanagerAlert, presentation: Presentation) -> str:
     candidates = [
         ("Source", safe_url(alert.generator_url)),
-        ("Grafana", safe_url(grafana_url)),
-        ("Runbook", safe_url(alert.annotations.get("runbook_url"))),
+        ("Grafana", safe_url(presentation.grafana_url)),
+        (
+            "Runbook",
+            runbook_link(alert.annotations.get("runbook_url"), presentation.runbook_base_url),
+        ),
         ("Dashboard", safe_url(alert.annotations.get("dashboard_url"))),
     ]
     return " · ".join(markdown_link(label, url) for label, url in candidates if url)
@@ -154,7 +169,7 @@ def alert_embed(
     if resolved and ended:
         fields.append({"name": "Resolved at", "value": ended, "inline": True})
     fields.extend(_label_fields(alert.labels))
-    links = _links(alert, presentation.grafana_url)
+    links = _links(alert, presentation)
     if links:
         fields.append({"name": "Links", "value": truncate(links, limits.FIELD_VALUE)})
     footer = f"fingerprint {alert.identity()}" + (f" · {receiver}" if receiver else "")

@@ -71,6 +71,7 @@ def presentation_of(settings: Settings) -> Presentation:
     """Formatting choices taken from the settings."""
     return Presentation(
         grafana_url=settings.grafana_url,
+        runbook_base_url=settings.runbook_base_url,
         critical_role_id=settings.discord_critical_role_id,
         description_max=settings.embed_description_max,
     )

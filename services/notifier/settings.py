@@ -35,6 +35,10 @@ class Settings(ServiceSettings):
         default=None, description="Bearer token required on /alertmanager and /notify."
     )
     grafana_url: str | None = Field(default=None, description="Grafana link added to alerts.")
+    runbook_base_url: str | None = Field(
+        default=None,
+        description="Base the alerts' relative runbook_url annotations are resolved against.",
+    )
     discord_timeout_s: float = Field(default=10.0, gt=0, description="Per Discord request.")
     delivery_lease_s: float = Field(
         validation_alias="NOTIFIER_LEASE_S",
@@ -101,6 +105,7 @@ class Settings(ServiceSettings):
         "discord_critical_role_id",
         "notifier_token",
         "grafana_url",
+        "runbook_base_url",
         mode="before",
     )
     @classmethod
