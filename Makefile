@@ -62,7 +62,7 @@ generate: $(STAMP) ## Regenerate the Kubernetes objects derived from monitoring/
 	$(PY) -m deploy.k8s.generate
 
 manifests: $(STAMP) ## Render a Kubernetes overlay: OVERLAY=dev|prod
-	$(PY) -m deploy.k8s.render deploy/k8s/overlays/$(or $(OVERLAY),dev)
+	$(PY) -m deploy.k8s.kustomize deploy/k8s/overlays/$(or $(OVERLAY),dev)
 
 PIP_COMPILE := $(abspath $(PY)) -m piptools compile -q --strip-extras --no-header --allow-unsafe \
 	--no-emit-index-url --no-emit-find-links

@@ -186,7 +186,7 @@ def test_health_check_script_reports_a_live_and_a_stopped_service(
 
 def test_image_model_is_where_the_settings_and_deployments_look() -> None:
     from deploy import compose
-    from deploy.k8s import render
+    from deploy.k8s import kustomize
 
     default = settings_class("inference").model_fields["model_path"].default
     relative = Path(default).relative_to(REPO_ROOT)
@@ -197,7 +197,7 @@ def test_image_model_is_where_the_settings_and_deployments_look() -> None:
     assert compose.load()["services"]["inference"]["environment"]["MODEL_PATH"] == in_image
     deployment = next(
         r
-        for r in render.render(REPO_ROOT / "deploy" / "k8s" / "base")
+        for r in kustomize.render(REPO_ROOT / "deploy" / "k8s" / "base")
         if r["kind"] == "Deployment" and r["metadata"]["name"] == "inference"
     )
     env = {

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from deploy import dockerfile
-from deploy.k8s import generate, render
+from deploy.k8s import generate, kustomize
 from deploy.settings_env import env_vars, process_env_vars, service_names, settings_class
 from services.common.serve import SERVICES
 
@@ -45,7 +45,7 @@ def uvicorn_drain_s() -> int:
 
 def rendered(overlay: str) -> list[dict[str, Any]]:
     """The overlay's resources."""
-    return render.render(K8S / "overlays" / overlay)
+    return kustomize.render(K8S / "overlays" / overlay)
 
 
 def with_component(overlay: str, component: str, tmp_path: Path) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def with_component(overlay: str, component: str, tmp_path: Path) -> list[dict[st
             }
         )
     )
-    return render.render(tmp_path)
+    return kustomize.render(tmp_path)
 
 
 def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -125,73 +125,10 @@ def test_validation_rejects_a_broken_manifest() -> None:
         validate(rule)
 
 
-def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
-    """What `kubectl kustomize` renders, or a skip where kubectl is not installed."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: only the Python renderer was checked")
-    version = subprocess.run(
-        [kubectl, "version", "--client"], capture_output=True, text=True, check=False
-    ).stdout
-    found = re.search(r"Kustomize Version: v(\d+)", version)
-    if found is None or int(found.group(1)) < 5:
-        pytest.skip("kubectl embeds no kustomize 5 (the renderer follows kustomize 5)")
-    output = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in yaml.load_all(output, Loader=_GoYamlLoader) if doc]
-
-
-class _GoYamlLoader(yaml.SafeLoader):
-    """Safe loading, plus the plain `=` that Go's YAML writes (`matchType: =`) as a string."""
-
-
-_GoYamlLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
-)
-
-
-def assert_same(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
-    """The same resources with the same content, whatever the order."""
-
-    def key(resource: dict[str, Any]) -> tuple[str, str]:
-        return resource["kind"], resource["metadata"]["name"]
-
-    assert sorted(map(key, ours)) == sorted(map(key, theirs))
-    assert {key(r): r for r in ours} == {key(r): r for r in theirs}
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_python_renderer_matches_kubectl_kustomize(overlay: str) -> None:
-    theirs = kubectl_kustomize(K8S / "overlays" / overlay)
-    assert_same(rendered(overlay), theirs)
-
-
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_python_renderer_matches_kubectl_on_components(component: str, tmp_path: Path) -> None:
-    ours = with_component("prod", component, tmp_path)
-    assert_same(ours, kubectl_kustomize(tmp_path))
-
-
-def test_config_map_hash_is_kustomizes() -> None:
-    # `kubectl kustomize` (kustomize v5.5) names a generator `x` with literal a=b `x-4h2mbtbbt6`.
-    config_map = {"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "b"}}
-    assert render.config_map_hash(config_map) == "4h2mbtbbt6"
-
-
-def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
-    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: x-\n")
-    with pytest.raises(render.RenderError, match="namePrefix"):
-        render.render(tmp_path)
-
-
-def test_strategic_merge_merges_named_lists_and_replaces_others() -> None:
-    original = {"containers": [{"name": "a", "image": "x"}], "args": ["1", "2"]}
-    patch = {"containers": [{"name": "a", "image": "y"}, {"name": "b"}], "args": ["3"]}
-    assert render.strategic_merge(original, patch) == {
-        "containers": [{"name": "a", "image": "y"}, {"name": "b"}],
-        "args": ["3"],
-    }
+def test_kustomize_refuses_a_broken_kustomization(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(kustomize.KustomizeError, match=re.escape("missing.yaml")):
+        kustomize.render(tmp_path)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
