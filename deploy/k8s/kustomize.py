@@ -39,9 +39,11 @@ class _GoYamlLoader(yaml.SafeLoader):
     """Safe loading, plus the plain `=` that Go's YAML writes (`matchType: =`) as a string."""
 
 
-_GoYamlLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
-)
+def _plain_string(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_GoYamlLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)
 
 
 def build(path: Path) -> str:
