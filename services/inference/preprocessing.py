@@ -154,8 +154,3 @@ def preprocess(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     std = np.asarray(spec.std, dtype=np.float32)
     normalised = (pixels - mean) / std
     return np.ascontiguousarray(normalised.transpose(2, 0, 1))
-
-
-def preprocess_batch(images: Sequence[Image.Image], spec: PreprocessSpec) -> np.ndarray:
-    """Several images to one NCHW batch."""
-    return np.stack([preprocess(image, spec) for image in images])
