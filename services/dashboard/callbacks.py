@@ -1,4 +1,4 @@
-"""Dash callbacks: each turns the selected range into one or two aggregate queries and figures.
+"""Dash callbacks: each turns the selected range into a few aggregate queries and figures.
 
 Callbacks are coroutines: Dash's FastAPI backend awaits them on the server's event loop, so they
 share the service's asyncpg pool. Every graph shares the same range inputs and the refresh tick.
@@ -17,8 +17,9 @@ from dash import Dash, Input, Output, html
 from fastapi import FastAPI
 
 from services.dashboard import figures, metrics
-from services.dashboard.queries import Queries, QueryFailed, Summary
-from services.dashboard.rates import describe_rate
+from services.dashboard.layout import VERSION_GRAPH
+from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
+from services.dashboard.rates import MIN_TRUSTED_COUNT, describe_rate, wilson_intervals
 from services.dashboard.settings import Settings
 from services.dashboard.window import Window, resolve
 
@@ -143,6 +144,52 @@ def latest_table(rows: list[Any]) -> html.Table:
     return html.Table([html.Thead(header), html.Tbody(body)], className="latest")
 
 
+def role_text(item: VersionFigures) -> str:
+    """The version's registry role now, with its traffic share when it is the canary."""
+    if item.role is None:
+        return "not in the registry"
+    role = f"canary, {item.canary_share:.0%} of traffic" if item.canary_share else item.role
+    return f"{role} since {item.role_since:%Y-%m-%d %H:%M}" if item.role_since else role
+
+
+def versions_table(items: list[VersionFigures]) -> html.Table:
+    """One row per version (then per shadow): traffic, classes, confidence, latency, accuracy."""
+    intervals = wilson_intervals([i.correct for i in items], [i.labelled for i in items])
+    header = html.Tr(
+        [html.Th(name) for name in ("model version", "registry role", "answers", "share",
+                                    "cats", "mean confidence", "p50 / p95", "accuracy",
+                                    "95% interval", "agreement")]
+    )  # fmt: skip
+    body = []
+    for item, interval in zip(items, intervals, strict=True):
+        if interval is None:
+            accuracy, bounds = "no labelled feedback", "—"
+        else:
+            accuracy = f"{item.correct / item.labelled:.1%} ({item.correct:,} of {item.labelled:,})"
+            bounds = f"{interval[0]:.1%}–{interval[1]:.1%}"
+            if item.labelled < MIN_TRUSTED_COUNT:
+                bounds += " · too few to judge"
+        agreement = (
+            f"{item.agreed / item.answers:.1%} ({item.agreed:,} of {item.answers:,})"
+            if item.agreed is not None and item.answers
+            else "—"
+        )
+        cells = [
+            html.Td(figures.version_label(item)),
+            html.Td(role_text(item)),
+            html.Td(f"{item.answers:,}", className="num"),
+            html.Td(f"{item.share:.1%}", className="num"),
+            html.Td(f"{item.cats / item.answers:.1%}", className="num"),
+            html.Td(f"{item.mean_confidence:.1%}", className="num"),
+            html.Td(f"{item.p50_ms:.1f} / {item.p95_ms:.1f} ms", className="num"),
+            html.Td(accuracy, className="num"),
+            html.Td(bounds, className="num"),
+            html.Td(agreement, className="num"),
+        ]
+        body.append(html.Tr(cells, className="shadow" if item.shadow else "served"))
+    return html.Table([html.Thead(header), html.Tbody(body)], className="versions")
+
+
 def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None:
     """Attach every callback; `app.state.queries` exists once the lifespan has started."""
     threshold = settings.low_confidence_threshold
@@ -247,6 +294,26 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             return figures.satisfaction(rows)
 
         return await answer("satisfaction", 1, work)
+
+    @dash_app.callback(
+        Output("versions-table", "children"), Output(VERSION_GRAPH, "figure"), *RANGE_INPUTS
+    )
+    async def versions(preset: str, start: str, end: str, _tick: int) -> Any:
+        started = time.perf_counter()
+        window = window_of(preset, start, end)
+        try:
+            items = await queries().versions(window)
+        except QueryFailed as failure:
+            return html.P(failure_text(failure)), figures.placeholder(failure_text(failure))
+        finally:
+            metrics.CALLBACK_TIME.labels(callback="versions").observe(time.perf_counter() - started)
+        if not items:
+            return html.P(empty_text(window)), figures.placeholder(empty_text(window))
+        if not any(item.labelled for item in items):
+            return versions_table(items), figures.placeholder(
+                f"No labelled feedback on predictions between {window.describe()}"
+            )
+        return versions_table(items), figures.version_accuracy(items)
 
     @dash_app.callback(Output("latest-table", "children"), *RANGE_INPUTS)
     async def latest(preset: str, start: str, end: str, _tick: int) -> Any:

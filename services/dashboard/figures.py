@@ -7,16 +7,18 @@ figure, far more than the SQL behind it, and Dash sends the same JSON either way
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS
-from services.dashboard.rates import wilson_interval
+from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, VersionFigures
+from services.dashboard.rates import wilson_interval, wilson_intervals
 
 COLORS = {"cat": "#e07a5f", "dog": "#3d5a80", "p50": "#3d5a80", "p95": "#e07a5f", "max": "#999"}
 VERSION_COLORS = ("#3d5a80", "#e07a5f", "#81b29a", "#f2cc8f", "#6d597a", "#98c1d9")
+SHADOW_COLOR = "#6d597a"
 GRID = "#eceff3"
 SHARE_HOVER = "%{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>"
 Figure = dict[str, Any]
@@ -219,4 +221,45 @@ def satisfaction(rows: Rows) -> Figure:
     }  # fmt: skip
     layout = _layout("satisfied share", percent=True, yaxis2=second_axis)
     layout["margin"]["r"] = 60
+    return {"data": data, "layout": layout}
+
+
+def version_label(item: VersionFigures) -> str:
+    """How a version is named on the page: shadows are marked, as their answers were not shown."""
+    return f"{item.version} (shadow)" if item.shadow else item.version
+
+
+def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
+    """Feedback accuracy of each version with labelled answers, error bars the 95% interval."""
+    labelled = [item for item in items if item.labelled]
+    intervals = wilson_intervals([i.correct for i in labelled], [i.labelled for i in labelled])
+    data = []
+    for shadow, name, color in ((False, "answers given", COLORS["dog"]),
+                                (True, "shadow answers (not shown)", SHADOW_COLOR)):  # fmt: skip
+        picked = [(item, interval) for item, interval in zip(labelled, intervals, strict=True)
+                  if item.shadow is shadow and interval is not None]  # fmt: skip
+        if not picked:
+            continue
+        accuracy = [item.correct / item.labelled for item, _ in picked]
+        lows = [low for _, (low, _) in picked]
+        highs = [high for _, (_, high) in picked]
+        data.append(
+            {"type": "scatter", "mode": "markers", "name": name,
+             "x": [version_label(item) for item, _ in picked], "y": accuracy,
+             "marker": {"color": color, "size": 10},
+             "error_y": {"type": "data", "symmetric": False, "color": color, "thickness": 1.5,
+                         "width": 8,
+                         "array": [high - y for high, y in zip(highs, accuracy, strict=True)],
+                         "arrayminus": [y - low for low, y in zip(lows, accuracy, strict=True)]},
+             "customdata": [[item.correct, item.labelled, low, high]
+                            for (item, _), low, high in zip(picked, lows, highs, strict=True)],
+             "hovertemplate": "%{y:.1%} (%{customdata[0]} of %{customdata[1]} labelled; "
+                              "95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
+                              "<extra>%{x}</extra>"}
+        )  # fmt: skip
+    lowest = min((interval[0] for interval in intervals if interval), default=0.0)
+    layout = _layout("accuracy on labelled feedback", percent=True, hovermode="closest")
+    # Versions usually differ by a few points: start the axis just under the lowest bar.
+    layout["yaxis"]["range"] = [math.floor(lowest * 10) / 10, 1.01]
+    layout["xaxis"].update(type="category")
     return {"data": data, "layout": layout}

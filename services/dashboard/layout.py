@@ -17,9 +17,16 @@ GRAPHS = {
     "graph-satisfaction": "User satisfaction from feedback (band: 95% interval; bars: feedbacks)",
     "graph-consent": "Share of predictions with consent to keep data",
 }
+VERSION_GRAPH = "graph-version-accuracy"
+VERSIONS_NOTE = (
+    "Accuracy counts the answers users labelled: the true label they gave, else the answer "
+    "when they were satisfied, else the other class. A shadow scored the same photos without "
+    "its answers being shown: its share is of the answers it scored, its agreement how often "
+    "it gave the answer the user got."
+)
 
 
-def _graph(graph_id: str, title: str) -> html.Div:
+def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
     return html.Div(
         [
             html.H3(title),
@@ -33,7 +40,27 @@ def _graph(graph_id: str, title: str) -> html.Div:
                 delay_show=400,
             ),
         ],
-        className="panel",
+        className=class_name,
+    )
+
+
+def _versions() -> html.Section:
+    """Every model version of the range side by side: what it answered, how fast, how well."""
+    return html.Section(
+        [
+            html.H2("Model versions"),
+            html.Div(
+                [html.Div(id="versions-table"), html.P(VERSIONS_NOTE, className="note")],
+                className="panel",
+            ),
+            _graph(
+                VERSION_GRAPH,
+                "Feedback accuracy by model version (error bars: 95% Wilson interval)",
+                "panel wide",
+            ),
+        ],
+        id="versions",
+        className="section",
     )
 
 
@@ -83,6 +110,7 @@ def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
                 [_graph(graph_id, title) for graph_id, title in GRAPHS.items()],
                 className="grid",
             ),
+            _versions(),
             html.Div(
                 [
                     html.H3("Latest predictions (identifiers only with consent)"),

@@ -2,7 +2,8 @@
 
 All queries take a half-open window [$1, $2) on `created_at`, so they use its indexes (see the
 0300 migrations); time series are bucketed with `date_bin` from a fixed origin so that buckets
-stay put when the window slides.
+stay put when the window slides. Feedback and shadow answers count for the window of the
+prediction they belong to: they are joined by prediction id, not filtered by their own times.
 """
 
 from __future__ import annotations
@@ -77,6 +78,60 @@ SELECT id, created_at, prediction_result, confidence, inference_time_ms, model_v
 FROM monitoring WHERE created_at >= $1 AND created_at < $2
 ORDER BY created_at DESC LIMIT $3
 """
+# The label a user's feedback establishes, as the canary analysis reads it (so the dashboard and
+# the rollback decision agree): the true label they gave, else the answer when they said it
+# was right, else the other class (there are two). Feedback judges the answer given, `m`.
+TRUTH = """COALESCE(f.true_label,
+         CASE WHEN f.satisfaction = 'satisfied' THEN m.prediction_result
+              WHEN m.prediction_result = 'cat' THEN 'dog' ELSE 'cat' END)"""
+VERSION_ANSWERS = """
+WITH answers AS (
+    SELECT model_version AS version,
+           count(*)                                               AS answers,
+           count(*) FILTER (WHERE prediction_result = 'cat')      AS cats,
+           avg(confidence)                                        AS mean_confidence,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY inference_time_ms)  AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY inference_time_ms) AS p95_ms
+    FROM monitoring WHERE created_at >= $1 AND created_at < $2
+    GROUP BY 1
+)
+SELECT a.*, r.role, r.canary_share, r.role_since
+FROM answers a LEFT JOIN model_versions r USING (version)
+ORDER BY a.answers DESC, a.version
+"""
+# Only the constant TRUTH is interpolated into the two queries below.
+# `user_feedback IS NOT NULL` is implied (the feedback service sets it with every stored
+# feedback, in the same transaction) and lets the partial feedback index pick the rows.
+VERSION_FEEDBACK = f"""
+SELECT m.model_version AS version, count(*) AS labelled,
+       count(*) FILTER (WHERE m.prediction_result = {TRUTH}) AS correct
+FROM monitoring m JOIN feedback f ON f.prediction_id = m.id
+WHERE m.created_at >= $1 AND m.created_at < $2 AND m.user_feedback IS NOT NULL
+GROUP BY 1
+"""  # noqa: S608
+# Shadow answers of the window's predictions, judged against the same feedback.
+SHADOW_ANSWERS = f"""
+WITH shadows AS (
+    SELECT s.model_version AS version,
+           count(*)                                                 AS answers,
+           count(*) FILTER (WHERE s.prediction_result = 'cat')      AS cats,
+           avg(s.confidence)                                        AS mean_confidence,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY s.inference_time_ms)  AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY s.inference_time_ms) AS p95_ms,
+           count(*) FILTER (WHERE s.prediction_result = m.prediction_result) AS agreed,
+           count(f.prediction_id)                                   AS labelled,
+           count(*) FILTER (WHERE f.prediction_id IS NOT NULL
+                            AND s.prediction_result = {TRUTH})      AS correct
+    FROM monitoring m
+    JOIN shadow_predictions s ON s.prediction_id = m.id
+    LEFT JOIN feedback f ON f.prediction_id = m.id
+    WHERE m.created_at >= $1 AND m.created_at < $2
+    GROUP BY 1
+)
+SELECT sh.*, r.role, r.canary_share, r.role_since
+FROM shadows sh LEFT JOIN model_versions r USING (version)
+ORDER BY sh.answers DESC, sh.version
+"""  # noqa: S608
 
 
 class QueryFailed(Exception):
@@ -100,6 +155,26 @@ class Summary:
     consented: int
     feedback: int
     satisfied: int
+
+
+@dataclass(frozen=True)
+class VersionFigures:
+    """One model version over a window: its answers, or its shadow answers (never shown)."""
+
+    version: str
+    shadow: bool
+    role: str | None  # in the registry now; None when the version is not registered
+    canary_share: float | None
+    role_since: datetime | None
+    answers: int
+    share: float  # of the window's answers (a shadow: the share of them it scored)
+    cats: int
+    mean_confidence: float
+    p50_ms: float
+    p95_ms: float
+    labelled: int
+    correct: int
+    agreed: int | None  # shadows only: answers equal to the one given
 
 
 class Queries:
@@ -197,6 +272,41 @@ class Queries:
         return await self.fetch(
             "feedback_series", FEEDBACK_SERIES, window.start, window.end, window.bucket
         )
+
+    async def versions(self, window: Window) -> list[VersionFigures]:
+        """Every version that answered in the window (most answers first), then the shadows."""
+        answers, feedback, shadows = await asyncio.gather(
+            self.fetch("version_answers", VERSION_ANSWERS, window.start, window.end),
+            self.fetch("version_feedback", VERSION_FEEDBACK, window.start, window.end),
+            self.fetch("shadow_answers", SHADOW_ANSWERS, window.start, window.end),
+        )
+        labels = {row["version"]: (row["labelled"], row["correct"]) for row in feedback}
+        total = sum(row["answers"] for row in answers)
+
+        def figures(row: asyncpg.Record, *, shadow: bool) -> VersionFigures:
+            labelled, correct = (
+                (row["labelled"], row["correct"]) if shadow else labels.get(row["version"], (0, 0))
+            )
+            return VersionFigures(
+                version=row["version"],
+                shadow=shadow,
+                role=row["role"],
+                canary_share=row["canary_share"],
+                role_since=row["role_since"],
+                answers=row["answers"],
+                share=row["answers"] / total if total else 0.0,
+                cats=row["cats"],
+                mean_confidence=row["mean_confidence"],
+                p50_ms=row["p50_ms"],
+                p95_ms=row["p95_ms"],
+                labelled=labelled,
+                correct=correct,
+                agreed=row["agreed"] if shadow else None,
+            )
+
+        return [figures(row, shadow=False) for row in answers] + [
+            figures(row, shadow=True) for row in shadows
+        ]
 
     async def latest(self, window: Window, limit: int) -> list[asyncpg.Record]:
         """The newest predictions of the window, newest first."""

@@ -1,5 +1,8 @@
 """Fill `monitoring` with realistic predictions, fast (COPY), to try and benchmark the dashboard.
 
+Feedback rows and a shadow model's answers come along, as the services would store them; the
+registry (`model_versions`) is left alone, since inference replicas load what it lists.
+
 `python -m services.dashboard.seed --rows 1000000 --days 365`
 """
 
@@ -22,7 +25,11 @@ COLUMNS = (
     "id", "created_at", "prediction_result", "proba_cat", "proba_dog", "confidence", "pet_score",
     "inference_time_ms", "model_version", "user_feedback", "rgpd_consent",
 )  # fmt: skip
-OLD_VERSION, NEW_VERSION = "1.0.0", "1.1.0"
+FEEDBACK_COLUMNS = ("prediction_id", "satisfaction", "true_label", "consent_at", "created_at",
+                    "updated_at")  # fmt: skip
+SHADOW_COLUMNS = ("prediction_id", "model_version", "created_at", "prediction_result",
+                  "proba_cat", "confidence", "inference_time_ms")  # fmt: skip
+OLD_VERSION, NEW_VERSION, SHADOW_VERSION = "1.0.0", "1.1.0", "1.2.0"
 CHUNK_ROWS = 50_000
 
 
@@ -34,6 +41,9 @@ class Profile:
     feedback_share_of_consented: float = 0.25
     rollout_at: float = 0.7  # share of the period after which the new model rolls out
     rollout_days: float = 7.0
+    true_label_share: float = 0.4  # of feedback, the share that also names the right class
+    shadow_at: float = 0.9  # share of the period after which SHADOW_VERSION scores every photo
+    shadow_accuracy: float = 0.97
 
 
 def traffic_weight(hours: np.ndarray, weekdays: np.ndarray, progress: np.ndarray) -> np.ndarray:
@@ -64,10 +74,19 @@ def sample_times(
     return np.sort(np.concatenate(accepted)[:count])
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of rows of each table, in COPY text format."""
+
+    predictions: str
+    feedback: str
+    shadow: str
+
+
 def chunk_rows(
     rng: np.random.Generator, offsets: np.ndarray, start: datetime, span_s: float, profile: Profile
-) -> str:
-    """One chunk of rows in COPY text format."""
+) -> Chunk:
+    """One chunk of predictions, with their feedback and shadow answers."""
     n = offsets.size
     progress = offsets / span_s
     rollout_start = profile.rollout_at
@@ -92,17 +111,42 @@ def chunk_rows(
     gave_feedback = consent & (rng.uniform(size=n) < profile.feedback_share_of_consented)
     correct = rng.uniform(size=n) < np.clip(0.25 + 0.73 * confidence, 0, 0.995)
     pet_score = np.clip(rng.beta(30, 1.2, size=n), 0, 1)
-    buffer = io.StringIO()
+    names_label = rng.uniform(size=n) < profile.true_label_share
+    feedback_delay_s = rng.uniform(20, 600, size=n)
+    truth_is_cat = np.where(correct, is_cat, ~is_cat)
+    shadowed = progress >= profile.shadow_at
+    shadow_is_cat = np.where(
+        rng.uniform(size=n) < profile.shadow_accuracy, truth_is_cat, ~truth_is_cat
+    )
+    shadow_confidence = 0.5 + 0.5 * rng.beta(20, 1.0, size=n)
+    shadow_proba_cat = np.where(shadow_is_cat, shadow_confidence, 1 - shadow_confidence)
+    shadow_ms = 10.0 * load * rng.lognormal(0, 0.3, size=n)
+    predictions, feedback, shadow = io.StringIO(), io.StringIO(), io.StringIO()
     for i in range(n):
+        prediction_id = uuid.uuid4()
         created = start + timedelta(seconds=float(offsets[i]))
-        feedback = ("1" if correct[i] else "0") if gave_feedback[i] else "\\N"
-        buffer.write(
-            f"{uuid.uuid4()}\t{created.isoformat()}\t{'cat' if is_cat[i] else 'dog'}\t"
+        verdict = ("1" if correct[i] else "0") if gave_feedback[i] else "\\N"
+        predictions.write(
+            f"{prediction_id}\t{created.isoformat()}\t{'cat' if is_cat[i] else 'dog'}\t"
             f"{proba_cat[i]:.6f}\t{1 - proba_cat[i]:.6f}\t{confidence[i]:.6f}\t"
             f"{pet_score[i]:.4f}\t{latency[i]:.3f}\t{NEW_VERSION if is_new[i] else OLD_VERSION}\t"
-            f"{feedback}\t{'t' if consent[i] else 'f'}\n"
+            f"{verdict}\t{'t' if consent[i] else 'f'}\n"
         )
-    return buffer.getvalue()
+        if gave_feedback[i]:
+            given = (created + timedelta(seconds=float(feedback_delay_s[i]))).isoformat()
+            true_label = ("cat" if truth_is_cat[i] else "dog") if names_label[i] else "\\N"
+            feedback.write(
+                f"{prediction_id}\t{'satisfied' if correct[i] else 'unsatisfied'}\t"
+                f"{true_label}\t{given}\t{given}\t{given}\n"
+            )
+        if shadowed[i]:
+            shadow.write(
+                f"{prediction_id}\t{SHADOW_VERSION}\t"
+                f"{(created + timedelta(milliseconds=50)).isoformat()}\t"
+                f"{'cat' if shadow_is_cat[i] else 'dog'}\t{shadow_proba_cat[i]:.6f}\t"
+                f"{shadow_confidence[i]:.6f}\t{shadow_ms[i]:.3f}\n"
+            )
+    return Chunk(predictions.getvalue(), feedback.getvalue(), shadow.getvalue())
 
 
 def seed(
@@ -121,21 +165,30 @@ def seed(
     start = end - timedelta(seconds=span_s)
     rng = np.random.default_rng(random_seed)
     offsets = sample_times(rng, rows, start, span_s)
-    columns = ", ".join(COLUMNS)
+    tables = {
+        "monitoring": COLUMNS,
+        "feedback": FEEDBACK_COLUMNS,
+        "shadow_predictions": SHADOW_COLUMNS,
+    }
     with psycopg.connect(database_url, autocommit=True) as connection:
         if replace:
             connection.execute("TRUNCATE monitoring CASCADE")
         with (
             tqdm(total=rows, unit="rows", disable=not progress) as bar,
             connection.cursor() as cursor,
-            cursor.copy(f"COPY monitoring ({columns}) FROM STDIN") as copy,
         ):
             for first in range(0, rows, CHUNK_ROWS):
-                chunk = offsets[first : first + CHUNK_ROWS]
-                copy.write(chunk_rows(rng, chunk, start, span_s, Profile()))
-                bar.update(chunk.size)
+                offsets_chunk = offsets[first : first + CHUNK_ROWS]
+                chunk = chunk_rows(rng, offsets_chunk, start, span_s, Profile())
+                # Predictions first: feedback and shadow answers refer to them.
+                texts = (chunk.predictions, chunk.feedback, chunk.shadow)
+                for (table, columns), text in zip(tables.items(), texts, strict=True):
+                    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                        copy.write(text)
+                bar.update(offsets_chunk.size)
         # Fresh statistics for the planner, and an all-visible map for index-only scans.
-        connection.execute("VACUUM ANALYZE monitoring")
+        for table in tables:
+            connection.execute(f"VACUUM ANALYZE {table}")
     return rows
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from harness.services import ServiceProcess
-from services.dashboard.layout import GRAPHS
-from services.dashboard.seed import seed
+from services.dashboard.layout import GRAPHS, VERSION_GRAPH
+from services.dashboard.seed import NEW_VERSION, OLD_VERSION, SHADOW_VERSION, seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,6 +24,17 @@ SIGNATURES = """
   return [id, {points, data: JSON.stringify(traces.map((t) => [t.x, t.y]))}];
 }))
 """
+
+
+def version_rows(page: Any, count: int) -> list[str]:
+    """The first cells of the model-versions table, once it has `count` rows."""
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('table.versions tbody tr').length === n",
+        arg=count,
+        timeout=30_000,
+    )
+    cells: list[str] = page.locator("table.versions tbody tr td:first-child").all_inner_texts()
+    return cells
 
 
 def signatures(page: Any) -> dict[str, dict[str, Any]]:
@@ -63,6 +74,11 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         assert all(graph["points"] > 0 for graph in last_day.values()), last_day
         assert "status-ok" in (page.get_attribute("#status", "class") or "")
         assert page.locator("table.latest tbody tr").count() == 20
+        # The last day: the new model alone, and the shadow scoring the same photos.
+        assert version_rows(page, 2) == [NEW_VERSION, f"{SHADOW_VERSION} (shadow)"]
+        page.wait_for_function(
+            f"(ids) => ({SIGNATURES})(ids)[ids[0]].points === 2", arg=[VERSION_GRAPH]
+        )
 
         page.get_by_text("Last 30 days").click()
         page.wait_for_function(
@@ -79,6 +95,11 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         month = signatures(page)
         changed = [graph for graph in GRAPHS if month[graph]["data"] != last_day[graph]["data"]]
         assert changed == list(GRAPHS)
+        assert sorted(version_rows(page, 3)) == [
+            OLD_VERSION,
+            NEW_VERSION,
+            f"{SHADOW_VERSION} (shadow)",
+        ]
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p], problems
     # The 1.2 MB basic bundle from assets replaces Dash's lazily loaded 4.8 MB full one.

@@ -42,3 +42,47 @@ def test_seed_writes_realistic_rows_within_the_period(
         " FROM monitoring"
     ).fetchone() or (0, 0)
     assert afternoon > 3 * night
+
+
+def test_seed_stores_feedback_and_shadow_answers_as_the_services_do(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    seed(database_url, rows=6000, days=30, end=end, progress=False)
+    feedback = db.execute(
+        """
+        SELECT count(*), count(m.user_feedback),
+               count(*) FILTER (WHERE (f.satisfaction = 'satisfied') <> (m.user_feedback = 1)),
+               count(f.true_label),
+               count(*) FILTER (WHERE f.true_label IS NOT NULL
+                                AND (f.true_label = m.prediction_result)
+                                    <> (f.satisfaction = 'satisfied')),
+               count(*) FILTER (WHERE f.consent_at < m.created_at OR NOT m.rgpd_consent)
+        FROM feedback f JOIN monitoring m ON m.id = f.prediction_id
+        """
+    ).fetchone()
+    assert feedback is not None
+    rows, verdicts, mismatched, labelled, contradictory, before_or_unconsented = feedback
+    assert (
+        rows == verdicts == db.execute("SELECT count(user_feedback) FROM monitoring").fetchone()[0]
+    )
+    assert rows > 0
+    assert mismatched == contradictory == before_or_unconsented == 0
+    assert labelled == pytest.approx(0.4 * rows, rel=0.3)
+    shadow = db.execute(
+        """
+        SELECT count(*), min(m.created_at), count(DISTINCT s.model_version),
+               avg((s.prediction_result = m.prediction_result)::int)::float8
+        FROM shadow_predictions s JOIN monitoring m ON m.id = s.prediction_id
+        """
+    ).fetchone()
+    assert shadow is not None
+    count, first, versions, agreement = shadow
+    tail = db.execute(
+        "SELECT count(*) FROM monitoring WHERE created_at >= %s", (end - timedelta(days=3),)
+    ).fetchone()
+    assert tail is not None
+    assert count == tail[0] > 0, "every photo of the last tenth of the period is shadowed"
+    assert first >= end - timedelta(days=3)
+    assert versions == 1
+    assert 0.7 < agreement < 0.99

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from services.dashboard.app import create_app
+from services.dashboard.layout import VERSION_GRAPH
 from services.dashboard.settings import Settings
 from services.dashboard.tests.conftest import PASSWORD, USER, call_callback, figure_text
 
@@ -18,6 +19,7 @@ SERIES = [
     ("graph-low-confidence", "figure"),
     ("graph-consent", "figure"),
 ]
+VERSIONS = [("versions-table", "children"), (VERSION_GRAPH, "figure")]
 
 
 def test_empty_database_says_so_in_words(client: TestClient) -> None:
@@ -55,6 +57,12 @@ def test_database_down_gives_a_clear_message_not_a_stack_trace(
             text = figure_text(figure["figure"])
             assert "PostgreSQL is unreachable" in text
             assert "Traceback" not in text
+        versions = call_callback(client, VERSIONS)
+        assert (
+            "PostgreSQL is unreachable"
+            in versions["versions-table"]["children"]["props"]["children"]
+        )
+        assert "PostgreSQL is unreachable" in figure_text(versions[VERSION_GRAPH]["figure"])
         ready = client.get("/ready")
         assert ready.status_code == 200
         assert ready.json() == {"status": "degraded", "database": "down"}
