@@ -22,7 +22,12 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
-from grafana_foundation_sdk.models.common import BigValueGraphMode
+from grafana_foundation_sdk.models.common import (
+    AxisPlacement,
+    BigValueGraphMode,
+    GraphTresholdsStyleMode,
+    StackingMode,
+)
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 GRAFANA_DIR = Path(__file__).resolve().parent
@@ -38,6 +43,28 @@ EXPORT_INPUTS = {
     POSTGRESQL.uid: ("DS_POSTGRESQL", "PostgreSQL", "grafana-postgresql-datasource", "PostgreSQL"),
 }
 ERROR_BUDGET = 0.005  # the 99.5 % availability objective of the burn-rate alerts
+ROLLBACK_ALPHA = 0.05  # ROLLBACK_ALPHA's default: a canary p-value under it is rolled back
+
+
+def serving(role: str = "") -> str:
+    """The (model_version, role) pairs serving now, from cv_model_info (which says `version`).
+
+    The per-version gauges keep a version's last value after it leaves its role; joining on
+    this keeps the panels to the versions that hold the role now.
+    """
+    selector = f'{{role="{role}"}}' if role else ""
+    return (
+        f"label_replace(max by (version, role) (cv_model_info{selector} == 1), "
+        '"model_version", "$1", "version", "(.*)")'
+    )
+
+
+def per_version_share(part: str, whole: str) -> str:
+    """`part / whole` per model version, 0 rather than no data while `part` has no series yet."""
+    return (
+        f"(sum by (model_version) ({part}) or sum by (model_version) ({whole}) * 0) "
+        f"/ sum by (model_version) ({whole})"
+    )
 
 
 class SqlQuery(cogvariants.Dataquery):
@@ -210,7 +237,7 @@ def overview_row(board: dashboard.Dashboard) -> None:
         graph(
             "Predictions per second by class",
             "The guide's query: rate(cv_predictions_total[5m]).",
-            promql("rate(cv_predictions_total[5m])", "{{result}} ({{instance}})"),
+            promql("rate(cv_predictions_total[5m])", "{{result}} {{model_version}} ({{instance}})"),
             unit="reqps",
         )
     )
@@ -221,7 +248,7 @@ def overview_row(board: dashboard.Dashboard) -> None:
             "[5m])), per instance.",
             promql(
                 "histogram_quantile(0.50, rate(cv_inference_time_seconds_bucket[5m]))",
-                "p50 {{instance}}",
+                "p50 {{model_version}} ({{instance}})",
             ),
             unit="s",
         )
@@ -308,8 +335,13 @@ def model_row(board: dashboard.Dashboard) -> None:
     board.with_panel(
         graph(
             "Photos that are neither cat nor dog",
-            "Predictions whose photo looked like neither, per second.",
-            promql("sum(rate(cv_predictions_not_pet_total[5m]))", "not a pet"),
+            "Predictions whose photo looked like neither, per second (0 until the first one: "
+            "the counter has a series per model version only once it counts).",
+            promql(
+                "sum(rate(cv_predictions_not_pet_total[5m])) "
+                "or sum(rate(cv_predictions_total[5m])) * 0",
+                "not a pet",
+            ),
             unit="reqps",
         )
     )
@@ -319,6 +351,178 @@ def model_row(board: dashboard.Dashboard) -> None:
             "cv_model_info: one row per process and model version.",
             promql("cv_model_info", "{{version}}", instant=True),
             datasource=PROMETHEUS,
+            width=24,
+        )
+    )
+
+
+def versions_row(board: dashboard.Dashboard) -> None:
+    """The model versions side by side: traffic, answers, speed, accuracy, canary and shadow."""
+    board.with_row(dashboard.Row("Model versions"))
+    board.with_panel(
+        graph(
+            "Request share by model version",
+            "Share of the answers each version gave over 5 minutes (active and canary; a shadow "
+            "answers nobody). Stacked: the versions add up to 100 %.",
+            promql(
+                "sum by (model_version) (rate(cv_predictions_total[5m])) "
+                "/ ignoring (model_version) group_left () sum (rate(cv_predictions_total[5m]))",
+                "{{model_version}}",
+            ),
+            unit="percentunit",
+            width=8,
+        )
+        .stacking(common.StackingConfig().mode(StackingMode.NORMAL))
+        .fill_opacity(30)
+    )
+    board.with_panel(
+        graph(
+            "Cat share by model version",
+            "Versions that see the same traffic should answer cat about as often.",
+            promql(
+                per_version_share(
+                    'rate(cv_predictions_total{result="cat"}[5m])', "rate(cv_predictions_total[5m])"
+                ),
+                "{{model_version}}",
+            ),
+            unit="percentunit",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Inference time p95 by model version",
+            "Decode + preprocess + model; the canary is rolled back above ROLLBACK_LATENCY_RATIO "
+            "(2) times the active model's p95.",
+            promql(
+                "histogram_quantile(0.95, sum by (model_version, le) "
+                "(rate(cv_inference_time_seconds_bucket[5m])))",
+                "{{model_version}}",
+            ),
+            unit="s",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Confidence by model version",
+            "Mean probability of the predicted class, and the share of answers under 0.8 "
+            "(LOW_CONFIDENCE_THRESHOLD), over 5 minutes.",
+            promql(
+                "sum by (model_version) (rate(cv_model_confidence_sum[5m])) "
+                "/ sum by (model_version) (rate(cv_model_confidence_count[5m]))",
+                "mean {{model_version}}",
+            ),
+            promql(
+                per_version_share(
+                    'rate(cv_model_confidence_bucket{le="0.8"}[5m])',
+                    "rate(cv_model_confidence_count[5m])",
+                ),
+                "under 0.8 {{model_version}}",
+            ),
+            unit="percentunit",
+        )
+    )
+    board.with_panel(
+        graph(
+            "Feedback accuracy by model version and role",
+            "Right answers among the labelled feedback since the candidate took its role, for "
+            "the canary or shadow and the active model over the same period (from PostgreSQL, "
+            "as the rollback decision reads it). Dashed, right axis: labelled answers behind it.",
+            promql(
+                "max by (model_version, role) (cv_model_feedback_accuracy) "
+                f"and on (model_version, role) {serving()}",
+                "{{model_version}} ({{role}})",
+            ),
+            promql(
+                "max by (model_version, role) (cv_model_feedback_labelled) "
+                f"and on (model_version, role) {serving()}",
+                "labelled {{model_version}} ({{role}})",
+            ),
+            unit="percentunit",
+        ).override_by_query(
+            "B",
+            [
+                model.DynamicConfigValue(id_val="unit", value="short"),
+                model.DynamicConfigValue(id_val="custom.axisPlacement", value=AxisPlacement.RIGHT),
+                model.DynamicConfigValue(id_val="custom.axisLabel", value="labelled answers"),
+                model.DynamicConfigValue(
+                    id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+                ),
+            ],
+        )
+    )
+    board.with_panel(
+        graph(
+            "Canary accuracy p-value",
+            "One-sided two-proportion z-test that the canary is less accurate than the active "
+            f"model; under ROLLBACK_ALPHA (line, default {ROLLBACK_ALPHA}) with enough labels "
+            "on both sides, the canary is rolled back.",
+            promql(
+                "max by (model_version) (cv_canary_accuracy_p_value) "
+                f"and on (model_version) {serving('canary')}",
+                "{{model_version}}",
+            ),
+            unit="short",
+            width=8,
+        )
+        .thresholds(
+            dashboard.ThresholdsConfig()
+            .mode(model.ThresholdsMode.ABSOLUTE)
+            .steps(
+                [
+                    model.Threshold(value=None, color="red"),
+                    model.Threshold(value=ROLLBACK_ALPHA, color="green"),
+                ]
+            )
+        )
+        .thresholds_style(common.GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED))
+        .axis_soft_min(0)
+        .axis_soft_max(1)
+    )
+    board.with_panel(
+        graph(
+            "Shadow agreement with the answers given",
+            "Share of the photos the shadow scored where it gave the answer the user got.",
+            promql(
+                per_version_share(
+                    'rate(cv_shadow_predictions_total{agreement="agree"}[5m])',
+                    "rate(cv_shadow_predictions_total[5m])",
+                ),
+                "{{model_version}}",
+            ),
+            unit="percentunit",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Shadow photos scored and dropped",
+            "Per second; photos are dropped, never awaited, when the shadow's queue "
+            "(SHADOW_QUEUE_LIMIT) is full.",
+            promql(
+                "sum by (model_version) (rate(cv_shadow_predictions_total[5m]))",
+                "scored {{model_version}}",
+            ),
+            promql(
+                "sum by (model_version) (rate(cv_shadow_dropped_total[5m])) "
+                "or sum by (model_version) (rate(cv_shadow_predictions_total[5m])) * 0",
+                "dropped {{model_version}}",
+            ),
+            unit="reqps",
+            width=8,
+        )
+    )
+    board.with_panel(
+        graph(
+            "Line-up changes and rollbacks (1 h)",
+            "Line-ups picked up from the registry by outcome (a failed one keeps the previous "
+            "line-up serving), and canaries rolled back automatically by reason.",
+            promql("sum by (outcome) (increase(cv_model_swaps_total[1h]))", "swap {{outcome}}"),
+            promql(
+                "sum by (reason) (increase(cv_model_rollbacks_total[1h]))", "rollback: {{reason}}"
+            ),
+            unit="short",
             width=24,
         )
     )
@@ -602,7 +806,9 @@ def build_dashboard() -> dict[str, Any]:
     board = (
         dashboard.Dashboard("Cat vs dog — service and model")
         .uid("cv-overview")
-        .description("Predictions, model quality and drift, HTTP, notifier and PostgreSQL.")
+        .description(
+            "Predictions, model quality and drift, model versions, HTTP, notifier and PostgreSQL."
+        )
         .tags(["cat-dog", "mlops"])
         .editable()
         .time("now-6h", "now")
@@ -613,6 +819,7 @@ def build_dashboard() -> dict[str, Any]:
     for add_row in (
         overview_row,
         model_row,
+        versions_row,
         inference_row,
         http_row,
         rgpd_row,
