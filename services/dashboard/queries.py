@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.common.db import CONNECTION_ERRORS, Database
+from services.common.feedback_truth import TRUTH_SQL
 from services.dashboard import metrics
 from services.dashboard.window import Window
 
@@ -78,12 +79,6 @@ SELECT id, created_at, prediction_result, confidence, inference_time_ms, model_v
 FROM monitoring WHERE created_at >= $1 AND created_at < $2
 ORDER BY created_at DESC LIMIT $3
 """
-# The label a user's feedback establishes, as the canary analysis reads it (so the dashboard and
-# the rollback decision agree): the true label they gave, else the answer when they said it
-# was right, else the other class (there are two). Feedback judges the answer given, `m`.
-TRUTH = """COALESCE(f.true_label,
-         CASE WHEN f.satisfaction = 'satisfied' THEN m.prediction_result
-              WHEN m.prediction_result = 'cat' THEN 'dog' ELSE 'cat' END)"""
 VERSION_ANSWERS = """
 WITH answers AS (
     SELECT model_version AS version,
@@ -99,12 +94,12 @@ SELECT a.*, r.role, r.canary_share, r.role_since
 FROM answers a LEFT JOIN model_versions r USING (version)
 ORDER BY a.answers DESC, a.version
 """
-# Only the constant TRUTH is interpolated into the two queries below.
+# Only the constant TRUTH_SQL is interpolated into the two queries below.
 # `user_feedback IS NOT NULL` is implied (the feedback service sets it with every stored
 # feedback, in the same transaction) and lets the partial feedback index pick the rows.
 VERSION_FEEDBACK = f"""
 SELECT m.model_version AS version, count(*) AS labelled,
-       count(*) FILTER (WHERE m.prediction_result = {TRUTH}) AS correct
+       count(*) FILTER (WHERE m.prediction_result = {TRUTH_SQL}) AS correct
 FROM monitoring m JOIN feedback f ON f.prediction_id = m.id
 WHERE m.created_at >= $1 AND m.created_at < $2 AND m.user_feedback IS NOT NULL
 GROUP BY 1
@@ -121,7 +116,7 @@ WITH shadows AS (
            count(*) FILTER (WHERE s.prediction_result = m.prediction_result) AS agreed,
            count(f.prediction_id)                                   AS labelled,
            count(*) FILTER (WHERE f.prediction_id IS NOT NULL
-                            AND s.prediction_result = {TRUTH})      AS correct
+                            AND s.prediction_result = {TRUTH_SQL})      AS correct
     FROM monitoring m
     JOIN shadow_predictions s ON s.prediction_id = m.id
     LEFT JOIN feedback f ON f.prediction_id = m.id

@@ -29,6 +29,7 @@ import asyncpg
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from services.common.db import CONNECTION_ERRORS, Database
+from services.common.feedback_truth import TRUTH_SQL
 from services.common.notify import send_in_background
 from services.inference import metrics
 from services.inference.lineup import LineupManager
@@ -36,22 +37,14 @@ from services.inference.registry import Registry, RegistryError, RoleChange
 
 logger = logging.getLogger(__name__)
 
-# The label a user's feedback establishes: the true label they gave, else the answer when
-# they said it was right, else the other class (there are two).
-_TRUTH = """
-COALESCE(f.true_label,
-         CASE WHEN f.satisfaction = 'satisfied' THEN m.prediction_result
-              WHEN m.prediction_result = 'cat' THEN 'dog' ELSE 'cat' END)
-"""
-
-# Only constants of this module are interpolated into the queries below.
+# Only constants (feedback_truth.TRUTH_SQL) are interpolated into the queries below.
 _SERVED_FIGURES = f"""
 SELECT m.model_version AS version,
        count(*) AS answers,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY m.inference_time_ms) AS p95_ms,
        count(f.prediction_id) AS labelled,
        count(*) FILTER (WHERE f.prediction_id IS NOT NULL
-                        AND m.prediction_result = {_TRUTH}) AS correct
+                        AND m.prediction_result = {TRUTH_SQL}) AS correct
 FROM monitoring m
 LEFT JOIN feedback f ON f.prediction_id = m.id
 WHERE m.created_at >= $1 AND m.model_version = ANY($2::text[])
@@ -64,7 +57,7 @@ SELECT s.model_version AS version,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY s.inference_time_ms) AS p95_ms,
        count(f.prediction_id) AS labelled,
        count(*) FILTER (WHERE f.prediction_id IS NOT NULL
-                        AND s.prediction_result = {_TRUTH}) AS correct,
+                        AND s.prediction_result = {TRUTH_SQL}) AS correct,
        count(*) FILTER (WHERE s.prediction_result = m.prediction_result) AS agreed
 FROM shadow_predictions s
 JOIN monitoring m ON m.id = s.prediction_id

@@ -43,6 +43,9 @@ CREATE TABLE shadow_predictions (
     inference_time_ms  double precision NOT NULL,
     PRIMARY KEY (prediction_id, model_version)
 );
+-- A shadow's figures are read per version since it took its role (canary analysis, dashboard).
+CREATE INDEX shadow_predictions_model_version_created_at_idx
+    ON shadow_predictions (model_version, created_at);
 
 -- Per-version comparisons (dashboard, canary analysis) scan one version over a time range.
 CREATE INDEX monitoring_model_version_created_at_idx ON monitoring (model_version, created_at);
