@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
@@ -154,6 +155,9 @@ async def read_upload(request: Request, max_photos: int) -> Upload:
         raise HTTPException(422, "send multipart/form-data with the photo in a 'file' field")
     try:
         form = await request.form(max_files=max_photos, max_fields=16)
+    except StarletteHTTPException as error:
+        # Starlette reports parser errors (too many files among them) as a bare 400.
+        raise HTTPException(422, f"malformed multipart form: {error.detail}") from None
     except (MultiPartException, ValueError, KeyError) as error:
         raise HTTPException(422, f"malformed multipart form: {error}") from None
     files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]

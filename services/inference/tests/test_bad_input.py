@@ -122,3 +122,23 @@ def test_uploads_the_body_guard_refuses_are_counted(client: TestClient) -> None:
     assert _count("http_requests_total", **answered) - before == 2
     assert _count("cv_images_rejected_total", reason="BodyTooLarge") - refused_before == 1
     assert _count("cv_images_rejected_total", reason="HeadersTooLarge") >= 1
+
+
+def test_more_photos_than_the_batch_limit_is_a_clear_422(client: TestClient) -> None:
+    limit = client.app.state.settings.predict_max_photos  # type: ignore[attr-defined]
+    files = [("file", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(limit + 1)]
+    response = client.post("/predict", files=files)
+    assert response.status_code == 422
+    assert "malformed multipart form" in response.json()["detail"]
+    ok = client.post("/predict", files=files[:limit])
+    assert ok.status_code == 200
+    assert len(ok.json()["predictions"]) == limit
+
+
+def test_one_bad_photo_in_a_batch_refuses_the_request(client: TestClient) -> None:
+    files = [
+        ("file", ("good.jpg", jpeg(), "image/jpeg")),
+        ("file", ("bad.jpg", b"not an image", "image/jpeg")),
+    ]
+    response = client.post("/predict", files=files)
+    assert response.status_code == 400
