@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
-import logging
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,15 +17,9 @@ from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
 from services.inference import metrics
-from services.inference.canary import CallCounts
-from services.inference.images import ImageRejected, ImageTooLarge, UnsupportedImage
-from services.inference.lineup import Lineup, LineupManager
-from services.inference.predictor import Prediction, Predictor
+from services.inference.answering import Photo, answer, record
+from services.inference.lineup import LineupManager
 from services.inference.settings import Settings
-from services.inference.shadow import ShadowScorer, ShadowWork
-from services.inference.store import PredictionRow, PredictionWriter
-
-logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 _TRUE = {"true", "1", "on", "yes"}
@@ -42,12 +33,6 @@ def get_lineup(request: Request) -> LineupManager:
     return manager
 
 
-def get_writer(request: Request) -> PredictionWriter:
-    """The background prediction writer."""
-    writer: PredictionWriter = request.app.state.writer
-    return writer
-
-
 def get_settings(request: Request) -> Settings:
     """This app's settings."""
     settings: Settings = request.app.state.settings
@@ -55,7 +40,6 @@ def get_settings(request: Request) -> Settings:
 
 
 LineupDep = Annotated[LineupManager, Depends(get_lineup)]
-WriterDep = Annotated[PredictionWriter, Depends(get_writer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -79,13 +63,6 @@ class BatchPredictionResponse(BaseModel):
     """The answer to `POST /predict` with several photos, in the order they were sent."""
 
     predictions: list[PredictionResponse]
-
-
-class Photo(BaseModel):
-    """One uploaded file."""
-
-    data: bytes
-    content_type: str
 
 
 class Upload(BaseModel):
@@ -175,14 +152,6 @@ async def read_upload(request: Request, max_photos: int) -> Upload:
     )
 
 
-def _rejection_status(error: ImageRejected) -> int:
-    if isinstance(error, ImageTooLarge):
-        return 413
-    if isinstance(error, UnsupportedImage):
-        return 415
-    return 400
-
-
 @router.post(
     "/predict",
     response_model=PredictionResponse | BatchPredictionResponse,
@@ -190,7 +159,7 @@ def _rejection_status(error: ImageRejected) -> int:
     responses={code: {"model": ErrorBody} for code in (400, 408, 413, 415, 422)},
 )
 async def predict(
-    request: Request, lineup: LineupDep, writer: WriterDep, settings: SettingsDep
+    request: Request, settings: SettingsDep
 ) -> PredictionResponse | BatchPredictionResponse:
     """Classify one photo as cat or dog, or several (repeat `file`) as one model batch."""
     upload = await read_upload(request, settings.predict_max_photos)
@@ -199,10 +168,15 @@ async def predict(
             metrics.REJECTED.labels(reason="UploadTooLarge").inc()
             raise HTTPException(413, f"a file exceeds {settings.max_upload_bytes} bytes")
     answered = await answer(request, [photo.data for photo in upload.photos])
-    responses = []
-    keep_photo = upload.photo_consent
-    for photo, (prediction_id, result) in zip(upload.photos, answered, strict=True):
-        response = PredictionResponse(
+    record(
+        request,
+        upload.photos,
+        answered,
+        rgpd_consent=upload.rgpd_consent,
+        keep_photos=upload.photo_consent,
+    )
+    responses = [
+        PredictionResponse(
             prediction_id=prediction_id,
             prediction=result.label,  # type: ignore[arg-type]
             proba_cat=result.probabilities["cat"],
@@ -213,94 +187,11 @@ async def predict(
             pet_score=result.pet_score,
             is_cat_or_dog=result.is_cat_or_dog,
         )
-        writer.submit(
-            PredictionRow(
-                id=prediction_id,
-                created_at=datetime.now(UTC),
-                prediction_result=response.prediction,
-                proba_cat=response.proba_cat,
-                proba_dog=response.proba_dog,
-                confidence=response.confidence,
-                pet_score=response.pet_score,
-                inference_time_ms=response.inference_time_ms,
-                model_version=response.model_version,
-                rgpd_consent=upload.rgpd_consent,
-                photo=photo.data if keep_photo else None,
-                photo_content_type=photo.content_type if keep_photo else None,
-            )
-        )
-        responses.append(response)
-    shadow_behind(request, lineup.lineup, upload.photos, answered)
+        for prediction_id, result in answered
+    ]
     if len(responses) == 1:
         return responses[0]
     return BatchPredictionResponse(predictions=responses)
-
-
-async def answer(request: Request, photos: list[bytes]) -> list[tuple[uuid.UUID, Prediction]]:
-    """Score photos with the line-up, one model batch per model that answers; each answer
-    counted. Shared by `/predict` and the Open Inference Protocol's `/infer`.
-
-    A photo goes to the canary or the active model by its new prediction id. A canary that
-    fails is counted against its error budget and the active model answers instead.
-    """
-    lineup: Lineup = get_lineup(request).lineup
-    calls: CallCounts = request.app.state.calls
-    ids = [uuid.uuid4() for _ in photos]
-    groups: dict[str, tuple[Predictor, list[int]]] = {}
-    for index, prediction_id in enumerate(ids):
-        predictor, _ = lineup.choose(prediction_id)
-        groups.setdefault(predictor.version, (predictor, []))[1].append(index)
-    results: dict[int, Prediction] = {}
-    for predictor, indexes in groups.values():
-        batch = [photos[index] for index in indexes]
-        try:
-            scored = await _run(request, predictor, batch)
-        except HTTPException:
-            raise  # the photo is refused whichever model looks at it
-        except Exception:
-            if predictor is lineup.active:
-                raise
-            calls.record(predictor.version, failed=True)
-            logger.exception("canary model failed", extra={"version": predictor.version})
-            scored = await _run(request, lineup.active, batch)
-        else:
-            for _ in indexes:
-                calls.record(predictor.version, failed=False)
-        results.update(zip(indexes, scored, strict=True))
-    answered = [(prediction_id, results[index]) for index, prediction_id in enumerate(ids)]
-    for _, result in answered:
-        version = result.model_version
-        metrics.PREDICTIONS.labels(result=result.label, model_version=version).inc()
-        metrics.INFERENCE_TIME.labels(model_version=version).observe(result.seconds)
-        metrics.CONFIDENCE.labels(model_version=version).observe(result.confidence)
-        if not result.is_cat_or_dog:
-            metrics.NOT_A_PET.labels(model_version=version).inc()
-    return answered
-
-
-async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> list[Prediction]:
-    try:
-        return await asyncio.get_running_loop().run_in_executor(
-            request.app.state.executor, predictor.predict_many, photos
-        )
-    except ImageRejected as error:
-        metrics.REJECTED.labels(reason=type(error).__name__).inc()
-        raise HTTPException(_rejection_status(error), str(error)) from None
-
-
-def shadow_behind(
-    request: Request,
-    lineup: Lineup,
-    photos: list[Photo],
-    answered: list[tuple[uuid.UUID, Prediction]],
-) -> None:
-    """Queue the answered photos for the shadow model, if there is one."""
-    if lineup.shadow is None:
-        return
-    scorer: ShadowScorer = request.app.state.shadow
-    for photo, (prediction_id, result) in zip(photos, answered, strict=True):
-        if result.model_version != lineup.shadow.version:
-            scorer.submit(ShadowWork(prediction_id, photo.data, result.label, lineup.shadow))
 
 
 @router.get("/model")

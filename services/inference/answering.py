@@ -1,0 +1,136 @@
+"""Answering photos with the model line-up, and keeping what was answered: shared by
+`POST /predict` and the Open Inference Protocol's `/infer`, so both count, store and shadow
+every prediction the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import HTTPException, Request
+
+from services.inference import metrics
+from services.inference.canary import CallCounts
+from services.inference.images import ImageRejected, ImageTooLarge, UnsupportedImage
+from services.inference.lineup import Lineup, LineupManager
+from services.inference.predictor import Prediction, Predictor
+from services.inference.shadow import ShadowScorer, ShadowWork
+from services.inference.store import PredictionRow, PredictionWriter
+
+logger = logging.getLogger(__name__)
+
+Answered = list[tuple[uuid.UUID, Prediction]]
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One uploaded photo."""
+
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+def rejection_status(error: ImageRejected) -> int:
+    """The HTTP status of a refused photo."""
+    if isinstance(error, ImageTooLarge):
+        return 413
+    if isinstance(error, UnsupportedImage):
+        return 415
+    return 400
+
+
+async def answer(
+    request: Request, photos: list[bytes], *, predictor: Predictor | None = None
+) -> Answered:
+    """Score photos, one model batch per model that answers; each answer counted.
+
+    Without `predictor`, a photo goes to the canary or the active model by its new prediction
+    id, and a canary that fails is counted against its error budget while the active model
+    answers instead. A bad photo raises `HTTPException` (counted in `cv_images_rejected_total`).
+    """
+    manager: LineupManager = request.app.state.lineup
+    lineup: Lineup = manager.lineup
+    calls: CallCounts = request.app.state.calls
+    ids = [uuid.uuid4() for _ in photos]
+    groups: dict[str, tuple[Predictor, list[int]]] = {}
+    for index, prediction_id in enumerate(ids):
+        chosen = predictor or lineup.choose(prediction_id)[0]
+        groups.setdefault(chosen.version, (chosen, []))[1].append(index)
+    results: dict[int, Prediction] = {}
+    for chosen, indexes in groups.values():
+        batch = [photos[index] for index in indexes]
+        try:
+            scored = await _run(request, chosen, batch)
+        except HTTPException:
+            raise  # the photo is refused whichever model looks at it
+        except Exception:
+            if chosen is lineup.active or predictor is not None:
+                raise
+            calls.record(chosen.version, failed=True)
+            logger.exception("canary model failed", extra={"version": chosen.version})
+            scored = await _run(request, lineup.active, batch)
+        else:
+            for _ in indexes:
+                calls.record(chosen.version, failed=False)
+        results.update(zip(indexes, scored, strict=True))
+    answered = [(prediction_id, results[index]) for index, prediction_id in enumerate(ids)]
+    for _, result in answered:
+        version = result.model_version
+        metrics.PREDICTIONS.labels(result=result.label, model_version=version).inc()
+        metrics.INFERENCE_TIME.labels(model_version=version).observe(result.seconds)
+        metrics.CONFIDENCE.labels(model_version=version).observe(result.confidence)
+        if not result.is_cat_or_dog:
+            metrics.NOT_A_PET.labels(model_version=version).inc()
+    return answered
+
+
+async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> list[Prediction]:
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            request.app.state.executor, predictor.predict_many, photos
+        )
+    except ImageRejected as error:
+        metrics.REJECTED.labels(reason=type(error).__name__).inc()
+        raise HTTPException(rejection_status(error), str(error)) from None
+
+
+def record(
+    request: Request,
+    photos: list[Photo],
+    answered: Answered,
+    *,
+    rgpd_consent: bool,
+    keep_photos: bool,
+) -> None:
+    """Queue every answered prediction for PostgreSQL (with its photo when the user allowed
+    keeping it) and for the shadow model, if there is one."""
+    writer: PredictionWriter = request.app.state.writer
+    for photo, (prediction_id, result) in zip(photos, answered, strict=True):
+        writer.submit(
+            PredictionRow(
+                id=prediction_id,
+                created_at=datetime.now(UTC),
+                prediction_result=result.label,
+                proba_cat=result.probabilities["cat"],
+                proba_dog=result.probabilities["dog"],
+                confidence=result.confidence,
+                pet_score=result.pet_score,
+                inference_time_ms=result.seconds * 1000.0,
+                model_version=result.model_version,
+                rgpd_consent=rgpd_consent,
+                photo=photo.data if keep_photos else None,
+                photo_content_type=photo.content_type if keep_photos else None,
+            )
+        )
+    manager: LineupManager = request.app.state.lineup
+    shadow = manager.lineup.shadow
+    if shadow is None:
+        return
+    scorer: ShadowScorer = request.app.state.shadow
+    for photo, (prediction_id, result) in zip(photos, answered, strict=True):
+        if result.model_version != shadow.version:
+            scorer.submit(ShadowWork(prediction_id, photo.data, result.label, shadow))
