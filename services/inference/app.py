@@ -17,11 +17,12 @@ from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.notify import announce_start, cancel
 from services.common.web import DEFAULT_CSP, create_service_app
-from services.inference import metrics
+from services.inference import metrics, open_inference
 from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
 from services.inference.images import ImageLimits
 from services.inference.lineup import LineupManager
 from services.inference.model import Classifier
+from services.inference.open_inference import ProtocolError, protocol_error
 from services.inference.registry import Registry
 from services.inference.registry_routes import registry_router
 from services.inference.routes import STATIC_DIR, router
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         settings=settings,
         lifespan=lifespan,
-        routers=[router, registry_router(settings.inference_admin_token)],
+        routers=[router, open_inference.router, registry_router(settings.inference_admin_token)],
         readiness=readiness,
         required=("model",),
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
@@ -142,5 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "connect-src 'self'", f"connect-src 'self' {settings.feedback_origin}"
         ),
     )
+    app.add_exception_handler(ProtocolError, protocol_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,0 +1,339 @@
+"""The Open Inference Protocol (KServe v2, Triton's HTTP/REST API) beside `/predict`.
+
+Clients such as `tritonclient.http` work unchanged. One model, named by its card, with the
+line-up's versions; the input `photo` is a BYTES tensor of shape [N] (each element one encoded
+photo); the outputs are `probabilities` FP32 [N, 2] (cat, dog), `pet_score` FP32 [N], `label`
+BYTES [N] and `prediction_id` BYTES [N] (for feedback). Both the JSON tensor form (BYTES
+elements as base64 strings, since JSON cannot carry raw bytes) and the binary tensor data
+extension (`Inference-Header-Content-Length`) are accepted and answered. Every photo inferred
+is counted, stored and shadowed exactly as with `/predict`.
+
+Errors follow the protocol: a JSON body `{"error": "..."}` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.inference import metrics
+from services.inference.answering import Answered, Photo, answer, record
+from services.inference.lineup import LineupManager
+from services.inference.predictor import Predictor
+from services.inference.settings import Settings
+
+INPUT = "photo"
+HEADER_LENGTH = "inference-header-content-length"
+OUTPUTS = {
+    "probabilities": ("FP32", 2),
+    "pet_score": ("FP32", None),
+    "label": ("BYTES", None),
+    "prediction_id": ("BYTES", None),
+}
+
+
+class ProtocolError(Exception):
+    """A request the protocol refuses; answered as `{"error": ...}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class TensorIn(BaseModel):
+    """One input tensor of an inference request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    data: list[Any] | None = None
+
+
+class OutputWanted(BaseModel):
+    """One requested output."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class InferRequest(BaseModel):
+    """`POST .../infer`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[TensorIn]
+    outputs: list[OutputWanted] | None = None
+
+
+def _manager(request: Request) -> LineupManager:
+    manager: LineupManager = request.app.state.lineup
+    return manager
+
+
+def _model_name(request: Request) -> str:
+    return _manager(request).lineup.active.classifier.card.name
+
+
+def _predictor(request: Request, name: str, version: str | None) -> Predictor | None:
+    """The predictor a path names (None: the line-up decides); ProtocolError when unknown."""
+    if name != _model_name(request):
+        raise ProtocolError(
+            404, f"unknown model {name!r}; this server serves {_model_name(request)!r}"
+        )
+    if version is None:
+        return None
+    for predictor in _manager(request).lineup.roles().values():
+        if predictor.version == version:
+            return predictor
+    raise ProtocolError(404, f"model {name!r} has no version {version!r} serving")
+
+
+def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
+    _predictor(request, name, version)
+    versions = (
+        [version] if version else [p.version for p in _manager(request).lineup.roles().values()]
+    )
+    return {
+        "name": name,
+        "versions": list(dict.fromkeys(versions)),
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [
+            {"name": output, "datatype": datatype, "shape": [-1, width] if width else [-1]}
+            for output, (datatype, width) in OUTPUTS.items()
+        ],
+    }
+
+
+def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON header and the binary part of a request (binary tensor data extension)."""
+    if header_length is None:
+        size = len(body)
+    elif header_length.isdigit() and int(header_length) <= len(body):
+        size = int(header_length)
+    else:
+        raise ProtocolError(400, f"{HEADER_LENGTH} must be a byte count within the body")
+    try:
+        header = json.loads(body[:size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProtocolError(400, f"the request is not valid JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(400, "the request must be a JSON object")
+    return header, body[size:]
+
+
+def _unpack_bytes(raw: bytes, count: int) -> list[bytes]:
+    """BYTES tensor elements from their binary form: 4-byte little-endian length + bytes."""
+    elements, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise ProtocolError(400, "truncated BYTES element length")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise ProtocolError(400, "a BYTES element is longer than the data sent")
+        elements.append(raw[offset : offset + length])
+        offset += length
+    if len(elements) != count:
+        raise ProtocolError(
+            400, f"shape says {count} photos, the binary data holds {len(elements)}"
+        )
+    return elements
+
+
+def _photos(tensor: TensorIn, binary: bytes, limit: int) -> list[bytes]:
+    if tensor.name != INPUT:
+        raise ProtocolError(400, f"unknown input {tensor.name!r}; the input is {INPUT!r}")
+    if tensor.datatype != "BYTES":
+        raise ProtocolError(
+            400, f"input {INPUT!r} is BYTES (encoded photos), not {tensor.datatype}"
+        )
+    if len(tensor.shape) != 1 or tensor.shape[0] < 1:
+        raise ProtocolError(400, f"input {INPUT!r} has shape [N]: one encoded photo per element")
+    count = tensor.shape[0]
+    if count > limit:
+        raise ProtocolError(400, f"at most {limit} photos per request (PREDICT_MAX_PHOTOS)")
+    if tensor.data is None:
+        size = tensor.parameters.get("binary_data_size")
+        if not isinstance(size, int) or size != len(binary):
+            raise ProtocolError(400, "binary_data_size must give the size of the binary data sent")
+        return _unpack_bytes(binary, count)
+    if len(tensor.data) != count or not all(isinstance(item, str) for item in tensor.data):
+        raise ProtocolError(400, f"data must hold {count} base64 strings (one per photo)")
+    try:
+        return [base64.b64decode(item, validate=True) for item in tensor.data]
+    except (binascii.Error, ValueError):
+        raise ProtocolError(400, "a photo in data is not valid base64") from None
+
+
+def _pack_bytes(values: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(value)) + value for value in values)
+
+
+def _outputs(answered: Answered) -> dict[str, tuple[list[int], Any, bytes]]:
+    """Each output's shape, JSON data and binary form."""
+    probabilities = np.array(
+        [[r.probabilities["cat"], r.probabilities["dog"]] for _, r in answered], dtype="<f4"
+    )
+    pet_score = np.array(
+        [r.pet_score if r.pet_score is not None else np.nan for _, r in answered], dtype="<f4"
+    )
+    labels = [r.label.encode() for _, r in answered]
+    ids = [str(prediction_id).encode() for prediction_id, _ in answered]
+    count = len(answered)
+    return {
+        "probabilities": ([count, 2], probabilities.ravel().tolist(), probabilities.tobytes()),
+        "pet_score": (
+            [count],
+            [None if np.isnan(v) else float(v) for v in pet_score],
+            pet_score.tobytes(),
+        ),
+        "label": ([count], [v.decode() for v in labels], _pack_bytes(labels)),
+        "prediction_id": ([count], [v.decode() for v in ids], _pack_bytes(ids)),
+    }
+
+
+def _response(
+    request_body: InferRequest, name: str, answered: Answered, active_version: str
+) -> Response:
+    wanted = request_body.outputs or [OutputWanted(name=output) for output in OUTPUTS]
+    default_binary = bool(request_body.parameters.get("binary_data_output", False))
+    produced = _outputs(answered)
+    versions = [result.model_version for _, result in answered]
+    header_outputs, binary = [], b""
+    for item in wanted:
+        shape, data, raw = produced[item.name]
+        datatype = OUTPUTS[item.name][0]
+        entry: dict[str, Any] = {"name": item.name, "datatype": datatype, "shape": shape}
+        if item.parameters.get("binary_data", default_binary):
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            binary += raw
+        else:
+            entry["data"] = data
+        header_outputs.append(entry)
+    header: dict[str, Any] = {
+        "model_name": name,
+        "model_version": versions[0] if len(set(versions)) == 1 else active_version,
+        "outputs": header_outputs,
+        "parameters": {"answered_by": ",".join(versions)},
+    }
+    if request_body.id is not None:
+        header["id"] = request_body.id
+    encoded = json.dumps(header).encode()
+    if not binary:
+        return Response(encoded, media_type="application/json")
+    return Response(
+        encoded + binary,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(encoded))},
+    )
+
+
+async def protocol_error(request: Request, error: Exception) -> JSONResponse:
+    """The protocol's error body for a refused request (registered on the app)."""
+    assert isinstance(error, ProtocolError)
+    metrics.REJECTED.labels(reason="InvalidInferRequest").inc()
+    return JSONResponse({"error": error.message}, status_code=error.status)
+
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+
+
+@router.get("")
+async def server_metadata(request: Request) -> dict[str, Any]:
+    """Server metadata."""
+    return {
+        "name": "cat-dog-inference",
+        "version": request.app.version,
+        "extensions": ["binary_tensor_data"],
+    }
+
+
+@router.get("/health/live")
+async def live() -> Response:
+    """200 while the process answers."""
+    return Response(status_code=200)
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    """200 once a model serves."""
+    return Response(status_code=200 if getattr(request.app.state, "lineup", None) else 503)
+
+
+@router.get("/models/{name}")
+async def model_metadata(request: Request, name: str) -> dict[str, Any]:
+    """The model's metadata, with the versions serving."""
+    return _metadata(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
+    """One version's metadata."""
+    return _metadata(request, name, version)
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(request: Request, name: str) -> Response:
+    """200 when the model serves."""
+    _predictor(request, name, None)
+    return Response(status_code=200)
+
+
+@router.get("/models/{name}/versions/{version}/ready")
+async def version_ready(request: Request, name: str, version: str) -> Response:
+    """200 when that version serves."""
+    _predictor(request, name, version)
+    return Response(status_code=200)
+
+
+@router.post("/models/{name}/infer")
+async def infer(request: Request, name: str) -> Response:
+    """Infer with the line-up (the canary answers its share)."""
+    return await _infer(request, name, None)
+
+
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer_version(request: Request, name: str, version: str) -> Response:
+    """Infer with one version of the line-up."""
+    return await _infer(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
+    predictor = _predictor(request, name, version)
+    settings: Settings = request.app.state.settings
+    header, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+    try:
+        body = InferRequest.model_validate(header)
+    except ValidationError as error:
+        raise ProtocolError(400, f"not an inference request: {error.errors()[0]['msg']}") from None
+    if len(body.inputs) != 1:
+        raise ProtocolError(400, f"send exactly one input, {INPUT!r}")
+    unknown = [item.name for item in body.outputs or () if item.name not in OUTPUTS]
+    if unknown:
+        raise ProtocolError(400, f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
+    photos = _photos(body.inputs[0], binary, settings.predict_max_photos)
+    try:
+        answered = await answer(request, photos, predictor=predictor)
+    except HTTPException as error:  # a photo the decoder refused, already counted
+        raise ProtocolError(error.status_code, str(error.detail)) from None
+    record(
+        request, [Photo(data) for data in photos], answered, rgpd_consent=False, keep_photos=False
+    )
+    return _response(body, name, answered, _manager(request).lineup.active.version)
