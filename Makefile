@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model-installed
 
-.PHONY: help venv model-deps run test lint format bench model evaluate dashboards generate \
+.PHONY: help venv model-deps run test lint format bench model retrain evaluate dashboards generate \
 	manifests lock audit up down logs clean
 
 help: ## List the targets
@@ -51,6 +51,10 @@ model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV
 	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
 	$(PY) -m ml.train --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
 	$(PY) -m ml.evaluate models/cat_dog_classifier.onnx "$(CV_DATASET_DIR)/val" --min-accuracy 0.985
+
+retrain: $(MODEL_STAMP) ## Retrain on consented feedback ($$DATABASE_URL, $$MODEL_STORE_DIR); shadow only if it beats the active model
+	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
+	$(PY) -m ml.retrain --cache-dir ml/.cache $(RETRAIN_ARGS)
 
 evaluate: $(STAMP) ## Evaluate a model on a labelled folder: MODEL=… DATA=… (default: committed model, val set)
 	$(PY) -m ml.evaluate $(or $(MODEL),models/cat_dog_classifier.onnx) "$(or $(DATA),$(CV_DATASET_DIR)/val)"

@@ -15,16 +15,22 @@ import os
 import random
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ml import imagenet
 from ml.card import DEFAULT_MODEL, LABELS, SPEC, source_weights, write_card
 from ml.dataset import LabelledImage, fingerprint, list_labelled
-from services.inference.model import not_cat_or_dog
+from ml.sources import TrainingSource, base_source
+from services.inference.model import Classifier, not_cat_or_dog
+
+if TYPE_CHECKING:
+    from ml.calibration import Reliability
+    from ml.evaluate import Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "validate on each val/ folder and on real non-pet photos, and write the model card. "
         "Needs requirements/model.txt installed.",
     )
+    add_data_options(parser)
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_MODEL, help=f"ONNX file to write ({DEFAULT_MODEL})"
+    )
+    parser.add_argument(
+        "--imagenet-samples",
+        type=Path,
+        help="folder of one photo per ImageNet class, measured as non-pets (see ml.non_pets)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=RELIABILITY_PLOT,
+        help=f"reliability diagram to write ({RELIABILITY_PLOT.relative_to(REPO_ROOT)})",
+    )
+    add_training_options(parser)
+    args = parser.parse_args(argv)
+    if args.data is None:
+        parser.error("give --data or set CV_DATASET_DIR")
+    return args
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--data and --extra-data: the dataset folders."""
     parser.add_argument(
         "--data",
         type=Path,
@@ -60,28 +90,49 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a second such folder, trained on and validated on too "
         "(default: $CV_EXTRA_DATASET_DIR, if set)",
     )
+
+
+def add_training_options(parser: argparse.ArgumentParser, cache_dir: Path | None = None) -> None:
+    """How the head is fitted: the same options wherever a model is trained."""
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_MODEL, help=f"ONNX file to write ({DEFAULT_MODEL})"
-    )
-    parser.add_argument("--cache-dir", type=Path, help="reuse backbone features cached here")
-    parser.add_argument(
-        "--imagenet-samples",
+        "--cache-dir",
         type=Path,
-        help="folder of one photo per ImageNet class, measured as non-pets (see ml.non_pets)",
-    )
-    parser.add_argument(
-        "--plot",
-        type=Path,
-        default=RELIABILITY_PLOT,
-        help=f"reliability diagram to write ({RELIABILITY_PLOT.relative_to(REPO_ROOT)})",
+        default=cache_dir,
+        help="reuse backbone features cached here"
+        + (f" (default: {cache_dir})" if cache_dir else ""),
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (2)")
-    args = parser.parse_args(argv)
-    if args.data is None:
-        parser.error("give --data or set CV_DATASET_DIR")
-    return args
+    parser.add_argument(
+        "--l2",
+        type=float,
+        action="append",
+        help="penalty to cross-validate, repeatable (default: "
+        + " ".join(f"{value:g}" for value in L2_GRID)
+        + ")",
+    )
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The options of `add_training_options`."""
+
+    cache_dir: Path | None
+    seed: int
+    folds: int
+    threads: int
+    l2_grid: tuple[float, ...]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
+        """From parsed command-line options."""
+        return cls(args.cache_dir, args.seed, args.folds, args.threads, tuple(args.l2 or L2_GRID))
+
+
+def dataset_roots(data: Path, extra_data: Path | None) -> list[Path]:
+    """The dataset folders, resolved."""
+    return [data.resolve()] + ([extra_data.resolve()] if extra_data is not None else [])
 
 
 def make_deterministic(seed: int, threads: int) -> None:
@@ -123,11 +174,33 @@ def relative(path: str, roots: Sequence[Path]) -> str:
     return Path(path).name
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole build; returns the card's contents."""
+KAGGLE_DATA = (
+    "Real photos of cats and dogs from the Kaggle 'Dogs vs. Cats' set "
+    "(Asirra: Microsoft Research and Petfinder.com)"
+)
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """An exported model and its card's contents before validation."""
+
+    fields: dict[str, Any]
+    temperature: float
+    curves: dict[str, Reliability]
+
+
+def fit_model(
+    sources: Sequence[TrainingSource],
+    out: Path,
+    options: TrainingOptions,
+    data: str = KAGGLE_DATA,
+) -> FittedModel:
+    """Features, head, calibration, neither threshold and ONNX export of `out`.
+
+    The card is not written: its version and validation are the caller's.
+    """
     import torch
 
-    from ml import non_pets
     from ml.backbone import (
         ARCHITECTURE,
         FEATURES,
@@ -137,22 +210,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         load_backbones,
         weights_path,
     )
-    from ml.calibration import fit_temperature, log_loss, plot_reliability, reliability, sigmoid
-    from ml.evaluate import evaluate, neither_check
+    from ml.calibration import fit_temperature, log_loss, reliability, sigmoid
     from ml.export import export_classifier, export_features, head_layer
     from ml.features import FeatureSet, extract
     from ml.head import choose_l2, fit
     from ml.metrics import accuracy
-    from services.inference.model import Classifier
 
-    make_deterministic(args.seed, args.threads)
-    roots: list[Path] = [args.data.resolve()]
-    if args.extra_data is not None:
-        roots.append(args.extra_data.resolve())
-    train_parts = {root: list_labelled(root / "train", LABELS) for root in roots}
-    val_sets = {f"{root.name}/val": list_labelled(root / "val", LABELS) for root in roots}
-    train_items: list[LabelledImage] = [item for items in train_parts.values() for item in items]
-
+    make_deterministic(options.seed, options.threads)
     first, second = load_backbones()
     with tempfile.TemporaryDirectory() as scratch:
         backbone_onnx = Path(scratch) / "backbone.onnx"
@@ -160,20 +224,21 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         training = FeatureSet.concatenate(
             [
                 extract(
-                    items,
+                    source.items,
                     SPEC,
                     backbone_onnx,
-                    threads=args.threads,
-                    cache_dir=args.cache_dir,
-                    description=f"features {root.name}/train",
+                    threads=options.threads,
+                    cache_dir=options.cache_dir if source.cacheable else None,
+                    description=f"features {source.folder}",
                 )
-                for root, items in train_parts.items()
+                for source in sources
+                if source.items
             ]
         )
     labels = training.labels
     views = [training.features, training.flipped_features]
 
-    best, cross_validation = choose_l2(views, labels, L2_GRID, args.folds, args.seed)
+    best, cross_validation = choose_l2(views, labels, options.l2_grid, options.folds, options.seed)
     temperature = fit_temperature(best.held_out, labels)
     held_out_before = reliability(sigmoid(best.held_out), labels)
     held_out_after = reliability(sigmoid(best.held_out / temperature), labels)
@@ -192,7 +257,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     baseline_predictions, _ = class_sum_predictions(training.imagenet_logits)
 
     net = CatDogNet(first, second, head_layer(head, temperature)).eval()
-    export_classifier(net, args.out, SPEC.crop)
+    export_classifier(net, out, SPEC.crop)
 
     fields: dict[str, Any] = {
         "description": "Tells whether a photo shows a cat or a dog, with calibrated "
@@ -240,18 +305,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             source_weights("Lite1", weights_path(SECOND_ARCHITECTURE)),
         ],
         "training": {
-            "data": "Real photos of cats and dogs from the Kaggle 'Dogs vs. Cats' set "
-            "(Asirra: Microsoft Research and Petfinder.com)",
-            "sources": [
-                {
-                    "folder": f"{root.name}/train",
-                    "cats": sum(1 for item in items if item.label == 0),
-                    "dogs": sum(1 for item in items if item.label == 1),
-                    "data_sha256": fingerprint(items),
-                }
-                for root, items in train_parts.items()
-            ],
-            "photos": len(train_items),
+            "data": data,
+            "sources": [source.describe() for source in sources],
+            "photos": len(labels),
             "backbone": "both frozen; the head reads EfficientNet-Lite2's 1280-d global "
             "average pool of the 260 x 260 crop beside EfficientNet-Lite1's of the same crop "
             "resized to 240 x 240 (bilinear) in the graph",
@@ -260,8 +316,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "2-logit linear layer and softmax",
             "l2": best.l2,
             "cross_validation": {
-                "folds": args.folds,
-                "seed": args.seed,
+                "folds": options.folds,
+                "seed": options.seed,
                 "chosen_by": "lowest held-out log-loss",
                 "results": [
                     {
@@ -300,15 +356,30 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "train_pet_score_min": round(float(train_pet.min()), 4),
         },
     }
-    write_card(args.out, fields)
+    curves = {"held-out folds, raw": held_out_before, "held-out folds, calibrated": held_out_after}
+    return FittedModel(fields, temperature, curves)
 
-    # Validate the exported file exactly as the service will load and feed it.
-    classifier = Classifier(args.out, intra_op_threads=args.threads)
-    validation: dict[str, Any] = {}
-    curves = {
-        "held-out folds, raw": held_out_before,
-        "held-out folds, calibrated": held_out_after,
-    }
+
+@dataclass(frozen=True)
+class Validation:
+    """Each validation set's figures for the card, and the per-photo outputs behind them."""
+
+    figures: dict[str, Any]
+    evaluations: dict[str, Evaluation]
+
+
+def validate(
+    classifier: Classifier,
+    val_sets: Mapping[str, Sequence[LabelledImage]],
+    roots: Sequence[Path],
+    temperature: float,
+) -> Validation:
+    """Evaluate the exported file exactly as the service will load and feed it."""
+    from ml.calibration import reliability, sigmoid
+    from ml.evaluate import evaluate
+
+    figures_by_set: dict[str, Any] = {}
+    evaluations: dict[str, Evaluation] = {}
     for name, items in val_sets.items():
         evaluation = evaluate(classifier, items)
         figures = evaluation.summary()
@@ -332,16 +403,41 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             }
         )
-        validation[name] = figures
-        curves[f"{name}, calibrated"] = evaluation.reliability()
-    plot_reliability(curves, args.plot, f"{classifier.card.name} {classifier.card.version}")
+        figures_by_set[name] = figures
+        evaluations[name] = evaluation
+    return Validation(figures_by_set, evaluations)
+
+
+def neither_figures(classifier: Classifier, imagenet_samples: Path | None = None) -> dict[str, Any]:
+    """The neither rule on real non-pet photos and featureless images."""
+    from ml import non_pets
+    from ml.evaluate import neither_check
 
     photo_sets = [*non_pets.packaged(), non_pets.featureless()]
-    if args.imagenet_samples is not None:
-        photo_sets.extend(non_pets.imagenet_samples(args.imagenet_samples).values())
-    neither = neither_check(classifier, photo_sets)
-    fields["validation"] = validation
-    fields["neither_check"] = neither
+    if imagenet_samples is not None:
+        photo_sets.extend(non_pets.imagenet_samples(imagenet_samples).values())
+    return neither_check(classifier, photo_sets)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole build; returns the card's contents."""
+    from ml.calibration import plot_reliability
+
+    roots = dataset_roots(args.data, args.extra_data)
+    sources = [base_source(root) for root in roots]
+    val_sets = {f"{root.name}/val": list_labelled(root / "val", LABELS) for root in roots}
+    fitted = fit_model(sources, args.out, TrainingOptions.from_args(args))
+    fields = fitted.fields
+    write_card(args.out, fields)
+
+    classifier = Classifier(args.out, intra_op_threads=args.threads)
+    validation = validate(classifier, val_sets, roots, fitted.temperature)
+    curves = dict(fitted.curves)
+    for name, evaluation in validation.evaluations.items():
+        curves[f"{name}, calibrated"] = evaluation.reliability()
+    plot_reliability(curves, args.plot, f"{classifier.card.name} {classifier.card.version}")
+    fields["validation"] = validation.figures
+    fields["neither_check"] = neither_figures(classifier, args.imagenet_samples)
     # The card's sha256 is of the ONNX file, which is unchanged: rewriting keeps it valid.
     write_card(args.out, fields)
     return fields
