@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import struct
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.inference.settings import Settings
 
 INPUT = "photo"
 HEADER_LENGTH = "inference-header-content-length"
+_BYTE_COUNT = re.compile(r"[0-9]{1,15}")
 OUTPUTS = {
     "probabilities": ("FP32", 2),
     "pet_score": ("FP32", None),
@@ -41,12 +43,19 @@ OUTPUTS = {
 
 
 class ProtocolError(Exception):
-    """A request the protocol refuses; answered as `{"error": ...}`."""
+    """A request the protocol refuses; answered as `{"error": ...}`.
 
-    def __init__(self, status: int, message: str) -> None:
+    `reason` labels `cv_images_rejected_total` when an inference request is refused; None
+    when the refusal was already counted (a photo the decoder refused).
+    """
+
+    def __init__(
+        self, status: int, message: str, reason: str | None = "InvalidInferRequest"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
 
 
 class TensorIn(BaseModel):
@@ -94,14 +103,16 @@ def _predictor(request: Request, name: str, version: str | None) -> Predictor | 
     """The predictor a path names (None: the line-up decides); ProtocolError when unknown."""
     if name != _model_name(request):
         raise ProtocolError(
-            404, f"unknown model {name!r}; this server serves {_model_name(request)!r}"
+            404,
+            f"unknown model {name!r}; this server serves {_model_name(request)!r}",
+            "UnknownModel",
         )
     if version is None:
         return None
     for predictor in _manager(request).lineup.roles().values():
         if predictor.version == version:
             return predictor
-    raise ProtocolError(404, f"model {name!r} has no version {version!r} serving")
+    raise ProtocolError(404, f"model {name!r} has no version {version!r} serving", "UnknownModel")
 
 
 def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
@@ -125,7 +136,8 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     """The JSON header and the binary part of a request (binary tensor data extension)."""
     if header_length is None:
         size = len(body)
-    elif header_length.isdigit() and int(header_length) <= len(body):
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    elif _BYTE_COUNT.fullmatch(header_length) and int(header_length) <= len(body):
         size = int(header_length)
     else:
         raise ProtocolError(400, f"{HEADER_LENGTH} must be a byte count within the body")
@@ -133,6 +145,8 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
         header = json.loads(body[:size])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(400, f"the request is not valid JSON: {error}") from None
+    except RecursionError:  # a body of nothing but "[[[[..." exhausts the parser's stack
+        raise ProtocolError(400, "the request's JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError(400, "the request must be a JSON object")
     return header, body[size:]
@@ -157,7 +171,7 @@ def _unpack_bytes(raw: bytes, count: int) -> list[bytes]:
     return elements
 
 
-def _photos(tensor: TensorIn, binary: bytes, limit: int) -> list[bytes]:
+def _photos(tensor: TensorIn, binary: bytes, settings: Settings) -> list[bytes]:
     if tensor.name != INPUT:
         raise ProtocolError(400, f"unknown input {tensor.name!r}; the input is {INPUT!r}")
     if tensor.datatype != "BYTES":
@@ -166,20 +180,30 @@ def _photos(tensor: TensorIn, binary: bytes, limit: int) -> list[bytes]:
         )
     if len(tensor.shape) != 1 or tensor.shape[0] < 1:
         raise ProtocolError(400, f"input {INPUT!r} has shape [N]: one encoded photo per element")
-    count = tensor.shape[0]
+    count, limit = tensor.shape[0], settings.predict_max_photos
     if count > limit:
-        raise ProtocolError(400, f"at most {limit} photos per request (PREDICT_MAX_PHOTOS)")
+        raise ProtocolError(
+            400, f"at most {limit} photos per request (PREDICT_MAX_PHOTOS)", "TooManyPhotos"
+        )
     if tensor.data is None:
         size = tensor.parameters.get("binary_data_size")
-        if not isinstance(size, int) or size != len(binary):
+        # Not isinstance: `true` would pass as 1.
+        if type(size) is not int or size != len(binary):
             raise ProtocolError(400, "binary_data_size must give the size of the binary data sent")
-        return _unpack_bytes(binary, count)
-    if len(tensor.data) != count or not all(isinstance(item, str) for item in tensor.data):
+        photos = _unpack_bytes(binary, count)
+    elif len(tensor.data) != count or not all(isinstance(item, str) for item in tensor.data):
         raise ProtocolError(400, f"data must hold {count} base64 strings (one per photo)")
-    try:
-        return [base64.b64decode(item, validate=True) for item in tensor.data]
-    except (binascii.Error, ValueError):
-        raise ProtocolError(400, "a photo in data is not valid base64") from None
+    else:
+        try:
+            photos = [base64.b64decode(item, validate=True) for item in tensor.data]
+        except (binascii.Error, ValueError):
+            raise ProtocolError(400, "a photo in data is not valid base64") from None
+    # The same per-photo limit as /predict's files, whichever form carried the photo.
+    if any(len(photo) > settings.max_upload_bytes for photo in photos):
+        raise ProtocolError(
+            413, f"a photo exceeds {settings.max_upload_bytes} bytes", "UploadTooLarge"
+        )
+    return photos
 
 
 def _pack_bytes(values: list[bytes]) -> bytes:
@@ -248,7 +272,6 @@ def _response(
 async def protocol_error(request: Request, error: Exception) -> JSONResponse:
     """The protocol's error body for a refused request (registered on the app)."""
     assert isinstance(error, ProtocolError)
-    metrics.REJECTED.labels(reason="InvalidInferRequest").inc()
     return JSONResponse({"error": error.message}, status_code=error.status)
 
 
@@ -316,6 +339,17 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
+    # Counted here rather than in the error handler: a metadata or readiness probe for an
+    # unknown model is no refused upload.
+    try:
+        return await _answer_infer(request, name, version)
+    except ProtocolError as error:
+        if error.reason is not None:
+            metrics.REJECTED.labels(reason=error.reason).inc()
+        raise
+
+
+async def _answer_infer(request: Request, name: str, version: str | None) -> Response:
     predictor = _predictor(request, name, version)
     settings: Settings = request.app.state.settings
     header, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
@@ -328,11 +362,11 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     unknown = [item.name for item in body.outputs or () if item.name not in OUTPUTS]
     if unknown:
         raise ProtocolError(400, f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
-    photos = _photos(body.inputs[0], binary, settings.predict_max_photos)
+    photos = _photos(body.inputs[0], binary, settings)
     try:
         answered = await answer(request, photos, predictor=predictor)
     except HTTPException as error:  # a photo the decoder refused, already counted
-        raise ProtocolError(error.status_code, str(error.detail)) from None
+        raise ProtocolError(error.status_code, str(error.detail), reason=None) from None
     record(
         request, [Photo(data) for data in photos], answered, rgpd_consent=False, keep_photos=False
     )

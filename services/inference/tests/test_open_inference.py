@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,15 +19,25 @@ import numpy as np
 import psycopg
 import pytest
 import tritonclient.http as triton
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from harness.services import ServiceProcess
+from services.inference.lineup import canary_draw
 from tests.support.images import jpeg
+from tests.support.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
 
 RED, BLUE = (250, 10, 10), (10, 10, 250)
 MODEL = "tiny-cat-dog"
+TOKEN = "open-inference-test-token"
+# Small photos, so that a photo over MAX_UPLOAD_BYTES (its lowest, 1 KiB) is easy to make.
+SIZE = (64, 64)
+
+
+def photo(color: tuple[int, int, int] = RED) -> bytes:
+    return jpeg(color, SIZE)
 
 
 @pytest.fixture
@@ -35,6 +46,8 @@ def service(database_url: str, tiny_model_path: Path, tmp_path: Path) -> Iterato
         "DATABASE_URL": database_url,
         "MODEL_PATH": str(tiny_model_path),
         "PREDICT_MAX_PHOTOS": "4",
+        "MAX_UPLOAD_BYTES": "1024",
+        "INFERENCE_ADMIN_TOKEN": TOKEN,
     }
     with ServiceProcess("inference", env, tmp_path) as process:
         yield process
@@ -87,7 +100,7 @@ def test_a_batch_is_inferred_stored_and_counted(
     client: triton.InferenceServerClient, service: ServiceProcess, database_url: str, binary: bool
 ) -> None:
     before = _predictions_counted(service)
-    photos = [jpeg(RED), jpeg(BLUE), jpeg(RED)]
+    photos = [photo(RED), photo(BLUE), photo(RED)]
     outputs = [
         triton.InferRequestedOutput(name, binary_data=binary)
         for name in ("probabilities", "pet_score", "label", "prediction_id")
@@ -128,51 +141,158 @@ def test_a_batch_is_inferred_stored_and_counted(
 def test_a_version_in_the_path_answers_and_an_unknown_one_is_404(
     client: triton.InferenceServerClient,
 ) -> None:
-    result = client.infer(MODEL, [photos_input([jpeg(BLUE)], binary=True)], model_version="tiny-1")
+    result = client.infer(MODEL, [photos_input([photo(BLUE)], binary=True)], model_version="tiny-1")
     assert result.get_response()["model_version"] == "tiny-1"
     # No outputs named: the client asks for all of them in binary form.
     assert result.as_numpy("probabilities")[0].argmax() == 1
     with pytest.raises(InferenceServerException) as refused:
-        client.infer(MODEL, [photos_input([jpeg(BLUE)], binary=True)], model_version="9.9")
+        client.infer(MODEL, [photos_input([photo(BLUE)], binary=True)], model_version="9.9")
     assert refused.value.status() == "404"
     assert "no version '9.9'" in refused.value.message()
 
 
 def test_bad_requests_are_clear_4xx_in_the_protocols_error_shape(service: ServiceProcess) -> None:
     url = f"{service.url}/v2/models/{MODEL}/infer"
-    photo = base64.b64encode(jpeg()).decode()
+    encoded = base64.b64encode(photo()).decode()
+    body = json.dumps(
+        {"inputs": [{"name": "photo", "shape": [1], "datatype": "BYTES", "data": [encoded]}]}
+    )
 
-    def infer(body: object) -> httpx.Response:
-        return httpx.post(url, content=json.dumps(body), timeout=10)
+    def infer(request: object, header_length: bytes | None = None) -> httpx.Response:
+        content = request if isinstance(request, bytes) else json.dumps(request).encode()
+        headers = (
+            {} if header_length is None else {"Inference-Header-Content-Length": header_length}
+        )
+        return httpx.post(url, content=content, headers=headers, timeout=10)
 
     def tensor(**overrides: object) -> dict[str, object]:
-        return {
-            "inputs": [
-                {"name": "photo", "shape": [1], "datatype": "BYTES", "data": [photo], **overrides}
-            ]
-        }
+        fields = {"name": "photo", "shape": [1], "datatype": "BYTES", "data": [encoded]}
+        return {"inputs": [{**fields, **overrides}]}
 
-    cases = {
-        "not json": httpx.post(url, content=b"{nope", timeout=10),
+    # Says 10 bytes of binary tensor data follow; none do.
+    binary_header = json.dumps(tensor(data=None, parameters={"binary_data_size": 10})).encode()
+    before = _rejections(service)
+    malformed = {
+        "not json": infer(b"{nope"),
+        "json nested too deeply": infer(b"[" * 10_000),
         "wrong datatype": infer(tensor(datatype="FP32")),
         "wrong input": infer(tensor(name="image")),
         "shape and data disagree": infer(tensor(shape=[2])),
-        "too many photos": infer(tensor(shape=[5], data=[photo] * 5)),
         "not base64": infer(tensor(data=["%%%"])),
-        "not an image": infer(tensor(data=[base64.b64encode(b"hello").decode()])),
         "unknown output": infer({**tensor(), "outputs": [{"name": "logits"}]}),
         "no inputs": infer({"inputs": []}),
+        "header length not a number": infer(body.encode(), b"\xb2"),
+        "header length past the body": infer(body.encode(), b"9" * 5000),
+        "binary data missing": infer(binary_header, str(len(binary_header)).encode()),
     }
-    for case, response in cases.items():
+    refused = {
+        "too many photos": (400, "TooManyPhotos", infer(tensor(shape=[5], data=[encoded] * 5))),
+        "photo over MAX_UPLOAD_BYTES": (
+            413,
+            "UploadTooLarge",
+            infer(tensor(data=[base64.b64encode(jpeg(RED, (320, 240))).decode()])),
+        ),
+        "not an image": (
+            400,
+            "InvalidImage",
+            infer(tensor(data=[base64.b64encode(b"hello").decode()])),
+        ),
+        "unknown model": (
+            404,
+            "UnknownModel",
+            httpx.post(f"{service.url}/v2/models/another/infer", content=body, timeout=10),
+        ),
+    }
+    for case, response in malformed.items():
         assert response.status_code == 400, (case, response.text)
         assert response.json()["error"], case
-    unknown = httpx.post(
-        f"{service.url}/v2/models/another/infer", content=json.dumps(tensor()), timeout=10
+    for case, (status, _, response) in refused.items():
+        assert response.status_code == status, (case, response.text)
+        assert response.json()["error"], case
+    assert "tiny-cat-dog" in refused["unknown model"][2].json()["error"]
+    # Probing for a model is no refused upload.
+    assert httpx.get(f"{service.url}/v2/models/another", timeout=10).status_code == 404
+    assert httpx.get(f"{service.url}/v2/models/{MODEL}/versions/9/ready").status_code == 404
+    counted = {
+        reason: value - before.get(reason, 0.0) for reason, value in _rejections(service).items()
+    }
+    assert counted == {
+        "InvalidInferRequest": len(malformed),
+        **{reason: 1 for _, reason, _ in refused.values()},
+    }
+
+
+def test_with_a_canary_each_photo_says_which_version_answered_it(
+    client: triton.InferenceServerClient, service: ServiceProcess, tmp_path: Path, database_url: str
+) -> None:
+    candidate = build_tiny_model(tmp_path / "candidate", version="tiny-2", inverted=True)
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    files = {
+        "model": ("model.onnx", candidate.read_bytes()),
+        "card": ("model.json", candidate.with_suffix(".json").read_bytes()),
+    }
+    registered = httpx.post(f"{service.url}/admin/models", files=files, headers=admin, timeout=30)
+    assert registered.status_code == 201, registered.text
+    canary = httpx.post(
+        f"{service.url}/admin/models/tiny-2/canary", json={"share": 0.5}, headers=admin
     )
-    assert unknown.status_code == 404 and "tiny-cat-dog" in unknown.json()["error"]
-    metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
-    assert 'cv_images_rejected_total{reason="InvalidInferRequest"}' in metrics
-    assert 'cv_images_rejected_total{reason="InvalidImage"}' in metrics
+    assert canary.status_code == 200, canary.text
+    assert client.get_model_metadata(MODEL)["versions"] == ["tiny-1", "tiny-2"]
+    assert client.is_model_ready(MODEL, "tiny-2")
+
+    answers: dict[str, str] = {}
+    # The canary draw is random: a batch of 4 is split between the versions 7 times in 8.
+    for _ in range(20):
+        result = client.infer(MODEL, [photos_input([photo(RED)] * 4, binary=True)])
+        ids = strings(result.as_numpy("prediction_id"))
+        answered_by = result.get_response()["parameters"]["answered_by"].split(",")
+        for prediction_id, version, label in zip(
+            ids, answered_by, strings(result.as_numpy("label")), strict=True
+        ):
+            drawn = canary_draw(uuid.UUID(prediction_id)) < 0.5
+            assert version == ("tiny-2" if drawn else "tiny-1")
+            assert label == ("dog" if drawn else "cat")  # the canary is inverted
+            answers[prediction_id] = version
+        single = set(answered_by)
+        expected = answered_by[0] if len(single) == 1 else "tiny-1"
+        assert result.get_response()["model_version"] == expected
+        if len(single) == 2:
+            break
+    else:
+        pytest.fail("no batch of 20 was answered by both versions")
+
+    pinned = client.infer(
+        MODEL, [photos_input([photo(RED)] * 4, binary=False)], model_version="tiny-2"
+    )
+    assert pinned.get_response()["model_version"] == "tiny-2"
+    assert strings(pinned.as_numpy("label")) == ["dog"] * 4
+    for prediction_id in strings(pinned.as_numpy("prediction_id")):
+        answers[prediction_id] = "tiny-2"
+    assert _stored_versions(database_url, list(answers)) == answers
+
+
+def _stored_versions(database_url: str, ids: list[str]) -> dict[str, str]:
+    """Prediction id -> model_version of the rows stored, once all of them are."""
+    with psycopg.connect(database_url) as connection:
+        deadline = time.monotonic() + 10
+        while True:
+            rows = connection.execute(
+                "SELECT id::text, model_version FROM monitoring WHERE id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchall()
+            if len(rows) == len(ids) or time.monotonic() > deadline:
+                return dict(rows)
+            time.sleep(0.1)
+
+
+def _rejections(service: ServiceProcess) -> dict[str, float]:
+    families = text_string_to_metric_families(httpx.get(f"{service.url}/metrics", timeout=10).text)
+    return {
+        sample.labels["reason"]: sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "cv_images_rejected_total"
+    }
 
 
 def _predictions_counted(service: ServiceProcess) -> float:
