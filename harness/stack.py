@@ -10,27 +10,22 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from harness.fake_discord import FakeDiscord
+from harness.monitoring import Alertmanager, Prometheus
 from harness.ports import free_port
 from harness.services import ServiceProcess
 from harness.waiting import wait_until
 from monitoring.render import render_alertmanager, render_prometheus
 
 SERVICES = ("inference", "feedback", "notifier", "dashboard")
-ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 DASHBOARD_USER = "monitoring"
 
 
@@ -103,134 +98,6 @@ def service_env(
     }
     env.update(extra or {})
     return env
-
-
-class _Binary:
-    """A monitoring binary on a free port with its own folder and log, ready on `/-/ready`."""
-
-    def __init__(self, name: str, work_dir: Path) -> None:
-        self.port = free_port()
-        self.dir = work_dir / name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.dir / f"{name}.log"
-        self.command: list[str] = []
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        """Start and wait until ready."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        _wait_ready(self.process, f"{self.url}/-/ready", self.log_path)
-        return self
-
-    def stop(self) -> None:
-        """Stop it."""
-        _terminate(self.process)
-
-
-class Prometheus(_Binary):
-    """Prometheus with the committed rules and the given targets, scraping every second."""
-
-    def __init__(self, targets: Mapping[str, str], work_dir: Path) -> None:
-        super().__init__("prometheus", work_dir)
-        config = self.dir / "prometheus.yml"
-        config.write_text(
-            render_prometheus(
-                {**targets, "prometheus": f"127.0.0.1:{self.port}"},
-                scrape_interval="1s",
-                evaluation_interval="1s",
-            )
-        )
-        self.command = [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={self.dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",
-        ]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result vector."""
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
-        response.raise_for_status()
-        result: list[dict[str, Any]] = response.json()["data"]["result"]
-        return result
-
-    def value(self, expr: str) -> float | None:
-        """The single value of an instant query, None when the result is empty."""
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """Alerts pending or firing right now."""
-        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
-        response.raise_for_status()
-        alerts: list[dict[str, Any]] = response.json()["data"]["alerts"]
-        return alerts
-
-    def targets_up(self, jobs: set[str]) -> bool:
-        """Whether every job in `jobs` has been scraped successfully."""
-        up = {item["metric"]["job"] for item in self.query("up == 1")}
-        return jobs <= up
-
-
-class Alertmanager(_Binary):
-    """Alertmanager with the committed routing (notifier, and Discord directly for the alerts
-    the notifier cannot carry), timings shortened."""
-
-    def __init__(
-        self, notifier_url: str, notifier_token: str, discord_webhook_url: str, work_dir: Path
-    ) -> None:
-        binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
-        if binary is None:
-            raise RuntimeError("no Alertmanager: apt-get install prometheus-alertmanager")
-        super().__init__("alertmanager", work_dir)
-        config = self.dir / "alertmanager.yml"
-        config.write_text(
-            render_alertmanager(
-                notifier_token=notifier_token,
-                notifier_url=notifier_url,
-                discord_webhook_url=discord_webhook_url,
-                timings={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
-            )
-        )
-        config.chmod(0o600)
-        self.command = [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={self.dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-        ]
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited: {log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    if not wait_until(ready, timeout_s=60, interval_s=0.2):
-        raise RuntimeError(f"{url} not ready: {log_path.read_text()[-3000:]}")
-
-
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(15)
 
 
 @dataclass
@@ -327,12 +194,24 @@ def running_stack(
             list(pool.map(lambda process: process.start(), processes.values()))
         if monitoring:
             stack.alertmanager = Alertmanager(
-                processes["notifier"].url, secrets_.notifier_token, webhook, work_dir
+                render_alertmanager(
+                    notifier_token=secrets_.notifier_token,
+                    notifier_url=processes["notifier"].url,
+                    discord_webhook_url=webhook,
+                    timings={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
+                ),
+                work_dir,
             ).start()
             targets = {name: f"127.0.0.1:{processes[name].port}" for name in processes}
             targets["alertmanager"] = f"127.0.0.1:{stack.alertmanager.port}"
             if prometheus:
-                stack.prometheus = Prometheus(targets, work_dir).start()
+                port = free_port()
+                config = render_prometheus(
+                    {**targets, "prometheus": f"127.0.0.1:{port}"},
+                    scrape_interval="1s",
+                    evaluation_interval="1s",
+                )
+                stack.prometheus = Prometheus(config, work_dir, port=port).start()
         yield stack
     finally:
         for part in (stack.prometheus, stack.alertmanager):

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from monitoring.local import ALERTMANAGER_BINARIES, find_binary
-
-INSTALL_HINT = "install Debian's prometheus and prometheus-alertmanager (.ci/run does)"
+from harness.monitoring import INSTALL_HINT
+from harness.monitoring import alertmanager_binary as find_alertmanager
+from harness.monitoring import prometheus_binary as find_prometheus
 
 
 def _tool(name: str) -> str:
@@ -33,13 +33,16 @@ def amtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     """Path of the Prometheus server."""
-    return _tool("prometheus")
+    found = find_prometheus()
+    if found is None:
+        pytest.skip(f"prometheus not installed: {INSTALL_HINT}")
+    return found
 
 
 @pytest.fixture(scope="session")
 def alertmanager_binary() -> str:
     """Path of the Alertmanager server, under Debian's name or upstream's."""
-    found = find_binary(ALERTMANAGER_BINARIES)
+    found = find_alertmanager()
     if found is None:
         pytest.skip(f"alertmanager not installed: {INSTALL_HINT}")
     return found

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.monitoring import run_tool
 from monitoring.render import ALERTMANAGER_TEMPLATE, RenderError, render_alertmanager
-from monitoring.tests.processes import run_tool
 
 TOKEN = "s3cr3t-token"
 WEBHOOK = "https://discord.com/api/webhooks/123/abc"

@@ -30,13 +30,13 @@ import psycopg
 import pytest
 
 from harness.fake_discord import FakeDiscord
+from harness.monitoring import Alertmanager, Prometheus
+from harness.ports import free_port
 from harness.services import ServiceProcess
 from harness.waiting import wait_until
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
-from monitoring.local import alertmanager_command, prometheus_command, write_private
 from monitoring.render import render_alertmanager, render_prometheus
 from monitoring.tests.grafana_sql import expand
-from monitoring.tests.processes import BinaryProcess, PrometheusApi, new_port
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
 from tests.support.images import jpeg
 from tests.support.postgres import PrivatePostgres
@@ -65,7 +65,7 @@ class Stack:
     postgres: PrivatePostgres
     database_url: str
     services: dict[str, ServiceProcess]
-    prometheus: PrometheusApi
+    prometheus: Prometheus
     alertmanager_url: str
     discord: FakeDiscord
 
@@ -102,48 +102,33 @@ def stack(
         for name in SERVICES:
             services[name] = ServiceProcess(name, env, tmp_path).start()
             started.append(services[name])
-        prometheus_port, alertmanager_port = new_port(), new_port()
-        targets = {name: f"127.0.0.1:{service.port}" for name, service in services.items()}
-        targets |= {
-            "prometheus": f"127.0.0.1:{prometheus_port}",
-            "alertmanager": f"127.0.0.1:{alertmanager_port}",
-        }
-        prometheus_yml = write_private(
-            tmp_path / "prometheus.yml",
-            render_prometheus(targets, scrape_interval="1s", evaluation_interval="1s"),
-        )
-        alertmanager_yml = write_private(
-            tmp_path / "alertmanager.yml",
+        alertmanager = Alertmanager(
             render_alertmanager(
                 notifier_token=TOKEN,
                 notifier_url=services["notifier"].url,
                 discord_webhook_url=discord.webhook_url(),
                 timings={"group_wait": "1s", "group_interval": "2s"},
             ),
-        )
-        alertmanager = BinaryProcess(
-            "alertmanager",
-            alertmanager_command(
-                alertmanager_binary, alertmanager_yml, tmp_path / "am-data", alertmanager_port
-            ),
-            alertmanager_port,
             tmp_path,
         ).start()
         started.append(alertmanager)
-        prometheus = BinaryProcess(
-            "prometheus",
-            prometheus_command(
-                prometheus_binary, prometheus_yml, tmp_path / "prom-data", prometheus_port
-            ),
-            prometheus_port,
+        prometheus_port = free_port()
+        targets = {name: f"127.0.0.1:{service.port}" for name, service in services.items()}
+        targets |= {
+            "prometheus": f"127.0.0.1:{prometheus_port}",
+            "alertmanager": f"127.0.0.1:{alertmanager.port}",
+        }
+        prometheus = Prometheus(
+            render_prometheus(targets, scrape_interval="1s", evaluation_interval="1s"),
             tmp_path,
+            port=prometheus_port,
         ).start()
         started.append(prometheus)
         yield Stack(
             postgres=postgres,
             database_url=database_url,
             services=services,
-            prometheus=PrometheusApi(prometheus.url),
+            prometheus=prometheus,
             alertmanager_url=alertmanager.url,
             discord=discord,
         )
@@ -225,14 +210,14 @@ def _check_dashboard_sql(stack: Stack) -> dict[str, int]:
     return rows
 
 
-def _check_dashboard_promql(prometheus: PrometheusApi) -> None:
+def _check_dashboard_promql(prometheus: Prometheus) -> None:
     """Run every PromQL target of the dashboard as Grafana would; each must return data."""
     for target in _dashboard_targets():
         expr = target.get("expr")
         if expr is None:
             continue
         if target.get("instant"):
-            result = prometheus.instant(expr)
+            result = prometheus.query(expr)
         else:
             result = prometheus.range(expr, seconds=60, step_s=5)
         if expr in EMPTY_WITHOUT_INCIDENT or any(name in expr for name in NEEDS_A_CANDIDATE):
@@ -244,9 +229,7 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
     started = time.monotonic()
     prometheus, discord = stack.prometheus, stack.discord
     every_job = {"prometheus", "alertmanager", *SERVICES}
-    assert wait_until(lambda: prometheus.targets_up() == dict.fromkeys(every_job, 1.0), 30), (
-        prometheus.targets_up()
-    )
+    assert wait_until(lambda: prometheus.up() == dict.fromkeys(every_job, 1.0), 30), prometheus.up()
 
     predictions = _traffic(stack)
     feedback = stack.services["feedback"].url
@@ -256,7 +239,7 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
         _feedback(client, feedback, predictions[3], "unsatisfied")
         # The unsatisfied series must be scraped once before the burst, or rate() misses it.
         assert wait_until(
-            lambda: prometheus.instant('cv_user_feedback_total{satisfaction="unsatisfied"}'), 30
+            lambda: prometheus.query('cv_user_feedback_total{satisfaction="unsatisfied"}'), 30
         )
         for prediction_id in predictions[4:20]:
             _feedback(client, feedback, prediction_id, "unsatisfied")
@@ -265,9 +248,9 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
     assert all(count > 0 for count in sql_rows.values())
 
     assert wait_until(
-        lambda: prometheus.instant('ALERTS{alertname="CVUnsatisfiedFeedbackSpike"}'), 60
+        lambda: prometheus.query('ALERTS{alertname="CVUnsatisfiedFeedbackSpike"}'), 60
     ), "the spike never became pending"
-    assert wait_until(lambda: prometheus.instant("job:cv_predictions_cat:ratio_avg7d"), 30)
+    assert wait_until(lambda: prometheus.query("job:cv_predictions_cat:ratio_avg7d"), 30)
     _check_dashboard_promql(prometheus)
 
     assert wait_until(

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
+from harness.monitoring import run_tool
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
-from monitoring.tests.processes import run_tool
 
 ROW = "Model versions"
 MINUTES = 70  # an hour of history, so increase(...[1h]) is exact at the last sample

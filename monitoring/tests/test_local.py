@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.monitoring import run_tool
 from monitoring import local
-from monitoring.tests.processes import run_tool
 from services.common.settings import DEV_NOTIFIER_TOKEN
 
 

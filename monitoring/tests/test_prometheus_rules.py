@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.monitoring import run_tool
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
 from monitoring.render import MONITORING_DIR, PROMETHEUS_CONFIG, RULES_DIR
-from monitoring.tests.processes import run_tool
 
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 TEST_FILES = sorted((MONITORING_DIR / "prometheus" / "tests").glob("*.yml"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.monitoring import run_tool
 from monitoring.render import (
     RULES_DIR,
     RenderError,
@@ -15,7 +16,6 @@ from monitoring.render import (
     main,
     render_prometheus,
 )
-from monitoring.tests.processes import run_tool
 
 JOBS = {"prometheus", "alertmanager", "inference", "feedback", "notifier", "dashboard"}
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +10,7 @@ import httpx
 import pytest
 
 from harness.fake_discord import FakeDiscord
-from harness.ports import free_port
+from harness.monitoring import INSTALL_HINT, Alertmanager, alertmanager_binary
 from harness.services import ServiceProcess
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN
 
@@ -38,52 +35,21 @@ receivers:
 """
 
 
-def _alertmanager_binary() -> str:
-    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if found is None:
-        pytest.skip("Alertmanager is not installed (apt-get install prometheus-alertmanager)")
-    return found
-
-
 @pytest.fixture
 def alertmanager_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Start Alertmanager routing everything to a given notifier URL; yields its base URL."""
-    processes: list[subprocess.Popen[bytes]] = []
+    if alertmanager_binary() is None:
+        pytest.skip(f"Alertmanager is not installed: {INSTALL_HINT}")
+    started: list[Alertmanager] = []
 
     def start(notifier_url: str) -> str:
-        binary = _alertmanager_binary()
-        config = tmp_path / "alertmanager.yml"
-        config.write_text(CONFIG.format(notifier=notifier_url, token=TOKEN))
-        port = free_port()
-        log = (tmp_path / "alertmanager.log").open("wb")
-        processes.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--cluster.listen-address=",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError((tmp_path / "alertmanager.log").read_text()[-2000:])
+        alertmanager = Alertmanager(CONFIG.format(notifier=notifier_url, token=TOKEN), tmp_path)
+        started.append(alertmanager.start(timeout_s=30))
+        return alertmanager.url
 
     yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+    for alertmanager in started:
+        alertmanager.stop()
 
 
 def test_alertmanager_firing_and_resolved_reach_discord(
