@@ -48,8 +48,7 @@ from ml.train import (
 from services.common.notify import send
 from services.feedback.export_photos import ExportSummary, export_photos
 from services.inference.model import Classifier
-from services.inference.registry import _VERSION as VERSION_RULE
-from services.inference.registry import Registry, RegistryError, announcement
+from services.inference.registry import VERSION_RULE, Registry, RegistryError, announcement
 from services.inference.settings import RegistrySettings
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ SERVING_ROLES: tuple[Role, ...] = ("active", "shadow", "canary")
 MODEL_FILE = "model.onnx"
 # Every role change is NOTIFYed here: replicas LISTEN and swap at once.
 REGISTRY_CHANNEL = "model_registry"
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+VERSION_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 # Serialise bootstraps of replicas starting together, and role changes.
 _BOOTSTRAP_LOCK = 0x6D6F64656C  # "model"
 _ROLES_LOCK = 0x726F6C6573  # "roles"
@@ -334,7 +334,7 @@ def _checked_model(model_path: Path) -> tuple[ModelCard, str]:
         card = ModelCard.load(card_path_for(model_path))
     except ModelError as error:
         raise InvalidModel(str(error)) from None
-    if not _VERSION.fullmatch(card.version):
+    if not VERSION_RULE.fullmatch(card.version):
         raise InvalidModel(
             f"version {card.version!r} must be letters, digits and . _ + - (at most 64)"
         )
