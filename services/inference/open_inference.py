@@ -275,6 +275,31 @@ async def protocol_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"error": error.message}, status_code=error.status)
 
 
+class ProtocolErrorBody(BaseModel):
+    """The protocol's error answer."""
+
+    error: str
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ProtocolErrorBody} for status in statuses}
+
+
+# Probes answer with an empty body: the status is the answer.
+_PROBE: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {200: {"description": "Yes", "content": {}}},
+}
+_INFER_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The outputs, as JSON or as a JSON header followed by binary tensors.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}
+
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 
@@ -288,51 +313,74 @@ async def server_metadata(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/health/live")
+@router.get("/health/live", **_PROBE)
 async def live() -> Response:
     """200 while the process answers."""
     return Response(status_code=200)
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    response_class=Response,
+    responses={
+        200: {"description": "Ready", "content": {}},
+        503: {"description": "Not ready", "content": {}},
+    },
+)
 async def ready(request: Request) -> Response:
     """200 once a model serves."""
     return Response(status_code=200 if getattr(request.app.state, "lineup", None) else 503)
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses=_errors(404))
 async def model_metadata(request: Request, name: str) -> dict[str, Any]:
     """The model's metadata, with the versions serving."""
     return _metadata(request, name, None)
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", responses=_errors(404))
 async def version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
     """One version's metadata."""
     return _metadata(request, name, version)
 
 
-@router.get("/models/{name}/ready")
+@router.get(
+    "/models/{name}/ready",
+    response_class=Response,
+    responses={200: {"description": "Ready", "content": {}}, **_errors(404)},
+)
 async def model_ready(request: Request, name: str) -> Response:
     """200 when the model serves."""
     _predictor(request, name, None)
     return Response(status_code=200)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    response_class=Response,
+    responses={200: {"description": "Ready", "content": {}}, **_errors(404)},
+)
 async def version_ready(request: Request, name: str, version: str) -> Response:
     """200 when that version serves."""
     _predictor(request, name, version)
     return Response(status_code=200)
 
 
-@router.post("/models/{name}/infer")
+@router.post(
+    "/models/{name}/infer",
+    response_class=Response,
+    responses={**_INFER_ANSWER, **_errors(400, 404, 413, 415)},
+)
 async def infer(request: Request, name: str) -> Response:
     """Infer with the line-up (the canary answers its share)."""
     return await _infer(request, name, None)
 
 
-@router.post("/models/{name}/versions/{version}/infer")
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_class=Response,
+    responses={**_INFER_ANSWER, **_errors(400, 404, 413, 415)},
+)
 async def infer_version(request: Request, name: str, version: str) -> Response:
     """Infer with one version of the line-up."""
     return await _infer(request, name, version)
