@@ -289,7 +289,10 @@ def test_dashboard_shows_markup_as_text(
     dialogs = watch(page)
     page.context.set_extra_http_headers({"Authorization": basic_login(stack)})
     page.goto(stack.url("dashboard") + "/monitoring/")
-    page.get_by_role("cell", name=f"{XSS}0", exact=True).wait_for(timeout=30_000)
+    # Both tables name the version: the latest predictions and the per-version comparison.
+    for table in ("#latest-table", "#versions-table"):
+        cell = page.locator(table).get_by_role("cell", name=f"{XSS}0", exact=True)
+        cell.wait_for(timeout=30_000)
     # Plotly's legend names the model versions: the markup is its text, not elements.
     legend = page.locator(".legendtext", has_text=XSS)
     wait_for(lambda: legend.count() >= 2, 30, "the versions graph's legend")
