@@ -199,22 +199,22 @@ class Registry:
     def bootstrap(self, model_path: Path, *, actor: str) -> RoleChange | None:
         """Make `model_path` the active version when no version is active; None otherwise.
 
-        Replicas starting together against an empty registry all call this: the advisory
-        lock makes exactly one of them do it.
+        Replicas starting together against an empty registry all call this. The advisory
+        lock is held for the whole check-register-promote, so exactly one of them does it and
+        the others find the active version it made.
         """
-        with self._connect() as connection, connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
-            active = connection.execute(
-                "SELECT 1 FROM model_versions WHERE role = 'active'"
-            ).fetchone()
-            if active is not None:
-                return None
-        self.register(model_path, actor=actor)
-        card = ModelCard.load(card_path_for(model_path))
-        try:
-            return self.promote(card.version, actor=actor, reason="first model of this registry")
-        except RegistryError:
-            return None  # another replica promoted one meanwhile
+        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5) as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (_BOOTSTRAP_LOCK,))
+            try:
+                if "active" in self.serving():
+                    return None
+                self.register(model_path, actor=actor)
+                card = ModelCard.load(card_path_for(model_path))
+                return self.promote(
+                    card.version, actor=actor, reason="first model of this registry"
+                )
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (_BOOTSTRAP_LOCK,))
 
     def shadow(self, version: str, *, actor: str, reason: str = "") -> RoleChange:
         """Make `version` the shadow; a previous shadow goes back to `registered`."""

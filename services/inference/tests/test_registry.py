@@ -187,3 +187,19 @@ def test_cli_says_when_the_database_is_unreachable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     assert registry_cli.main(["list"]) == 2
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_replicas_bootstrapping_together_make_exactly_one_model_active(
+    registry: Registry, models: dict[str, Path]
+) -> None:
+    # Two replicas of different images start against an empty registry at the same moment.
+    with ThreadPoolExecutor(6) as pool:
+        changes = list(
+            pool.map(
+                lambda version: registry.bootstrap(models[version], actor="replica"),
+                ["v1", "v2"] * 3,
+            )
+        )
+    made = [change for change in changes if change is not None]
+    assert len(made) == 1
+    assert roles(registry) == {made[0].version: "active"}
