@@ -57,8 +57,7 @@ SELECT s.model_version AS version,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY s.inference_time_ms) AS p95_ms,
        count(f.prediction_id) AS labelled,
        count(*) FILTER (WHERE f.prediction_id IS NOT NULL
-                        AND s.prediction_result = {TRUTH_SQL}) AS correct,
-       count(*) FILTER (WHERE s.prediction_result = m.prediction_result) AS agreed
+                        AND s.prediction_result = {TRUTH_SQL}) AS correct
 FROM shadow_predictions s
 JOIN monitoring m ON m.id = s.prediction_id
 LEFT JOIN feedback f ON f.prediction_id = s.prediction_id
@@ -195,13 +194,11 @@ async def served_figures(
     return {version: found.get(version, VersionFigures.empty(version)) for version in versions}
 
 
-async def shadow_figures(database: Database, version: str, since: datetime) -> dict[str, Any]:
-    """The shadow's answers since `since`: agreement with the answers given and accuracy."""
+async def shadow_figures(database: Database, version: str, since: datetime) -> VersionFigures:
+    """The shadow's answers since `since`, judged by feedback on the photos it scored."""
     async with database.pool.acquire() as connection:
         row = await connection.fetchrow(_SHADOW_FIGURES, since, version)
-    if row is None:
-        return {"figures": VersionFigures.empty(version), "agreed": 0}
-    return {"figures": _from_row(row), "agreed": int(row["agreed"])}
+    return VersionFigures.empty(version) if row is None else _from_row(row)
 
 
 def _from_row(row: asyncpg.Record) -> VersionFigures:
@@ -241,7 +238,14 @@ class CanaryAnalysis:
         candidate = serving.get("canary")
         shadow = serving.get("shadow")
         if shadow is not None:
-            await self._publish_shadow(active.version, shadow.version, shadow.role_since)
+            _publish(
+                await shadow_figures(self._database, shadow.version, shadow.role_since), "shadow"
+            )
+            if candidate is None:
+                # The active model's figures over the shadow's period; with a canary, over
+                # the canary's (below): one window per round, not two alternating.
+                served = await served_figures(self._database, [active.version], shadow.role_since)
+                _publish(served[active.version], "active")
         if candidate is None:
             return None
         figures = await served_figures(
@@ -298,12 +302,6 @@ class CanaryAnalysis:
                 logger.warning("canary analysis skipped", extra={"error": repr(error)})
             except Exception:  # the loop must survive anything a round can raise
                 logger.exception("canary analysis failed")
-
-    async def _publish_shadow(self, active: str, shadow: str, since: datetime) -> None:
-        result = await shadow_figures(self._database, shadow, since)
-        _publish(result["figures"], "shadow")
-        served = await served_figures(self._database, [active], since)
-        _publish(served[active], "active")
 
 
 def _publish(figures: VersionFigures, role: str) -> None:
