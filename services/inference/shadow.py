@@ -52,10 +52,6 @@ class ShadowScorer:
             return
         metrics.SHADOW_QUEUE.set(self._queue.qsize())
 
-    async def drain(self) -> None:
-        """Wait until every queued photo has been scored (tests and shutdown)."""
-        await self._queue.join()
-
     def start(self) -> None:
         """Start the worker."""
         self._task = asyncio.create_task(self._work_forever(), name="shadow-scorer")
