@@ -13,51 +13,18 @@ import argparse
 import asyncio
 import json
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 
-from bench.loadgen import percentile
-from bench.support import bench_database_url, bench_photos, write_result
+from bench.loadgen import Answer, client_loop, percentile, status_counts
+from bench.support import bench_photos, inference_env, write_result
 from harness.services import ServiceProcess
 from services.inference.settings import Settings
 
 TOKEN = "hot-swap-bench-token"  # noqa: S105
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One request of the load."""
-
-    sent_at: float
-    seconds: float
-    status: str
-    version: str | None
-
-
-async def client_loop(
-    client: httpx.AsyncClient, url: str, photos: list[bytes], deadline: float, offset: int
-) -> list[Answer]:
-    """One closed-loop client: the next request as soon as the answer arrives."""
-    answers = []
-    index = offset
-    while time.perf_counter() < deadline:
-        photo = photos[index % len(photos)]
-        index += 1
-        started = time.perf_counter()
-        try:
-            response = await client.post(url, files={"file": ("p.jpg", photo, "image/jpeg")})
-            status = str(response.status_code)
-            version = response.json().get("model_version") if status == "200" else None
-        except httpx.HTTPError as error:
-            status, version = type(error).__name__, None
-        answers.append(Answer(started, time.perf_counter() - started, status, version))
-    return answers
 
 
 async def swap_at(
@@ -87,14 +54,15 @@ async def run(
         origin = time.perf_counter()
         deadline = origin + seconds
         swapping = asyncio.create_task(swap_at(client, url, schedule, origin))
-        loops = await asyncio.gather(
+        answers: list[Answer] = []
+        await asyncio.gather(
             *(
-                client_loop(client, f"{url}/predict", photos, deadline, i)
+                client_loop(client, f"{url}/predict", photos, deadline, answers, i)
                 for i in range(concurrency)
             )
         )
         swaps = await swapping
-    return [answer for loop in loops for answer in loop], swaps
+    return answers, swaps
 
 
 def summarise(
@@ -112,7 +80,7 @@ def summarise(
             (
                 a.sent_at + a.seconds - at
                 for a in sorted(near, key=lambda a: a.sent_at)
-                if a.sent_at >= at and a.version == swap["version"]
+                if a.sent_at >= at and a.model_version == swap["version"]
             ),
             None,
         )
@@ -128,9 +96,7 @@ def summarise(
                 "max_over_baseline_p99": worst / baseline_p99 if baseline_p99 else None,
             }
         )
-    statuses: dict[str, int] = {}
-    for answer in answers:
-        statuses[answer.status] = statuses.get(answer.status, 0) + 1
+    statuses = status_counts(answers)
     return {
         "requests": len(answers),
         "failed": sum(count for status, count in statuses.items() if status != "200"),
@@ -165,18 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = [path.read_bytes() for path in sorted(photo_dir.glob("*.jpg"))]
     active = json.loads(settings.model_path.with_suffix(".json").read_text())["version"]
     other = f"{active}-swap"
-    database_url = bench_database_url()
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE monitoring CASCADE")
-        connection.execute("TRUNCATE model_events, model_versions CASCADE")
-    work = Path(tempfile.mkdtemp())
-    env = {
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "WARNING",
-        "INFERENCE_ADMIN_TOKEN": TOKEN,
-        "MODEL_STORE_DIR": str(work / "store"),
-        "MODEL_REGISTRY_POLL_S": "0.5",
-    }
+    env, work = inference_env(INFERENCE_ADMIN_TOKEN=TOKEN, MODEL_REGISTRY_POLL_S="0.5")
     with ServiceProcess("inference", env, work) as service:
         candidate = second_version(settings.model_path, work, other)
         with candidate.open("rb") as model, candidate.with_suffix(".json").open("rb") as card:

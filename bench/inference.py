@@ -10,16 +10,14 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 from tqdm import tqdm
 
 from bench.loadgen import percentile
-from bench.support import bench_database_url, bench_photos, rss_bytes, write_result
+from bench.support import bench_photos, inference_env, rss_bytes, write_result
 from harness.services import ServiceProcess
 from services.inference.images import ImageLimits
 from services.inference.model import Classifier
@@ -87,17 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = measure_ceiling(photos, settings, args.rounds)
     print(f"ceiling: {ceiling}")
 
-    database_url = bench_database_url()
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE monitoring CASCADE")
-        # The service serves MODEL_PATH: an empty registry makes it the active version.
-        connection.execute("TRUNCATE model_events, model_versions CASCADE")
-    work = Path(tempfile.mkdtemp())
-    env = {
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "WARNING",
-        "MODEL_STORE_DIR": str(work / "store"),
-    }
+    env, work = inference_env()
     results: dict[str, object] = {"ceiling": ceiling, "load": []}
     with ServiceProcess("inference", env, work) as service:
         assert service.process is not None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,30 +26,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _client_loop(
+@dataclass(frozen=True)
+class Answer:
+    """One request of a load: when it was sent, how long it took, how it ended."""
+
+    sent_at: float
+    seconds: float
+    status: str  # the HTTP status, or the name of the transport error
+    model_version: str | None  # the version that answered, for a 200
+
+
+async def client_loop(
     client: httpx.AsyncClient,
     url: str,
     photos: list[bytes],
     deadline: float,
-    latencies: list[float],
-    statuses: dict[str, int],
+    answers: list[Answer],
     offset: int,
     max_requests: int | None = None,
 ) -> None:
+    """One closed-loop client: the next request as soon as the answer arrives, until the
+    deadline or until `answers` (shared by every client) holds `max_requests`."""
     index = offset
-    while time.perf_counter() < deadline and (
-        max_requests is None or len(latencies) < max_requests
-    ):
+    while time.perf_counter() < deadline and (max_requests is None or len(answers) < max_requests):
         photo = photos[index % len(photos)]
         index += 1
         started = time.perf_counter()
         try:
             response = await client.post(url, files={"file": ("p.jpg", photo, "image/jpeg")})
-            key = str(response.status_code)
+            status = str(response.status_code)
+            version = response.json().get("model_version") if status == "200" else None
         except httpx.HTTPError as error:
-            key = type(error).__name__
-        latencies.append(time.perf_counter() - started)
-        statuses[key] = statuses.get(key, 0) + 1
+            status, version = type(error).__name__, None
+        answers.append(Answer(started, time.perf_counter() - started, status, version))
+
+
+def status_counts(answers: list[Answer]) -> dict[str, int]:
+    """How many answers ended with each status."""
+    return dict(collections.Counter(answer.status for answer in answers))
 
 
 async def run_load(
@@ -65,21 +81,22 @@ async def run_load(
             warm_deadline = time.perf_counter() + warmup_s
             await asyncio.gather(
                 *(
-                    _client_loop(client, url, photos, warm_deadline, [], {}, i)
+                    client_loop(client, url, photos, warm_deadline, [], i)
                     for i in range(concurrency)
                 )
             )
-        latencies: list[float] = []
-        statuses: dict[str, int] = {}
+        answers: list[Answer] = []
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(
             *(
-                _client_loop(client, url, photos, deadline, latencies, statuses, i, max_requests)
+                client_loop(client, url, photos, deadline, answers, i, max_requests)
                 for i in range(concurrency)
             )
         )
         elapsed = time.perf_counter() - started
+    latencies = [answer.seconds for answer in answers]
+    statuses = status_counts(answers)
     ok = statuses.get("200", 0)
     return {
         "concurrency": concurrency,

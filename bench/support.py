@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import psycopg
 from PIL import Image
 
 from services.common.migrate import apply_migrations, create_database_if_missing
@@ -38,6 +39,26 @@ def bench_database_url() -> str:
     create_database_if_missing(url)
     apply_migrations(url)
     return url
+
+
+def inference_env(**extra: str) -> tuple[dict[str, str], Path]:
+    """The environment of an inference service under benchmark, and its work folder.
+
+    The bench database is emptied of predictions and of model versions, so the service makes
+    MODEL_PATH its active version; registered files go to the work folder.
+    """
+    database_url = bench_database_url()
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("TRUNCATE monitoring CASCADE")
+        connection.execute("TRUNCATE model_events, model_versions CASCADE")
+    work = Path(tempfile.mkdtemp(prefix="cv-bench-inference-"))
+    env = {
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "MODEL_STORE_DIR": str(work / "store"),
+        **extra,
+    }
+    return env, work
 
 
 def rss_bytes(pid: int) -> int:
