@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -98,17 +99,10 @@ class Prometheus(MonitoringProcess):
     """Prometheus with a given config, and the HTTP API calls the tests need."""
 
     def __init__(self, config: str, work_dir: Path, *, port: int | None = None) -> None:
-        binary = prometheus_binary()
-        if binary is None:
-            raise RuntimeError(f"no Prometheus: {INSTALL_HINT}")
-        port = port or free_port()
-        folder = work_dir / f"prometheus-{port}"
-        config_path = write_private(folder / "prometheus.yml", config)
         super().__init__(
-            "prometheus",
-            prometheus_command(binary, config_path, folder / "data", port),
-            port,
-            work_dir,
+            *_configured(
+                "prometheus", prometheus_binary(), prometheus_command, config, work_dir, port
+            )
         )
 
     def _get(self, path: str, **params: Any) -> Any:
@@ -155,18 +149,29 @@ class Alertmanager(MonitoringProcess):
     """A single Alertmanager with a given config (it may hold a token: kept private)."""
 
     def __init__(self, config: str, work_dir: Path, *, port: int | None = None) -> None:
-        binary = alertmanager_binary()
-        if binary is None:
-            raise RuntimeError(f"no Alertmanager: {INSTALL_HINT}")
-        port = port or free_port()
-        folder = work_dir / f"alertmanager-{port}"
-        config_path = write_private(folder / "alertmanager.yml", config)
         super().__init__(
-            "alertmanager",
-            alertmanager_command(binary, config_path, folder / "data", port),
-            port,
-            work_dir,
+            *_configured(
+                "alertmanager", alertmanager_binary(), alertmanager_command, config, work_dir, port
+            )
         )
+
+
+def _configured(
+    name: str,
+    binary: str | None,
+    command: Callable[[str, Path, Path, int], list[str]],
+    config: str,
+    work_dir: Path,
+    port: int | None,
+) -> tuple[str, list[str], int, Path]:
+    """A server's name, command line, port and log folder, its config written privately to a
+    folder of its own (it may hold a token) beside its data."""
+    if binary is None:
+        raise RuntimeError(f"no {name}: {INSTALL_HINT}")
+    port = port or free_port()
+    folder = work_dir / f"{name}-{port}"
+    config_path = write_private(folder / f"{name}.yml", config)
+    return name, command(binary, config_path, folder / "data", port), port, work_dir
 
 
 def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
