@@ -15,7 +15,7 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import DEV_NOTIFIER_TOKEN
+from services.common.settings import DEV_NOTIFIER_TOKEN, blank_is_unset
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ class ClientSettings(BaseSettings):
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        # `.env.example` lists every variable, so "VAR=" must mean "not configured".
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_is_unset(value)
 
     def token(self) -> str | None:
         """The bearer token, with the development default in DEV_MODE."""

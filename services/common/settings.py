@@ -46,6 +46,12 @@ class ServiceSettings(BaseSettings):
         return level
 
 
+def blank_is_unset(value: object) -> object:
+    """None for a blank string: `.env.example` lists every variable, so "VAR=" must mean
+    "not configured" (use as a `mode="before"` field validator)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def require_secret(name: str, value: str | None, *, dev_mode: bool) -> str | None:
     """Refuse a missing or placeholder secret unless running in explicit dev mode."""
     if dev_mode:

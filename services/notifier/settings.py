@@ -6,7 +6,12 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from services.common.settings import DEV_NOTIFIER_TOKEN, ServiceSettings, require_secret
+from services.common.settings import (
+    DEV_NOTIFIER_TOKEN,
+    ServiceSettings,
+    blank_is_unset,
+    require_secret,
+)
 
 
 class Settings(ServiceSettings):
@@ -110,8 +115,7 @@ class Settings(ServiceSettings):
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        # `.env.example` lists every variable, so "VAR=" must mean "not configured".
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_is_unset(value)
 
     @model_validator(mode="after")
     def _token_is_a_real_secret(self) -> Settings:
