@@ -63,17 +63,21 @@ def test_invalid_consent_value_is_422(client: TestClient) -> None:
     assert "rgpd_consent" in response.json()["detail"]
 
 
-def test_declared_oversized_body_is_refused_before_reading(client: TestClient) -> None:
+def post_declared_oversized(client: TestClient) -> int:
+    """A body whose declared length is twice the limit (only 10 bytes follow): its status."""
     limit = client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
-    response = client.post(
+    return client.post(
         "/predict",
         content=b"x" * 10,
         headers={
             "content-type": "multipart/form-data; boundary=b",
             "content-length": str(limit * 2),
         },
-    )
-    assert response.status_code == 413
+    ).status_code
+
+
+def test_declared_oversized_body_is_refused_before_reading(client: TestClient) -> None:
+    assert post_declared_oversized(client) == 413
 
 
 def test_streamed_oversized_body_is_cut_off(client: TestClient) -> None:
@@ -104,19 +108,10 @@ def _count(metric: str, **labels: str) -> float:
 
 
 def test_uploads_the_body_guard_refuses_are_counted(client: TestClient) -> None:
-    limit = client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
     answered = {"handler": "/predict", "method": "POST", "status": "4xx"}
     before = _count("http_requests_total", **answered)
     refused_before = _count("cv_images_rejected_total", reason="BodyTooLarge")
-    response = client.post(
-        "/predict",
-        content=b"x" * 10,
-        headers={
-            "content-type": "multipart/form-data; boundary=b",
-            "content-length": str(limit * 2),
-        },
-    )
-    assert response.status_code == 413
+    assert post_declared_oversized(client) == 413
     headers = client.post("/predict", headers={"x-padding": "p" * 20_000})
     assert headers.status_code == 431
     assert _count("http_requests_total", **answered) - before == 2
