@@ -87,7 +87,7 @@ class LineupManager:
     def __init__(
         self,
         *,
-        registry: Registry | None,
+        registry: Registry,
         load_model: LoadModel,
         limits: ImageLimits,
         executor: Executor,
@@ -107,7 +107,7 @@ class LineupManager:
         return self._lineup
 
     @property
-    def registry(self) -> Registry | None:
+    def registry(self) -> Registry:
         """The registry this manager follows."""
         return self._registry
 
@@ -115,15 +115,14 @@ class LineupManager:
         """Load the registry's line-up, making `fallback` the active version of an empty
         registry; serve `fallback` alone when the registry cannot be reached."""
         loop = asyncio.get_running_loop()
-        if self._registry is not None:
-            registry = self._registry
-            try:
-                await loop.run_in_executor(
-                    self._executor, lambda: registry.bootstrap(fallback, actor=actor)
-                )
-            except (RegistryError, psycopg.Error, OSError) as error:
-                logger.warning("model registry not bootstrapped", extra={"error": repr(error)})
-            await self.sync()
+        registry = self._registry
+        try:
+            await loop.run_in_executor(
+                self._executor, lambda: registry.bootstrap(fallback, actor=actor)
+            )
+        except (RegistryError, psycopg.Error, OSError) as error:
+            logger.warning("model registry not bootstrapped", extra={"error": repr(error)})
+        await self.sync()
         if self._lineup is None:
             fallback_predictor = await loop.run_in_executor(self._executor, self._load, fallback)
             self._lineup = Lineup(active=fallback_predictor)
@@ -135,8 +134,6 @@ class LineupManager:
         Registry unreachable or a version that cannot load: the current line-up stays and the
         next sync tries again.
         """
-        if self._registry is None:
-            return False
         loop = asyncio.get_running_loop()
         async with self._lock:
             try:
@@ -201,8 +198,6 @@ class LineupManager:
                 return None
             if row.version in loaded:
                 return loaded[row.version]
-            if self._registry is None:
-                raise ModelError("no registry to load from")
             fresh = self._load(row.path(self._registry.store_dir))
             if fresh.classifier.sha256 != row.sha256:
                 raise ModelError(

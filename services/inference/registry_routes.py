@@ -42,10 +42,7 @@ def _manager(request: Request) -> LineupManager:
 
 
 def _registry(request: Request) -> Registry:
-    registry = _manager(request).registry
-    if registry is None:
-        raise HTTPException(503, "this replica runs without a model registry")
-    return registry
+    return _manager(request).registry
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
