@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import logging
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -48,7 +46,13 @@ from ml.train import (
 from services.common.notify import send
 from services.feedback.export_photos import ExportSummary, export_photos
 from services.inference.model import Classifier
-from services.inference.registry import VERSION_RULE, Registry, RegistryError, announcement
+from services.inference.registry import (
+    VERSION_RULE,
+    Registry,
+    RegistryError,
+    announcement,
+    local_actor,
+)
 from services.inference.settings import RegistrySettings
 
 logger = logging.getLogger(__name__)
@@ -273,7 +277,7 @@ def retrain(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     if register:
-        actor = args.actor or f"{getpass.getuser()}@{socket.gethostname()} (retrain)"
+        actor = args.actor or local_actor("retrain")
         outcome.update(make_shadow(registry, out, actor, f"retrained on feedback: {reason}"))
     outcome["seconds"] = round(time.monotonic() - started, 1)
     return outcome

@@ -16,9 +16,11 @@ and the admin HTTP routes both call this module.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import shutil
+import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -397,6 +399,11 @@ def announcement(change: RoleChange) -> tuple[str, str, Level]:
         lines.append(f"Reason: {change.reason}")
     lines.append(f"By {change.actor}.")
     return change.headline(), "\n".join(lines), _LEVELS.get(change.to_role, "info")
+
+
+def local_actor(tool: str) -> str:
+    """Who runs a command on this machine, as `model_events` records it: user@host (tool)."""
+    return f"{getpass.getuser()}@{socket.gethostname()} ({tool})"
 
 
 def as_json(value: Any) -> str:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +24,15 @@ from typing import Any
 import psycopg
 
 from services.common.notify import send
-from services.inference.registry import Registry, RegistryError, RoleChange, announcement, as_json
+from services.inference.registry import (
+    Registry,
+    RegistryError,
+    RoleChange,
+    announcement,
+    as_json,
+    local_actor,
+)
 from services.inference.settings import RegistrySettings
-
-
-def actor() -> str:
-    """Who runs the command, as recorded in `model_events`."""
-    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -69,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, registry: Registry) -> Any:
     """Carry out one command; returns what to print."""
-    who = actor()
+    who = local_actor("cli")
     if args.command == "list":
         return [version.summary() for version in registry.versions()]
     if args.command == "events":
