@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ml.calibration import Reliability, reliability
 from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.metrics import summary
 from ml.non_pets import PhotoSet
+from services.common.calibration import Reliability, reliability
 from services.inference.images import ImageRejected
 from services.inference.model import Classifier, Scores
 from services.inference.preprocessing import preprocess

@@ -29,8 +29,8 @@ from ml.sources import TrainingSource, base_source
 from services.inference.model import Classifier, not_cat_or_dog
 
 if TYPE_CHECKING:
-    from ml.calibration import Reliability
     from ml.evaluate import Evaluation
+    from services.common.calibration import Reliability
 
 logger = logging.getLogger(__name__)
 
@@ -210,11 +210,12 @@ def fit_model(
         load_backbones,
         weights_path,
     )
-    from ml.calibration import fit_temperature, log_loss, reliability, sigmoid
+    from ml.calibration import fit_temperature, log_loss, sigmoid
     from ml.export import export_classifier, export_features, head_layer
     from ml.features import FeatureSet, extract
     from ml.head import choose_l2, fit
     from ml.metrics import accuracy
+    from services.common.calibration import reliability
 
     make_deterministic(options.seed, options.threads)
     first, second = load_backbones()
@@ -375,8 +376,9 @@ def validate(
     temperature: float,
 ) -> Validation:
     """Evaluate the exported file exactly as the service will load and feed it."""
-    from ml.calibration import reliability, sigmoid
+    from ml.calibration import sigmoid
     from ml.evaluate import evaluate
+    from services.common.calibration import reliability
 
     figures_by_set: dict[str, Any] = {}
     evaluations: dict[str, Evaluation] = {}
@@ -422,6 +424,7 @@ def neither_figures(classifier: Classifier, imagenet_samples: Path | None = None
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """The whole build; returns the card's contents."""
     from ml.calibration import plot_reliability
+    from ml.reference import write_reference
 
     roots = dataset_roots(args.data, args.extra_data)
     sources = [base_source(root) for root in roots]
@@ -438,6 +441,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     plot_reliability(curves, args.plot, f"{classifier.card.name} {classifier.card.version}")
     fields["validation"] = validation.figures
     fields["neither_check"] = neither_figures(classifier, args.imagenet_samples)
+    fields["drift_reference"] = write_reference(
+        classifier, [item for source in sources for item in source.items], seed=args.seed
+    )
     # The card's sha256 is of the ONNX file, which is unchanged: rewriting keeps it valid.
     write_card(args.out, fields)
     return fields
