@@ -31,6 +31,7 @@ import psycopg
 from ml.card import LABELS, NAME, write_card
 from ml.dataset import LabelledImage, fingerprint, list_labelled
 from ml.gate import TEST, compare
+from ml.reference import write_reference
 from ml.sources import FeedbackPhoto, TrainingSource, base_source, feedback_source, file_hashes
 from ml.train import (
     KAGGLE_DATA,
@@ -254,8 +255,12 @@ def retrain(args: argparse.Namespace) -> dict[str, Any]:
         "excluded_as_gate_duplicates": [photo.as_dict() for photo in excluded],
     }
     if register:
-        # Only a model that will serve is worth the extra minute on the non-pet photos.
+        # Only a model that will serve is worth the extra minute on the non-pet photos and the
+        # drift reference (its Kaggle training photos: the feedback export is gone by now).
         fields["neither_check"] = neither_figures(candidate)
+        fields["drift_reference"] = write_reference(
+            candidate, [item for source in base for item in source.items], seed=args.seed
+        )
     write_card(out, fields, version=version)
 
     outcome: dict[str, Any] = {

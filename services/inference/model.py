@@ -142,6 +142,28 @@ def card_path_for(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
+def reference_path_for(model_path: Path) -> Path:
+    """The drift reference (training photos' embeddings, `.npy`) lives beside the model."""
+    return model_path.with_suffix(".reference.npy")
+
+
+def load_reference(model_path: Path, card: ModelCard) -> np.ndarray | None:
+    """The embeddings the card's `drift_reference` names, checked; None when it names none."""
+    field = card.raw.get("drift_reference")
+    if not field:
+        return None
+    path = reference_path_for(model_path)
+    try:
+        if file_sha256(path) != field["sha256"]:
+            raise ModelError(f"{path} does not match the sha256 its card gives")
+        reference = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelError(f"drift reference {path} is unreadable: {error}") from error
+    if reference.ndim != 2 or len(reference) < 2:
+        raise ModelError(f"drift reference {path} must be a [rows, dims] array")
+    return reference
+
+
 @dataclass(frozen=True)
 class Scores:
     """Model outputs for a batch."""
@@ -183,6 +205,8 @@ class Classifier:
         if PROBABILITIES not in outputs:
             raise ModelError(f"{model_path} has no '{PROBABILITIES}' output")
         self._outputs = [PROBABILITIES] + [name for name in OPTIONAL_OUTPUTS if name in outputs]
+        # What live embeddings are tested against for drift; None: this model is not watched.
+        self.reference = load_reference(model_path, self.card) if EMBEDDING in outputs else None
 
     @property
     def labels(self) -> tuple[str, ...]:

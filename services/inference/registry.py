@@ -32,7 +32,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from services.common.notify import Level
-from services.inference.model import ModelCard, ModelError, card_path_for, file_sha256
+from services.inference.model import (
+    ModelCard,
+    ModelError,
+    card_path_for,
+    file_sha256,
+    load_reference,
+    reference_path_for,
+)
 
 Role = Literal["registered", "active", "shadow", "canary", "retired"]
 SERVING_ROLES: tuple[Role, ...] = ("active", "shadow", "canary")
@@ -325,6 +332,10 @@ class Registry:
             staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.store_dir))
             shutil.copyfile(model_path, staging / MODEL_FILE)
             shutil.copyfile(card_path_for(model_path), card_path_for(staging / MODEL_FILE))
+            if reference_path_for(model_path).is_file():
+                shutil.copyfile(
+                    reference_path_for(model_path), reference_path_for(staging / MODEL_FILE)
+                )
             staging.rename(target)
         return f"{version}/{MODEL_FILE}"
 
@@ -343,6 +354,10 @@ def _checked_model(model_path: Path) -> tuple[ModelCard, str]:
     sha256 = file_sha256(model_path)
     if sha256 != card.sha256:
         raise InvalidModel(f"{model_path} has sha256 {sha256}, its card says {card.sha256}")
+    try:
+        load_reference(model_path, card)
+    except ModelError as error:
+        raise InvalidModel(str(error)) from None
     return card, sha256
 
 

@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException
 from services.common.auth import bearer_token_dependency
 from services.common.notify import send_in_background
 from services.inference.lineup import LineupManager
-from services.inference.model import card_path_for
+from services.inference.model import card_path_for, reference_path_for
 from services.inference.registry import Registry, RegistryError, RoleChange, announcement
 
 
@@ -91,9 +91,10 @@ def registry_router(token: str | None) -> APIRouter:
 
     @admin.post("", status_code=201)
     async def register(request: Request, registry: RegistryDep) -> dict[str, Any]:
-        """Register a model: multipart `model` (the ONNX file) and `card` (its JSON card)."""
+        """Register a model: multipart `model` (the ONNX file), `card` (its JSON card) and,
+        when the card names one, `reference` (its drift reference, `.npy`)."""
         try:
-            form = await request.form(max_files=2, max_fields=4)
+            form = await request.form(max_files=3, max_fields=4)
         except (MultiPartException, ValueError, KeyError) as error:
             raise HTTPException(422, f"malformed multipart form: {error}") from None
         model, card = form.get("model"), form.get("card")
@@ -103,6 +104,9 @@ def registry_router(token: str | None) -> APIRouter:
             path = Path(scratch) / "model.onnx"
             path.write_bytes(await model.read())
             card_path_for(path).write_bytes(await card.read())
+            reference = form.get("reference")
+            if isinstance(reference, UploadFile):
+                reference_path_for(path).write_bytes(await reference.read())
             await form.close()
             actor = _actor(request)
             return await _apply(request, lambda: registry.register(path, actor=actor))
