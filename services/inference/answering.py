@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from fastapi import HTTPException, Request
 
 from services.inference import metrics
@@ -98,6 +100,13 @@ async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> l
         raise HTTPException(rejection_status(error), str(error)) from None
 
 
+def drift_sample(embedding: np.ndarray | None, share: float) -> bytes | None:
+    """The embedding as stored (float16, little-endian) when the sample draws it, else None."""
+    if embedding is None or share <= 0 or (share < 1 and random.random() >= share):  # noqa: S311
+        return None
+    return embedding.astype("<f2").tobytes()
+
+
 def record(
     request: Request,
     photos: list[Photo],
@@ -107,8 +116,10 @@ def record(
     keep_photos: bool,
 ) -> None:
     """Queue every answered prediction for PostgreSQL (with its photo when the user allowed
-    keeping it) and for the shadow model, if there is one."""
+    keeping it, with its embedding when the drift sample draws it) and for the shadow model,
+    if there is one."""
     writer: PredictionWriter = request.app.state.writer
+    share: float = request.app.state.settings.drift_sample_share
     for photo, (prediction_id, result) in zip(photos, answered, strict=True):
         writer.submit(
             PredictionRow(
@@ -124,6 +135,7 @@ def record(
                 rgpd_consent=rgpd_consent,
                 photo=photo.data if keep_photos else None,
                 photo_content_type=photo.content_type if keep_photos else None,
+                embedding=drift_sample(result.embedding, share),
             )
         )
     manager: LineupManager = request.app.state.lineup

@@ -22,6 +22,7 @@ from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
 from services.inference.images import ImageLimits
 from services.inference.lineup import LineupManager
 from services.inference.model import Classifier
+from services.inference.model_watch import ModelWatch, WatchPolicy
 from services.inference.open_inference import ProtocolError, protocol_error
 from services.inference.registry import Registry
 from services.inference.registry_routes import registry_router
@@ -83,6 +84,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(
             analysis.check_forever(settings.canary_check_interval_s), name="canary-analysis"
         ),
+        asyncio.create_task(
+            ModelWatch(database, manager, watch_policy(settings)).check_forever(),
+            name="model-watch",
+        ),
     ]
     active = manager.lineup.active
     logger.info("inference ready", extra={"model": active.version})
@@ -111,6 +116,18 @@ def rollback_policy(settings: Settings) -> RollbackPolicy:
         latency_ratio=settings.rollback_latency_ratio,
         min_requests=settings.rollback_min_requests,
         max_error_rate=settings.rollback_max_error_rate,
+    )
+
+
+def watch_policy(settings: Settings) -> WatchPolicy:
+    """What each model-watch check looks at, from the settings."""
+    return WatchPolicy(
+        window=settings.drift_window,
+        interval_s=settings.drift_interval_s,
+        alpha=settings.drift_alpha,
+        permutations=settings.drift_permutations,
+        keep_windows=settings.drift_keep_windows,
+        labelled_window=settings.labelled_window,
     )
 
 

@@ -116,3 +116,69 @@ CANARY_P_VALUE = Gauge(
 ROLLBACKS = Counter(
     "cv_model_rollbacks_total", "Canaries rolled back automatically, by reason.", ["reason"]
 )
+
+
+def _watch_gauge(name: str, documentation: str) -> Gauge:
+    # Every replica (and worker) shows the newest stored check: the most recent value wins.
+    return Gauge(name, documentation, ["model_version"], multiprocess_mode="livemostrecent")
+
+
+# The model watch (model_watch.py): one window of recent answers per version, no labels needed.
+DRIFT_SCORE = _watch_gauge(
+    "cv_embedding_drift_score",
+    "MMD² between the embeddings of the version's last window and of its training photos.",
+)
+DRIFT_THRESHOLD = _watch_gauge(
+    "cv_embedding_drift_threshold",
+    "The drift score above which the window differs at DRIFT_ALPHA (permutation quantile).",
+)
+DRIFT_P_VALUE = _watch_gauge(
+    "cv_embedding_drift_p_value",
+    "Permutation p-value that the last window's embeddings come from the training photos'.",
+)
+DRIFT_WINDOW = _watch_gauge(
+    "cv_embedding_drift_window_size", "Embeddings in the window behind the last drift test."
+)
+ESTIMATED_ACCURACY = _watch_gauge(
+    "cv_estimated_accuracy_ratio",
+    "Expected accuracy of the version's last window from calibrated confidence alone (CBPE).",
+)
+ESTIMATED_STDERR = _watch_gauge(
+    "cv_estimated_accuracy_stderr", "Standard error of cv_estimated_accuracy_ratio."
+)
+LABELLED_ACCURACY = _watch_gauge(
+    "cv_labelled_accuracy_ratio",
+    "Accuracy on the version's latest predictions that users labelled through feedback.",
+)
+LABELLED_ESTIMATE = _watch_gauge(
+    "cv_labelled_estimated_accuracy_ratio",
+    "What calibrated confidence expected on those same labelled predictions.",
+)
+LABELLED_STDERR = _watch_gauge(
+    "cv_labelled_estimated_accuracy_stderr",
+    "Standard error of cv_labelled_estimated_accuracy_ratio.",
+)
+LABELLED_COUNT = _watch_gauge(
+    "cv_labelled_predictions", "Labelled predictions behind the labelled-accuracy figures."
+)
+CALIBRATION_ERROR = _watch_gauge(
+    "cv_calibration_error",
+    "Expected calibration error (15 bins) of the version on its labelled predictions.",
+)
+WATCH_CHECKED = _watch_gauge(
+    "cv_model_watch_last_check_timestamp_seconds", "When the newest stored check ran."
+)
+# (gauge, drift_checks column) pairs that `model_watch.publish` sets.
+WATCH_GAUGES = (
+    (DRIFT_SCORE, "drift_score"),
+    (DRIFT_THRESHOLD, "drift_threshold"),
+    (DRIFT_P_VALUE, "drift_p_value"),
+    (DRIFT_WINDOW, "window_size"),
+    (ESTIMATED_ACCURACY, "estimated_accuracy"),
+    (ESTIMATED_STDERR, "estimated_stderr"),
+    (LABELLED_ACCURACY, "feedback_accuracy"),
+    (LABELLED_ESTIMATE, "labelled_estimate"),
+    (LABELLED_STDERR, "labelled_stderr"),
+    (LABELLED_COUNT, "labelled"),
+    (CALIBRATION_ERROR, "calibration_error"),
+)

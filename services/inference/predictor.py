@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,8 @@ class Prediction:
     is_cat_or_dog: bool
     seconds: float
     model_version: str
+    # The backbone's pooled features, for the drift check; None when the model has none.
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class Predictor:
@@ -95,4 +97,5 @@ class Predictor:
             is_cat_or_dog=is_cat_or_dog,
             seconds=seconds,
             model_version=self.version,
+            embedding=None if scores.embedding is None else scores.embedding[row],
         )

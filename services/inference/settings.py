@@ -82,6 +82,44 @@ class Settings(RegistrySettings):
     rollback_max_error_rate: float = Field(
         default=0.02, gt=0, lt=1, description="Share of failed canary model calls allowed."
     )
+    drift_window: int = Field(
+        default=200,
+        ge=20,
+        le=5000,
+        description="Recent predictions per model version the drift and estimated-accuracy "
+        "checks look at.",
+    )
+    drift_interval_s: float = Field(
+        default=60.0, gt=0, description="How often each model version's window is checked."
+    )
+    drift_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="Significance level of the embedding drift test (its false-alarm rate "
+        "per check).",
+    )
+    drift_permutations: int = Field(
+        default=500, ge=50, le=10_000, description="Permutations behind each drift p-value."
+    )
+    drift_sample_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of predictions whose embedding (the vector only, never the photo) "
+        "is kept for the drift check; 0 turns the check off.",
+    )
+    drift_keep_windows: int = Field(
+        default=5,
+        ge=1,
+        description="Embeddings kept per model version, in windows; older ones are deleted.",
+    )
+    labelled_window: int = Field(
+        default=500,
+        ge=10,
+        description="Latest predictions with feedback per version behind the live calibration "
+        "error and the feedback-based accuracy.",
+    )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Body limit.")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="Decompression-bomb cap.")
     upload_idle_timeout_s: float = Field(

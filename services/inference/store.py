@@ -29,6 +29,11 @@ INSERT INTO prediction_photos (prediction_id, created_at, content_type, image)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bytea[])
 ON CONFLICT (prediction_id) DO NOTHING
 """
+_INSERT_EMBEDDINGS = """
+INSERT INTO prediction_embeddings (prediction_id, model_version, created_at, embedding)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])
+ON CONFLICT (prediction_id) DO NOTHING
+"""
 _INSERT_SHADOW = """
 INSERT INTO shadow_predictions (prediction_id, model_version, created_at, prediction_result,
                                 proba_cat, confidence, inference_time_ms)
@@ -54,6 +59,8 @@ class PredictionRow:
     rgpd_consent: bool
     photo: bytes | None = None
     photo_content_type: str | None = None
+    # float16 bytes of the embedding, for the rows the drift sample keeps.
+    embedding: bytes | None = None
 
 
 @dataclass
@@ -204,6 +211,7 @@ class PredictionWriter:
         predictions = [row for row in batch if isinstance(row, PredictionRow)]
         shadows = [row for row in batch if isinstance(row, ShadowRow)]
         photos = [row for row in predictions if row.photo is not None]
+        embedded = [row for row in predictions if row.embedding is not None]
         async with self._database.pool.acquire() as connection, connection.transaction():
             if predictions:
                 await connection.execute(
@@ -226,6 +234,14 @@ class PredictionWriter:
                     [row.created_at for row in photos],
                     [row.photo_content_type for row in photos],
                     [row.photo for row in photos],
+                )
+            if embedded:
+                await connection.execute(
+                    _INSERT_EMBEDDINGS,
+                    [row.id for row in embedded],
+                    [row.model_version for row in embedded],
+                    [row.created_at for row in embedded],
+                    [row.embedding for row in embedded],
                 )
             if shadows:
                 await connection.execute(
