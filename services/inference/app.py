@@ -77,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     analysis = CanaryAnalysis(
         database, registry, manager, rollback_policy(settings), app.state.calls
     )
+    app.state.watch = ModelWatch(database, manager, watch_policy(settings))
     background = [
         asyncio.create_task(
             manager.sync_forever(settings.model_registry_poll_s, database), name="registry"
@@ -85,7 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             analysis.check_forever(settings.canary_check_interval_s), name="canary-analysis"
         ),
         asyncio.create_task(
-            ModelWatch(database, manager, watch_policy(settings)).check_forever(),
+            app.state.watch.check_forever(),
             name="model-watch",
         ),
     ]

@@ -13,6 +13,7 @@ replica then publishes the newest stored check as its gauges, so they all agree,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -59,7 +60,7 @@ _PRUNE = """
 DELETE FROM prediction_embeddings
 WHERE model_version = $1 AND created_at < (
     SELECT created_at FROM prediction_embeddings
-    WHERE model_version = $1 ORDER BY created_at DESC OFFSET $2 LIMIT 1)
+    WHERE model_version = $1 ORDER BY created_at DESC OFFSET $2 - 1 LIMIT 1)
 """
 _INSERT_CHECK = """
 INSERT INTO drift_checks (model_version, window_size, reference_size, drift_score,
@@ -159,6 +160,7 @@ class ModelWatch:
         self._manager = manager
         self.policy = policy
         self._rounds = 0
+        self._published: set[str] = set()
 
     def watched(self) -> list[Predictor]:
         """The versions that answer, and so have embeddings and predictions of their own."""
@@ -174,6 +176,11 @@ class ModelWatch:
             if row is not None:
                 publish(row)
                 published[predictor.version] = row
+        # A version that stopped answering is no longer watched: its gauges go, rather than
+        # staying at their last value (and making the watch look stale).
+        for version in self._published - set(published):
+            forget(version)
+        self._published = set(published)
         return published
 
     async def _check_version(self, predictor: Predictor) -> dict[str, Any] | None:
@@ -261,3 +268,10 @@ def publish(row: dict[str, Any]) -> None:
         value = row[column]
         gauge.labels(model_version=version).set(math.nan if value is None else float(value))
     metrics.WATCH_CHECKED.labels(model_version=version).set(row["at"].timestamp())
+
+
+def forget(version: str) -> None:
+    """Remove the gauges of a version no longer watched."""
+    for gauge, _ in (*metrics.WATCH_GAUGES, (metrics.WATCH_CHECKED, "at")):
+        with contextlib.suppress(KeyError):
+            gauge.remove(version)
