@@ -89,10 +89,13 @@ SELECT m.id AS prediction_id, m.created_at, m.prediction_result AS prediction, m
        f.satisfaction, f.true_label, f.consent_at, f.created_at AS feedback_created_at,
        f.updated_at AS feedback_updated_at, f.revision,
        p.created_at AS photo_created_at, p.content_type AS photo_content_type,
-       p.image AS photo
+       p.image AS photo,
+       e.created_at AS embedding_created_at, e.model_version AS embedding_model_version,
+       e.embedding
 FROM monitoring m
 LEFT JOIN feedback f ON f.prediction_id = m.id
 LEFT JOIN prediction_photos p ON p.prediction_id = m.id
+LEFT JOIN prediction_embeddings e ON e.prediction_id = m.id
 WHERE m.id = $1
 """
 _EXPORT_FEEDBACK_PAGE = """

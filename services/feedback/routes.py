@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from services.common.auth import bearer_token_dependency
@@ -22,6 +23,7 @@ from services.feedback.repository import (
 )
 from services.feedback.schemas import (
     AdminFeedbackPage,
+    EmbeddingRecord,
     FeedbackIn,
     FeedbackOut,
     FeedbackRecord,
@@ -167,6 +169,15 @@ async def get_prediction(
         if row["photo"] is not None
         else None
     )
+    embedding = (
+        EmbeddingRecord(
+            created_at=row["embedding_created_at"],
+            model_version=row["embedding_model_version"],
+            values=np.frombuffer(row["embedding"], dtype="<f2").astype(float).tolist(),
+        )
+        if row["embedding"] is not None
+        else None
+    )
     return PredictionExport(
         prediction_id=row["prediction_id"],
         created_at=row["created_at"],
@@ -181,6 +192,7 @@ async def get_prediction(
         user_feedback=row["user_feedback"],
         feedback=feedback,
         photo=photo,
+        embedding=embedding,
         erased_automatically_after=row["created_at"] + timedelta(days=settings.retention_days),
     )
 

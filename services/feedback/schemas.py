@@ -55,6 +55,14 @@ class PhotoRecord(BaseModel):
     image_base64: str
 
 
+class EmbeddingRecord(BaseModel):
+    """The model's features of the photo, kept for drift monitoring: numbers, not the photo."""
+
+    created_at: datetime
+    model_version: str
+    values: list[float] = Field(description="The pooled features, as stored (float16).")
+
+
 class PredictionExport(BaseModel):
     """`GET /predictions/{id}`: everything stored about one prediction (right of access)."""
 
@@ -71,6 +79,7 @@ class PredictionExport(BaseModel):
     user_feedback: int | None
     feedback: FeedbackRecord | None
     photo: PhotoRecord | None
+    embedding: EmbeddingRecord | None = None
     erased_automatically_after: datetime = Field(
         description="When retention deletes all of it, unless erased earlier."
     )

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -111,12 +112,34 @@ def test_access_exports_everything_stored_including_the_photo(
     assert record["erased_automatically_after"] > record["created_at"]
 
 
+def test_access_exports_the_embedding_kept_for_drift_and_erasure_removes_it(
+    client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
+) -> None:
+    prediction_id = prediction()
+    vector = np.linspace(0, 4, 1280).astype("<f2")
+    db.execute(
+        "INSERT INTO prediction_embeddings (prediction_id, model_version, embedding) "
+        "VALUES (%s, 'test-1', %s)",
+        (prediction_id, vector.tobytes()),
+    )
+    record = client.get(f"/predictions/{prediction_id}").json()
+    assert record["embedding"]["model_version"] == "test-1"
+    assert record["embedding"]["values"] == pytest.approx(vector.astype(float).tolist())
+
+    assert client.delete(f"/predictions/{prediction_id}").status_code in (200, 202, 204)
+    left = db.execute(
+        "SELECT count(*) FROM prediction_embeddings WHERE prediction_id = %s", (prediction_id,)
+    ).fetchone()
+    assert left is not None and left[0] == 0
+
+
 def test_access_without_feedback_or_photo_says_so(
     client: TestClient, prediction: InsertPrediction
 ) -> None:
     record = client.get(f"/predictions/{prediction()}").json()
     assert record["feedback"] is None
     assert record["photo"] is None
+    assert record["embedding"] is None
     assert record["user_feedback"] is None
 
 
@@ -229,8 +252,10 @@ def test_an_erased_prediction_written_again_by_inference_stays_erased(
         rgpd_consent=True,
         photo=jpeg(),
         photo_content_type="image/jpeg",
+        embedding=np.ones(1280, dtype="<f2").tobytes(),
     )
     run_async(write_like_inference(database_url, row))
+    assert db.execute("SELECT count(*) FROM prediction_embeddings").fetchone() == (1,)
     assert client.delete(f"/predictions/{row.id}").status_code == 204
 
     # A batch whose commit inference could not confirm is sent again, after the erasure.
@@ -238,6 +263,7 @@ def test_an_erased_prediction_written_again_by_inference_stays_erased(
 
     assert tables_holding(db, row.id) == []
     assert db.execute("SELECT count(*) FROM prediction_photos").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM prediction_embeddings").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)
     assert client.get(f"/predictions/{row.id}").status_code == 404
 
