@@ -8,11 +8,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
 from services.inference import registry_cli
-from services.inference.registry import Registry, RegistryError, UnknownVersion, announcement
+from services.inference.model import file_sha256, reference_path_for
+from services.inference.registry import (
+    InvalidModel,
+    Registry,
+    RegistryError,
+    UnknownVersion,
+    announcement,
+)
 from tests.support.tiny_model import build_tiny_model
 
 
@@ -47,6 +55,31 @@ def test_register_copies_model_and_card_into_the_store(
     other = build_tiny_model(models["v3"].parent / "again", version="v1", inverted=True)
     with pytest.raises(RegistryError, match="already registered with another file"):
         registry.register(other, actor="test")
+
+
+def with_reference(model: Path, rows: np.ndarray) -> Path:
+    """Give a model a drift reference named in its card."""
+    reference = reference_path_for(model)
+    np.save(reference, rows.astype(np.float16))
+    card_path = model.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["drift_reference"] = {"file": reference.name, "sha256": file_sha256(reference)}
+    card_path.write_text(json.dumps(card))
+    return model
+
+
+def test_the_drift_reference_travels_with_its_model_and_must_match_its_card(
+    registry: Registry, models: dict[str, Path], model_store: Path
+) -> None:
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    registry.register(with_reference(models["v1"], rows), actor="test")
+    stored = reference_path_for(registry.get("v1").path(model_store))
+    assert np.array_equal(np.load(stored), rows.astype(np.float16))
+
+    with_reference(models["v2"], rows)
+    np.save(reference_path_for(models["v2"]), rows[:2].astype(np.float16))  # not what was hashed
+    with pytest.raises(InvalidModel, match="does not match the sha256"):
+        registry.register(models["v2"], actor="test")
 
 
 def test_a_card_that_does_not_match_its_file_is_refused(
