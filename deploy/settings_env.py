@@ -15,11 +15,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, TypeAdapter
+from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, documented_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICES_DIR = REPO_ROOT / "services"
@@ -90,14 +90,10 @@ def env_vars(cls: type[BaseSettings]) -> dict[str, EnvVar]:
 
 
 def _names(field_name: str, info: FieldInfo, prefix: str) -> list[str]:
-    alias = info.validation_alias
-    if isinstance(alias, str):
-        return [alias]
-    if isinstance(alias, AliasChoices):
-        return [choice for choice in alias.choices if isinstance(choice, str)]
-    if info.alias:
-        return [info.alias]
-    return [prefix + field_name]
+    # pydantic-settings prefixes field names, never aliases.
+    return [
+        prefix + name if name == field_name else name for name in documented_names(field_name, info)
+    ]
 
 
 def shared_env_vars() -> dict[str, EnvVar]:

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("service", choices=SERVICES, help="which service to run")
     parser.add_argument("--host", help="bind address (default: HOST)")
-    parser.add_argument("--port", type=int, help="port (default: the service's PORT)")
+    parser.add_argument(
+        "--port", type=int, help="port (default: the service's own, e.g. INFERENCE_PORT)"
+    )
     parser.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
     args = parser.parse_args(argv)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
 DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
@@ -14,8 +17,10 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password", "admin
 class ServiceSettings(BaseSettings):
     """Environment-only configuration; nothing else in a service reads `os.environ`."""
 
+    # `validate_by_name` lets Python callers (tests, benchmarks) pass field names; the
+    # environment sources are wrapped below so that it does not add a second variable name.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_by_name=True
     )
 
     database_url: str = Field(
@@ -37,6 +42,24 @@ class ServiceSettings(BaseSettings):
         default=False, description="Local development: allows placeholder secrets. Never in prod."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments first, then the environment, `.env` and secrets, each read only
+        under the documented names."""
+        return (
+            init_settings,
+            DocumentedNamesOnly(env_settings),
+            DocumentedNamesOnly(dotenv_settings),
+            DocumentedNamesOnly(file_secret_settings),
+        )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -44,6 +67,44 @@ class ServiceSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+
+class DocumentedNamesOnly(PydanticBaseSettingsSource):
+    """An environment source that reads an aliased field under its alias only.
+
+    With `validate_by_name`, pydantic-settings also looks a field up under its own name: an
+    undocumented `DELIVERY_POLL_S` would work beside `NOTIFIER_POLL_S`, and a bare `PORT` would
+    move every service. The wrapped source keys each value by the name it was found under, so
+    values found under an aliased field's own name are dropped.
+    """
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+        self._undocumented = frozenset(
+            name
+            for name, info in source.settings_cls.model_fields.items()
+            if name not in documented_names(name, info)
+        )
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The wrapped source's answer (unused by `__call__`, required by the base class)."""
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            key: value for key, value in self._source().items() if key not in self._undocumented
+        }
+
+
+def documented_names(field_name: str, info: FieldInfo) -> tuple[str, ...]:
+    """The names a field is read under from the environment: its alias(es), else its name."""
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return (alias,)
+    if isinstance(alias, AliasChoices):
+        return tuple(choice for choice in alias.choices if isinstance(choice, str))
+    return (field_name,)
 
 
 def blank_is_unset(value: object) -> object:
