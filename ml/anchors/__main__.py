@@ -1,0 +1,5 @@
+"""`python -m ml.anchors`: see `ml.anchors.compare`."""
+
+from ml.anchors.compare import main
+
+raise SystemExit(main())
