@@ -33,14 +33,14 @@ def get_lineup(request: Request) -> LineupManager:
     return manager
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
     """This app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
 LineupDep = Annotated[LineupManager, Depends(get_lineup)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 class PredictionResponse(BaseModel):
