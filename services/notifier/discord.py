@@ -101,7 +101,7 @@ class _Bucket:
     reset_at: float = 0.0
 
 
-class RateLimiter:
+class DiscordRateLimits:
     """What Discord's `X-RateLimit-*` headers and 429s said, to wait before being refused."""
 
     def __init__(self) -> None:
@@ -186,8 +186,8 @@ def classify(response: httpx.Response) -> Outcome:
 class DiscordClient:
     """One pooled HTTP client; every request is confirmed (`wait=true`) and timed."""
 
-    def __init__(self, *, timeout_s: float, limiter: RateLimiter | None = None) -> None:
-        self.limiter = limiter or RateLimiter()
+    def __init__(self, *, timeout_s: float, limiter: DiscordRateLimits | None = None) -> None:
+        self.limiter = limiter or DiscordRateLimits()
         protect_http_logs()
         self._http = httpx.AsyncClient(timeout=timeout_s, headers={"User-Agent": "cv-notifier/1.0"})
 
