@@ -21,7 +21,7 @@ from services.inference.images import ImageRejected, ImageTooLarge, UnsupportedI
 from services.inference.lineup import Lineup, LineupManager
 from services.inference.predictor import Prediction, Predictor
 from services.inference.shadow import ShadowScorer, ShadowWork
-from services.inference.store import PredictionRow, PredictionWriter
+from services.inference.writer import PredictionRow, PredictionWriter
 
 logger = logging.getLogger(__name__)
 

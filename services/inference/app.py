@@ -29,7 +29,7 @@ from services.inference.registry_routes import registry_router
 from services.inference.routes import STATIC_DIR, router
 from services.inference.settings import Settings, get_settings
 from services.inference.shadow import ShadowScorer
-from services.inference.store import PredictionWriter
+from services.inference.writer import PredictionWriter
 
 logger = logging.getLogger(__name__)
 

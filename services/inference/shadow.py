@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from services.inference import metrics
 from services.inference.images import ImageRejected
 from services.inference.predictor import Predictor
-from services.inference.store import PredictionWriter, ShadowRow
+from services.inference.writer import PredictionWriter, ShadowRow
 
 logger = logging.getLogger(__name__)
 

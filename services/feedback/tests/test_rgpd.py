@@ -23,7 +23,7 @@ from services.feedback.tests.conftest import (
     feedback_body,
     run_async,
 )
-from services.inference.store import PredictionRow, PredictionWriter
+from services.inference.writer import PredictionRow, PredictionWriter
 from tests.support.images import jpeg
 
 # Columns that could hold a prediction id, as a uuid or spelled out in text or JSON.
