@@ -96,11 +96,6 @@ def _names(field_name: str, info: FieldInfo, prefix: str) -> list[str]:
     ]
 
 
-def shared_env_vars() -> dict[str, EnvVar]:
-    """Variables every service reads (services/common/settings.py)."""
-    return env_vars(ServiceSettings)
-
-
 _LIST_SETTINGS = """
 import importlib, json, sys
 from pydantic_settings import BaseSettings

@@ -8,9 +8,7 @@ and Alertmanager run the committed configs rendered by `monitoring.render`.
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
-import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -222,23 +220,7 @@ def running_stack(
         discord.stop()
 
 
-def metric_samples(text: str, name: str) -> dict[str, float]:
-    """Every sample of `name` in a Prometheus text exposition: label string -> value."""
-    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$")
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if match:
-            found[match.group(1) or ""] = float(match.group(2))
-    return found
-
-
 def wait_for(condition: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
     """Poll until `condition()` holds; fail the test saying what was awaited."""
     if not wait_until(condition, timeout_s=timeout_s, interval_s=interval_s):
         raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def elapsed_since(started: float) -> float:
-    """Seconds since a monotonic instant."""
-    return time.monotonic() - started

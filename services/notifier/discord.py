@@ -16,8 +16,6 @@ from services.notifier import metrics
 logger = logging.getLogger(__name__)
 
 _WEBHOOK_PATH = re.compile(r"/webhooks/(?P<id>\d+)/(?P<token>[^/?#]+)")
-UNKNOWN_WEBHOOK = 10015
-INVALID_FORM_BODY = 50035
 
 
 def redact(url: str | None) -> str:
