@@ -20,22 +20,17 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from harness.fake_discord import FakeDiscord
-from harness.monitoring import Alertmanager, Prometheus
-from harness.ports import free_port
-from harness.services import ServiceProcess
+from harness.monitoring import Prometheus
 from harness.waiting import wait_until
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
-from monitoring.render import render_alertmanager, render_prometheus
+from monitoring.tests.conftest import ALL_SERVICES, STACK_TOKEN, MonitoredStack
 from monitoring.tests.grafana_sql import expand
 from services.common.migrate import apply_migrations, create_database_if_missing, with_database
 from tests.support.images import jpeg
@@ -44,8 +39,6 @@ from tests.support.postgres import PrivatePostgres
 # Bounded by the committed `for:` durations: about 1 min to fire, 1 min more to resolve.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
-TOKEN = "e2e-notifier-token"
-SERVICES = ("notifier", "inference", "feedback", "dashboard")
 # Dashboard queries that legitimately return nothing after ordinary traffic: their series
 # only exist once something was dropped (they still have to run without error).
 EMPTY_WITHOUT_INCIDENT = {
@@ -58,101 +51,30 @@ EMPTY_WITHOUT_INCIDENT = {
 NEEDS_A_CANDIDATE = ("cv_model_feedback_", "cv_canary_", "cv_shadow_")
 
 
-@dataclass
-class Stack:
-    """Everything the scenario talks to."""
-
-    postgres: PrivatePostgres
-    database_url: str
-    services: dict[str, ServiceProcess]
-    prometheus: Prometheus
-    alertmanager_url: str
-    discord: FakeDiscord
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    """A server of its own: the scenario stops and restarts it."""
+    server = PrivatePostgres()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture
-def stack(
-    tmp_path: Path, tiny_model_path: Path, prometheus_binary: str, alertmanager_binary: str
-) -> Iterator[Stack]:
-    """Start PostgreSQL, the services, Prometheus, Alertmanager and a fake Discord."""
-    postgres = PrivatePostgres()
-    started: list[Any] = []
-    try:
-        postgres.init()
-        postgres.start()
-        database_url = with_database(postgres.url, "predictions_feedback")
-        create_database_if_missing(database_url)
-        apply_migrations(database_url)
-        discord = FakeDiscord(limit=100).start()
-        started.append(discord)
-        env = {
-            "DATABASE_URL": database_url,
-            "DEV_MODE": "true",
-            "LOG_LEVEL": "INFO",
-            "MODEL_PATH": str(tiny_model_path),
-            "DB_PROBE_INTERVAL_S": "0.5",
-            "DB_CONNECT_TIMEOUT_S": "1",
-            "NOTIFIER_TOKEN": TOKEN,
-            "DISCORD_WEBHOOK_URL": discord.webhook_url(),
-            "NOTIFIER_POLL_S": "0.2",
-            "NOTIFIER_STATS_INTERVAL_S": "1",
-            "ACCURACY_REFRESH_S": "1",
-        }
-        services = {}
-        for name in SERVICES:
-            services[name] = ServiceProcess(name, env, tmp_path).start()
-            started.append(services[name])
-        alertmanager = Alertmanager(
-            render_alertmanager(
-                notifier_token=TOKEN,
-                notifier_url=services["notifier"].url,
-                discord_webhook_url=discord.webhook_url(),
-                timings={"group_wait": "1s", "group_interval": "2s"},
-            ),
-            tmp_path,
-        ).start()
-        started.append(alertmanager)
-        prometheus_port = free_port()
-        targets = {name: f"127.0.0.1:{service.port}" for name, service in services.items()}
-        targets |= {
-            "prometheus": f"127.0.0.1:{prometheus_port}",
-            "alertmanager": f"127.0.0.1:{alertmanager.port}",
-        }
-        prometheus = Prometheus(
-            render_prometheus(targets, scrape_interval="1s", evaluation_interval="1s"),
-            tmp_path,
-            port=prometheus_port,
-        ).start()
-        started.append(prometheus)
-        yield Stack(
-            postgres=postgres,
-            database_url=database_url,
-            services=services,
-            prometheus=prometheus,
-            alertmanager_url=alertmanager.url,
-            discord=discord,
-        )
-    finally:
-        for part in reversed(started):
-            part.stop()
-        postgres.destroy()
+def stack_database_url(postgres: PrivatePostgres) -> str:
+    """The services' database, on the private server."""
+    database_url = with_database(postgres.url, "predictions_feedback")
+    create_database_if_missing(database_url)
+    apply_migrations(database_url)
+    return database_url
 
 
 def _dashboard_targets() -> list[dict[str, Any]]:
     dashboard = json.loads(DASHBOARD_FILE.read_text())
     return [target for panel in dashboard["panels"] for target in panel.get("targets", [])]
-
-
-def _discord_texts(discord: FakeDiscord) -> list[str]:
-    """Each accepted message flattened to one string (content, titles, descriptions, fields)."""
-    return [json.dumps(message, ensure_ascii=False) for message in discord.messages()]
-
-
-def _message_about(discord: FakeDiscord, *needles: str) -> str | None:
-    for text in _discord_texts(discord):
-        if all(needle in text for needle in needles):
-            return text
-    return None
 
 
 def _predict(client: httpx.Client, url: str, color: tuple[int, int, int]) -> str:
@@ -172,7 +94,7 @@ def _feedback(client: httpx.Client, url: str, prediction_id: str, satisfaction: 
     assert response.status_code == 201, response.text
 
 
-def _traffic(stack: Stack) -> list[str]:
+def _traffic(stack: MonitoredStack) -> list[str]:
     """Predictions of both classes, a refused upload, dashboard pages, a notification."""
     inference = stack.services["inference"].url
     with httpx.Client(timeout=30) as client:
@@ -189,13 +111,13 @@ def _traffic(stack: Stack) -> list[str]:
         notified = client.post(
             f"{stack.services['notifier'].url}/notify",
             json={"title": "Deployment", "message": "end-to-end check", "level": "info"},
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            headers={"Authorization": f"Bearer {STACK_TOKEN}"},
         )
         assert notified.status_code == 202, notified.text
     return predictions
 
 
-def _check_dashboard_sql(stack: Stack) -> dict[str, int]:
+def _check_dashboard_sql(stack: MonitoredStack) -> dict[str, int]:
     """Run every SQL target of the dashboard over the last day; each must return rows."""
     now = datetime.now(UTC)
     rows = {}
@@ -225,10 +147,13 @@ def _check_dashboard_promql(prometheus: Prometheus) -> None:
         assert result, f"no data for: {expr}"
 
 
-def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack) -> None:
+def test_alerts_travel_from_real_conditions_to_discord_and_resolve(
+    monitored_stack: MonitoredStack, postgres: PrivatePostgres
+) -> None:
+    stack = monitored_stack
     started = time.monotonic()
     prometheus, discord = stack.prometheus, stack.discord
-    every_job = {"prometheus", "alertmanager", *SERVICES}
+    every_job = {"prometheus", "alertmanager", *ALL_SERVICES}
     assert wait_until(lambda: prometheus.up() == dict.fromkeys(every_job, 1.0), 30), prometheus.up()
 
     predictions = _traffic(stack)
@@ -253,10 +178,10 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
     assert wait_until(lambda: prometheus.query("job:cv_predictions_cat:ratio_avg7d"), 30)
     _check_dashboard_promql(prometheus)
 
-    assert wait_until(
-        lambda: _message_about(discord, "CVUnsatisfiedFeedbackSpike", "FIRING"), 150
-    ), _discord_texts(discord)
-    spike = _message_about(discord, "CVUnsatisfiedFeedbackSpike", "FIRING") or ""
+    assert wait_until(lambda: stack.message_about("CVUnsatisfiedFeedbackSpike", "FIRING"), 150), (
+        stack.discord_texts()
+    )
+    spike = stack.message_about("CVUnsatisfiedFeedbackSpike", "FIRING") or ""
     assert "Users are suddenly unhappy with the predictions." in spike
     # The share depends on which scrape saw the satisfied verdicts: over half, by definition.
     share = re.search(r"feedback: ([\d.]+)% of the feedback of the last 10 minutes", spike)
@@ -265,16 +190,16 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(stack: Stack)
     assert "warning" in spike
     assert "· notifier" in spike, "warnings travel through the notifier (its embed footer)"
 
-    stack.postgres.stop("fast")
+    postgres.stop("fast")
     # "[FIRING:1] name" is Alertmanager's own Discord title: the direct route, not the notifier.
     assert wait_until(
-        lambda: _message_about(discord, "[FIRING:1] CVDatabaseDisconnected", "feedback"), 150
-    ), _discord_texts(discord)
-    assert not _message_about(discord, "[RESOLVED] CVDatabaseDisconnected")
+        lambda: stack.message_about("[FIRING:1] CVDatabaseDisconnected", "feedback"), 150
+    ), stack.discord_texts()
+    assert not stack.message_about("[RESOLVED] CVDatabaseDisconnected")
 
-    stack.postgres.start()
+    postgres.start()
     assert wait_until(
-        lambda: _message_about(discord, "[RESOLVED] CVDatabaseDisconnected", "feedback"), 180
-    ), _discord_texts(discord)
+        lambda: stack.message_about("[RESOLVED] CVDatabaseDisconnected", "feedback"), 180
+    ), stack.discord_texts()
     elapsed = time.monotonic() - started
     print(f"end-to-end scenario: {elapsed:.0f} s, {len(discord.messages())} Discord messages")
