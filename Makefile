@@ -48,7 +48,7 @@ anchors: $(STAMP) $(ANCHORS_STAMP) ## Our drift test and accuracy estimate again
 	$(PY) -m ml.anchors --data "$(CV_DATASET_DIR)" $(if $(CV_EXTRA_DATASET_DIR),--extra-data "$(CV_EXTRA_DATASET_DIR)") $(ANCHORS_ARGS)
 
 run: $(STAMP) ## Start every service (and Prometheus/Alertmanager when installed)
-	$(PY) -m services.stack
+	$(PY) -m devstack
 
 test: $(STAMP) $(MODEL_STAMP) $(ANCHORS_STAMP) lint ## Lint, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -56,7 +56,7 @@ test: $(STAMP) $(MODEL_STAMP) $(ANCHORS_STAMP) lint ## Lint, then run the whole 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services ml monitoring deploy bench harness
+	$(VENV)/bin/mypy services ml monitoring deploy bench harness devstack
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

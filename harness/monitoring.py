@@ -1,6 +1,6 @@
 """Real Prometheus and Alertmanager processes for tests and benchmarks.
 
-Started with the command lines `make run` uses (`monitoring.local`), each on a free port with
+Started with the command lines `make run` uses (`devstack.monitoring`), each on a free port with
 its own folder and log, awaited on `/-/ready`; plus the Prometheus HTTP API calls the tests
 make, and `run_tool` for promtool and amtool.
 """
@@ -18,7 +18,7 @@ import httpx
 
 from harness.ports import free_port
 from harness.waiting import wait_until
-from monitoring.local import (
+from devstack.monitoring import (
     ALERTMANAGER_BINARIES,
     alertmanager_command,
     find_binary,

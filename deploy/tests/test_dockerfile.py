@@ -15,7 +15,7 @@ import pytest
 from deploy import dockerfile
 from deploy.settings_env import service_names, settings_class
 from services.common.serve import SERVICES
-from services.stack import service_components
+from devstack.components import service_components
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).with_name("hadolint")

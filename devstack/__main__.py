@@ -12,24 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
+from devstack.components import DATA_DIR, REPO_ROOT, Component, service_components
+from devstack.monitoring import monitoring_components
 from services.common.migrate import apply_migrations, create_database_if_missing
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT / ".data"
-SERVICE_ORDER = ("notifier", "inference", "feedback", "dashboard")
-
-
-@dataclass
-class Component:
-    """One process of the stack."""
-
-    name: str
-    command: list[str]
-    url: str
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def embedded_database_url() -> str:
@@ -39,29 +25,6 @@ def embedded_database_url() -> str:
     DATA_DIR.mkdir(exist_ok=True)
     server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
     return server.get_uri("predictions_feedback")
-
-
-def service_components() -> list[Component]:
-    """The services present in this checkout, in start order."""
-    ports = {"inference": 8000, "feedback": 8001, "notifier": 8002, "dashboard": 8050}
-    return [
-        Component(
-            name=name,
-            command=[sys.executable, "-m", "services.common.serve", name],
-            url=f"http://localhost:{ports[name]}",
-        )
-        for name in SERVICE_ORDER
-        if (REPO_ROOT / "services" / name / "app.py").exists()
-    ]
-
-
-def monitoring_components() -> list[Component]:
-    """Prometheus and Alertmanager with the project's config, when installed."""
-    try:
-        from monitoring.local import local_components
-    except ImportError:
-        return []
-    return [Component(**spec) for spec in local_components(DATA_DIR)]
 
 
 def run(components: list[Component], env: dict[str, str]) -> int:
@@ -101,7 +64,7 @@ def run(components: list[Component], env: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Prepare the database, then run the stack in the foreground."""
     parser = argparse.ArgumentParser(
-        prog="python -m services.stack",
+        prog="python -m devstack",
         description="Run every service of the project on this machine (Ctrl-C stops them).",
     )
     parser.add_argument(
@@ -120,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"database ready ({len(applied)} migration(s) applied)")
     components = service_components()
     if not args.no_monitoring:
-        components += monitoring_components()
+        components += monitoring_components(DATA_DIR)
     print("starting:")
     return run(components, env)
 

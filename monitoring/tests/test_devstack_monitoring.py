@@ -1,4 +1,4 @@
-"""`make run`'s Prometheus and Alertmanager (monitoring/local.py)."""
+"""`make run`'s Prometheus and Alertmanager (devstack/monitoring.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from harness.monitoring import run_tool
-from monitoring import local
+from devstack import monitoring as local
 from services.common.settings import DEV_NOTIFIER_TOKEN
 
 
@@ -27,7 +27,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> local.LocalSettings:
     return chosen
 
 
-def test_components_are_what_services_stack_expects(
+def test_components_are_the_installed_binaries_with_checked_configs(
     settings: local.LocalSettings,
     tmp_path: Path,
     promtool: str,
@@ -35,9 +35,7 @@ def test_components_are_what_services_stack_expects(
     prometheus_binary: str,
     alertmanager_binary: str,
 ) -> None:
-    from services.stack import Component
-
-    components = {spec["name"]: Component(**spec) for spec in local.local_components(tmp_path)}
+    components = {item.name: item for item in local.monitoring_components(tmp_path)}
     assert set(components) == {"prometheus", "alertmanager"}
     prometheus = components["prometheus"]
     assert prometheus.command[0] == prometheus_binary
@@ -63,7 +61,7 @@ def test_a_discord_webhook_enables_the_direct_route(
     webhook = "https://discord.com/api/webhooks/1/abc"
     chosen = local.LocalSettings(_env_file=None, discord_webhook_url=webhook)  # type: ignore[call-arg]
     monkeypatch.setattr(local, "get_settings", lambda: chosen)
-    local.local_components(tmp_path)
+    local.monitoring_components(tmp_path)
     config = yaml.safe_load((tmp_path / "monitoring" / "alertmanager.yml").read_text())
     direct = [r for r in config["receivers"] if r["name"] == "discord-direct"]
     assert direct[0]["discord_configs"][0]["webhook_url"] == webhook
@@ -83,11 +81,11 @@ def test_without_dev_mode_a_real_token_is_required(
     )
     monkeypatch.setattr(local, "get_settings", lambda: strict)
     with pytest.raises(ValueError, match="NOTIFIER_TOKEN"):
-        local.local_components(tmp_path)
+        local.monitoring_components(tmp_path)
 
 
 def test_missing_binaries_are_left_out(
     settings: local.LocalSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(local.shutil, "which", lambda name: None)
-    assert local.local_components(tmp_path) == []
+    assert local.monitoring_components(tmp_path) == []

@@ -1,7 +1,7 @@
 """Prometheus and Alertmanager for `make run`: the project's configs, rendered for localhost.
 
-`services/stack.py` calls `local_components(data_dir)` and starts what it returns beside the
-services. A binary that is not installed is left out (with a note saying how to get it).
+`monitoring_components(data_dir)` is what `python -m devstack` starts beside the services. A
+binary that is not installed is left out (with a note saying how to get it).
 """
 
 from __future__ import annotations
@@ -11,21 +11,19 @@ import shutil
 import urllib.parse
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devstack.components import Component
 from monitoring.render import local_targets, render_alertmanager, render_prometheus
-from services.common.settings import require_secret
+from services.common.settings import DEV_NOTIFIER_TOKEN, require_secret
 
 logger = logging.getLogger(__name__)
 
 PROMETHEUS_BINARIES = ("prometheus",)
 # Debian names the binary after its package; upstream tarballs call it alertmanager.
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
-# The notifier accepts this token only in DEV_MODE (services/notifier/settings.py).
-DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
 
 
 class LocalSettings(BaseSettings):
@@ -101,11 +99,11 @@ def write_private(path: Path, text: str) -> Path:
     return path
 
 
-def local_components(data_dir: Path) -> list[dict[str, Any]]:
-    """Prometheus and Alertmanager specs for `services.stack` (name, command, url, env)."""
+def monitoring_components(data_dir: Path) -> list[Component]:
+    """Prometheus and Alertmanager with the project's config, the ones installed."""
     settings = get_settings()
     rendered = data_dir / "monitoring"
-    components: list[dict[str, Any]] = []
+    components: list[Component] = []
     prometheus = find_binary(PROMETHEUS_BINARIES)
     alertmanager = find_binary(ALERTMANAGER_BINARIES)
     prometheus_port = port_of(settings.prometheus_url)
@@ -126,14 +124,11 @@ def local_components(data_dir: Path) -> list[dict[str, Any]]:
         )
         config = write_private(rendered / "prometheus.yml", render_prometheus(targets))
         components.append(
-            {
-                "name": "prometheus",
-                "command": prometheus_command(
-                    prometheus, config, data_dir / "prometheus", prometheus_port
-                ),
-                "url": settings.prometheus_url,
-                "env": {},
-            }
+            Component(
+                "prometheus",
+                prometheus_command(prometheus, config, data_dir / "prometheus", prometheus_port),
+                settings.prometheus_url,
+            )
         )
 
     if alertmanager is None:
@@ -154,13 +149,12 @@ def local_components(data_dir: Path) -> list[dict[str, Any]]:
         ),
     )
     components.append(
-        {
-            "name": "alertmanager",
-            "command": alertmanager_command(
+        Component(
+            "alertmanager",
+            alertmanager_command(
                 alertmanager, config, data_dir / "alertmanager", alertmanager_port
             ),
-            "url": settings.alertmanager_url,
-            "env": {},
-        }
+            settings.alertmanager_url,
+        )
     )
     return components
