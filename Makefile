@@ -56,7 +56,7 @@ test: $(STAMP) $(MODEL_STAMP) $(ANCHORS_STAMP) lint ## Lint, then run the whole 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services ml monitoring deploy bench harness devstack
+	$(VENV)/bin/mypy catdog services ml monitoring deploy bench harness devstack
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

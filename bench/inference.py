@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from bench.loadgen import percentile
 from bench.support import bench_photos, inference_env, rss_bytes, write_result
+from catdog.images import ImageLimits
+from catdog.model import Classifier
 from harness.services import ServiceProcess
-from services.inference.images import ImageLimits
-from services.inference.model import Classifier
 from services.inference.predictor import Predictor
 from services.inference.settings import Settings
 

@@ -16,8 +16,6 @@ from typing import Any, Self
 
 import httpx
 
-from harness.ports import free_port
-from harness.waiting import wait_until
 from devstack.monitoring import (
     ALERTMANAGER_BINARIES,
     alertmanager_command,
@@ -25,6 +23,8 @@ from devstack.monitoring import (
     prometheus_command,
     write_private,
 )
+from harness.ports import free_port
+from harness.waiting import wait_until
 
 INSTALL_HINT = "install Debian's prometheus and prometheus-alertmanager (.ci/run does)"
 

@@ -22,11 +22,11 @@ import onnx
 import onnxruntime as ort
 from PIL import Image
 
+from catdog.images import ImageLimits, load_image
+from catdog.model import INPUT_NAME, ModelCard, card_path_for
+from catdog.preprocessing import preprocess
 from ml import imagenet
 from ml.card import DEFAULT_MODEL, SPEC
-from services.inference.images import ImageLimits, load_image
-from services.inference.model import INPUT_NAME, ModelCard, card_path_for
-from services.inference.preprocessing import preprocess
 
 logger = logging.getLogger(__name__)
 

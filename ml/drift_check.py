@@ -1,7 +1,7 @@
 """Does the embedding drift test see real shifts, and stay quiet otherwise?
 
 Windows of held-out photos (never trained on) are tested against the model's drift reference,
-exactly as the inference service tests live windows (`services.inference.drift.mmd_test`):
+exactly as the inference service tests live windows (`catdog.drift.mmd_test`):
 - undrifted: random windows of validation photos, repeated; the share called drift is the
   false-alarm rate, which should sit near the significance level;
 - shifted: the same photos made grayscale, heavily blurred, rotated a quarter turn or dark
@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from tqdm import tqdm
 
+from catdog.drift import mmd_test
+from catdog.model import Classifier
 from ml import non_pets
 from ml.card import DEFAULT_MODEL, LABELS
 from ml.dataset import list_labelled
 from ml.evaluate import score_images
-from services.inference.drift import mmd_test
-from services.inference.model import Classifier
 
 Shift = Callable[[Image.Image], Image.Image]
 

@@ -15,13 +15,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from catdog.calibration import Reliability, reliability
+from catdog.images import ImageRejected
+from catdog.model import Classifier, Scores
+from catdog.preprocessing import preprocess
 from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.metrics import summary
 from ml.non_pets import PhotoSet
-from services.common.calibration import Reliability, reliability
-from services.inference.images import ImageRejected
-from services.inference.model import Classifier, Scores
-from services.inference.preprocessing import preprocess
 
 logger = logging.getLogger(__name__)
 

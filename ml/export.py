@@ -11,10 +11,10 @@ import onnx
 import torch
 from torch import nn
 
+from catdog.model import EMBEDDING, INPUT_NAME, PET_RANK, PET_SCORE, PROBABILITIES
 from ml.backbone import HEAD_FEATURES, CatDogNet, FeaturesAndLogits
 from ml.features import FEATURES_OUTPUT, LOGITS_OUTPUT
 from ml.head import LinearHead
-from services.inference.model import EMBEDDING, INPUT_NAME, PET_RANK, PET_SCORE, PROBABILITIES
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
+from catdog import images, preprocessing
+from catdog.preprocessing import PreprocessSpec
 from ml.dataset import LabelledImage, fingerprint, load_tensor
-from services.inference import images, preprocessing
-from services.inference.preprocessing import PreprocessSpec
 
 logger = logging.getLogger(__name__)
 

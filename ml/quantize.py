@@ -26,13 +26,13 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from catdog.model import Classifier, ModelCard, card_path_for
+from catdog.preprocessing import PreprocessSpec
 from ml import non_pets
-from ml.card import DEFAULT_MODEL, NAME, VERSION, write_card
+from ml.card import DEFAULT_MODEL, LABELS, NAME, VERSION
 from ml.dataset import LabelledImage, list_labelled, load_tensor
 from ml.evaluate import evaluate, neither_check
 from ml.train import choose_pet_threshold, relative
-from services.inference.model import Classifier, ModelCard, card_path_for
-from services.inference.preprocessing import PreprocessSpec
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration_seed": args.seed,
     }
     # A first card so that Classifier accepts the file; threshold and validation follow.
-    write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
+    ModelCard.write(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8", labels=LABELS)
     classifier = Classifier(args.out, intra_op_threads=args.threads)
     training = evaluate(classifier, train_items)
     assert training.pet_score is not None
     assert training.pet_rank is not None
     fields["pet_threshold"] = choose_pet_threshold(training.pet_score, training.pet_rank)
-    write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
+    ModelCard.write(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8", labels=LABELS)
     classifier = Classifier(args.out, intra_op_threads=args.threads)
     validation = {}
     for root in roots:
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fields["neither_check"] = neither_check(
         classifier, [*non_pets.packaged(), non_pets.featureless()]
     )
-    write_card(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8")
+    ModelCard.write(args.out, fields, name=f"{NAME}_int8", version=f"{VERSION}-int8", labels=LABELS)
     print(f"model: {args.out}")
     print(f"pet_threshold: {fields['pet_threshold']} (float model: {float_card['pet_threshold']})")
     for name, figures in validation.items():

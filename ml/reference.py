@@ -10,7 +10,6 @@ compares with, and it is named in the card with its sha256.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -20,9 +19,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from catdog.model import Classifier, ModelCard, file_sha256, reference_path_for
 from ml.card import LABELS
 from ml.dataset import LabelledImage, list_labelled, load_tensor
-from services.inference.model import Classifier, card_path_for, file_sha256, reference_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +79,7 @@ def add_reference(model_path: Path, folders: Sequence[Path], *, rows: int, seed:
     classifier = Classifier(model_path)
     items = [item for folder in folders for item in list_labelled(folder, LABELS)]
     field = write_reference(classifier, items, rows=rows, seed=seed)
-    card_path = card_path_for(model_path)
-    card = json.loads(card_path.read_text())
-    card["drift_reference"] = field
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    return card_path
+    return ModelCard.add_fields(model_path, drift_reference=field)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -28,7 +28,8 @@ from typing import Any
 
 import psycopg
 
-from ml.card import LABELS, NAME, write_card
+from catdog.model import Classifier, ModelCard
+from ml.card import LABELS, NAME
 from ml.dataset import LabelledImage, fingerprint, list_labelled
 from ml.gate import TEST, compare
 from ml.reference import write_reference
@@ -46,7 +47,6 @@ from ml.train import (
 )
 from services.common.notify import send
 from services.feedback.export_photos import ExportSummary, export_photos
-from services.inference.model import Classifier
 from services.inference.registry import (
     VERSION_RULE,
     Registry,
@@ -225,7 +225,7 @@ def retrain(args: argparse.Namespace) -> dict[str, Any]:
     assert feedback.photos is not None
     fields = fitted.fields
     fields["parent"] = {"version": active.version, "name": active.name, "sha256": active.sha256}
-    write_card(out, fields, version=version)
+    ModelCard.write(out, fields, name=NAME, version=version, labels=LABELS)
 
     candidate = Classifier(out, intra_op_threads=args.threads)
     current = Classifier(active.path(store_dir), intra_op_threads=args.threads)
@@ -261,7 +261,7 @@ def retrain(args: argparse.Namespace) -> dict[str, Any]:
         fields["drift_reference"] = write_reference(
             candidate, [item for source in base for item in source.items], seed=args.seed
         )
-    write_card(out, fields, version=version)
+    ModelCard.write(out, fields, name=NAME, version=version, labels=LABELS)
 
     outcome: dict[str, Any] = {
         "registered": False,

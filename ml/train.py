@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from catdog.model import Classifier, ModelCard, not_cat_or_dog
 from ml import imagenet
-from ml.card import DEFAULT_MODEL, LABELS, SPEC, source_weights, write_card
+from ml.card import DEFAULT_MODEL, LABELS, NAME, SPEC, VERSION, source_weights
 from ml.dataset import LabelledImage, fingerprint, list_labelled
 from ml.sources import TrainingSource, base_source
-from services.inference.model import Classifier, not_cat_or_dog
 
 if TYPE_CHECKING:
+    from catdog.calibration import Reliability
     from ml.evaluate import Evaluation
-    from services.common.calibration import Reliability
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,7 @@ def fit_model(
     """
     import torch
 
+    from catdog.calibration import reliability
     from ml.backbone import (
         ARCHITECTURE,
         FEATURES,
@@ -215,7 +216,6 @@ def fit_model(
     from ml.features import FeatureSet, extract
     from ml.head import choose_l2, fit
     from ml.metrics import accuracy
-    from services.common.calibration import reliability
 
     make_deterministic(options.seed, options.threads)
     first, second = load_backbones()
@@ -376,9 +376,9 @@ def validate(
     temperature: float,
 ) -> Validation:
     """Evaluate the exported file exactly as the service will load and feed it."""
+    from catdog.calibration import reliability
     from ml.calibration import sigmoid
     from ml.evaluate import evaluate
-    from services.common.calibration import reliability
 
     figures_by_set: dict[str, Any] = {}
     evaluations: dict[str, Evaluation] = {}
@@ -431,7 +431,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     val_sets = {f"{root.name}/val": list_labelled(root / "val", LABELS) for root in roots}
     fitted = fit_model(sources, args.out, TrainingOptions.from_args(args))
     fields = fitted.fields
-    write_card(args.out, fields)
+    ModelCard.write(args.out, fields, name=NAME, version=VERSION, labels=LABELS)
 
     classifier = Classifier(args.out, intra_op_threads=args.threads)
     validation = validate(classifier, val_sets, roots, fitted.temperature)
@@ -445,7 +445,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         classifier, [item for source in sources for item in source.items], seed=args.seed
     )
     # The card's sha256 is of the ONNX file, which is unchanged: rewriting keeps it valid.
-    write_card(args.out, fields)
+    ModelCard.write(args.out, fields, name=NAME, version=VERSION, labels=LABELS)
     return fields
 
 

@@ -14,10 +14,12 @@ import pytest
 
 from deploy import dockerfile
 from deploy.settings_env import service_names, settings_class
-from services.common.serve import SERVICES
 from devstack.components import service_components
+from services.common.serve import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The project's own packages the images carry.
+IMAGE_PACKAGES = {"catdog", "services"}
 HADOLINT = Path(sys.executable).with_name("hadolint")
 STAGES = dockerfile.stages()
 
@@ -149,6 +151,7 @@ def test_build_context_holds_what_the_images_copy_and_nothing_private() -> None:
         assert (REPO_ROOT / source).exists(), source
         assert not _ignored(source.rstrip("/"), patterns), source
     assert not _ignored("services/inference/app.py", patterns)
+    assert not _ignored("catdog/model.py", patterns)
     for private in (
         ".env",
         ".venv/bin/python",
@@ -232,11 +235,12 @@ def test_code_in_the_image_imports_only_the_locked_runtime_dependencies() -> Non
     patterns = _dockerignore_patterns()
     image_code = [
         path
-        for path in (REPO_ROOT / "services").rglob("*.py")
+        for package in IMAGE_PACKAGES
+        for path in (REPO_ROOT / package).rglob("*.py")
         if not _ignored(str(path.relative_to(REPO_ROOT)), patterns)
     ]
     assert image_code
     for path in image_code:
-        for module in _top_level_imports(path) - set(sys.stdlib_module_names) - {"services"}:
+        for module in _top_level_imports(path) - set(sys.stdlib_module_names) - IMAGE_PACKAGES:
             owners = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
             assert owners & lock, f"{path.relative_to(REPO_ROOT)} imports {module}, not locked"

@@ -1,7 +1,7 @@
 """Our accuracy estimate and drift test next to NannyML's CBPE and Evidently's embedding drift.
 
 `python -m ml.anchors --data DIR [--extra-data DIR]` builds the windows (`ml.anchors.windows`),
-computes our side here with the functions the service runs (`services.inference.drift`),
+computes our side here with the functions the service runs (`catdog.drift`),
 hands the same windows to `.venv-anchors` for theirs (`ml.anchors.theirs`), and prints both
 side by side (`--json` for machines).
 """
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from catdog.drift import DEFAULT_PERMUTATIONS, estimate_accuracy, mmd_test
+from catdog.model import Classifier
 from ml import drift_check
 from ml.anchors import exchange as exchange_file
 from ml.anchors import windows as windows_module
 from ml.anchors.exchange import Exchange
 from ml.card import DEFAULT_MODEL
-from services.inference.drift import DEFAULT_PERMUTATIONS, estimate_accuracy, mmd_test
-from services.inference.model import Classifier
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANCHORS_PYTHON = REPO_ROOT / ".venv-anchors" / "bin" / "python"

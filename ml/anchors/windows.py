@@ -21,12 +21,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from catdog.model import Classifier
 from ml import drift_check
 from ml.anchors.exchange import UNLABELLED, Exchange, Window
 from ml.card import LABELS
 from ml.dataset import list_labelled
 from ml.evaluate import score_images
-from services.inference.model import Classifier
 
 AS_GIVEN = "as given"
 NON_PETS = "non-pet photos"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.inference.images import ImageLimits, load_image
-from services.inference.model import Classifier, ModelCard, card_path_for
-from services.inference.preprocessing import PreprocessSpec, preprocess
+from catdog.images import ImageLimits, load_image
+from catdog.model import Classifier, ModelCard, card_path_for
+from catdog.preprocessing import PreprocessSpec, preprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = REPO_ROOT / "models" / "cat_dog_classifier.onnx"

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catdog.model import Classifier
 from ml.anchors import compare
 from ml.anchors.exchange import UNLABELLED, Exchange, Window, load, save
 from ml.anchors.windows import AS_GIVEN, NON_PETS
 from ml.tests.conftest import dataset_folder
-from services.inference.model import Classifier
 
 SHIFTS = ("blurred", "dark")  # one that costs accuracy, one that costs none
 REPEATS = 10

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from catdog.drift import estimate_accuracy, mmd_test
+from catdog.model import Classifier
 from ml import drift_check
 from ml.card import LABELS
 from ml.dataset import list_labelled
 from ml.evaluate import evaluate
 from ml.tests.conftest import dataset_folder
-from services.inference.drift import estimate_accuracy, mmd_test
-from services.inference.model import Classifier
 
 ALPHA = 0.01
 PERMUTATIONS = 200

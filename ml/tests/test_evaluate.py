@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catdog.model import not_cat_or_dog
 from ml import synthetic
 from ml.evaluate import main as evaluate_main
 from ml.metrics import confusion_matrix, per_class, summary
 from ml.tests.conftest import REPO_ROOT
 from ml.train import PET_FLAG_BUDGET, PET_RANK_LIMIT, choose_pet_threshold, class_sum_predictions
-from services.inference.model import not_cat_or_dog
 
 
 def test_confusion_matrix_and_per_class_figures() -> None:

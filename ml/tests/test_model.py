@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
+from catdog.model import Classifier, ModelCard, card_path_for, file_sha256
+from catdog.preprocessing import PreprocessSpec, preprocess
 from ml import non_pets, synthetic
 from ml.card import LABELS, SPEC
 from ml.evaluate import score_images
-from services.inference.model import Classifier, ModelCard, card_path_for, file_sha256
-from services.inference.preprocessing import PreprocessSpec, preprocess
 
 
 def test_card_describes_the_committed_file(model_file: Path, card: ModelCard) -> None:

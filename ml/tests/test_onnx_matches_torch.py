@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catdog.model import Classifier
+from catdog.preprocessing import PreprocessSpec, preprocess
 from ml import synthetic
 from ml.tests.conftest import TORCH_MISSING
-from services.inference.model import Classifier
-from services.inference.preprocessing import PreprocessSpec, preprocess
 
 torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 pytest.importorskip("efficientnet_lite_pytorch", reason=TORCH_MISSING)

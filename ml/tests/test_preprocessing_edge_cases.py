@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catdog.images import ImageLimits, ImageTooLarge, load_image
+from catdog.preprocessing import PreprocessSpec, preprocess, to_rgb
 from ml.dataset import load_tensor
 from ml.tests.conftest import encode, to_pixels
-from services.inference.images import ImageLimits, ImageTooLarge, load_image
-from services.inference.preprocessing import PreprocessSpec, preprocess, to_rgb
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

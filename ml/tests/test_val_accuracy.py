@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from catdog.model import Classifier, card_path_for
 from ml.dataset import fingerprint, list_labelled
 from ml.evaluate import Evaluation, evaluate
 from ml.tests.conftest import dataset_folder
-from services.inference.model import Classifier, card_path_for
 
 # (environment variable, card key, lowest accuracy, lowest per-class recall)
 SETS = {

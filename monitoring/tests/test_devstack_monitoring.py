@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.monitoring import run_tool
 from devstack import monitoring as local
+from harness.monitoring import run_tool
 from services.common.settings import DEV_NOTIFIER_TOKEN
 
 

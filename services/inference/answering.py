@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import numpy as np
 from fastapi import HTTPException, Request
 
+from catdog.images import ImageRejected, ImageTooLarge, UnsupportedImage
 from services.inference import metrics
 from services.inference.canary import CallCounts
-from services.inference.images import ImageRejected, ImageTooLarge, UnsupportedImage
 from services.inference.lineup import Lineup, LineupManager
 from services.inference.predictor import Prediction, Predictor
 from services.inference.shadow import ShadowScorer, ShadowWork

@@ -13,15 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
+from catdog.images import ImageLimits
+from catdog.model import Classifier
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.notify import announce_start, cancel
 from services.common.web import DEFAULT_CSP, create_service_app
 from services.inference import metrics, open_inference
 from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
-from services.inference.images import ImageLimits
 from services.inference.lineup import LineupManager
-from services.inference.model import Classifier
 from services.inference.model_watch import ModelWatch, WatchPolicy
 from services.inference.open_inference import ProtocolError, protocol_error
 from services.inference.registry import Registry

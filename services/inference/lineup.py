@@ -23,10 +23,10 @@ from typing import Literal
 import asyncpg
 import psycopg
 
+from catdog.images import ImageLimits
+from catdog.model import Classifier, ModelError
 from services.common.db import CONNECTION_ERRORS, Database
 from services.inference import metrics
-from services.inference.images import ImageLimits
-from services.inference.model import Classifier, ModelError
 from services.inference.predictor import Predictor
 from services.inference.registry import (
     REGISTRY_CHANNEL,

@@ -24,11 +24,11 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from services.common.calibration import reliability
+from catdog.calibration import reliability
+from catdog.drift import estimate_accuracy, mmd_test
 from services.common.db import CONNECTION_ERRORS, Database
 from services.common.feedback_truth import TRUTH_SQL
 from services.inference import metrics
-from services.inference.drift import estimate_accuracy, mmd_test
 from services.inference.lineup import LineupManager
 from services.inference.predictor import Predictor
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from catdog.images import ImageLimits, load_image
+from catdog.model import Classifier, Scores
+from catdog.preprocessing import preprocess
 from services.inference import metrics
-from services.inference.images import ImageLimits, load_image
-from services.inference.model import Classifier, Scores
-from services.inference.preprocessing import preprocess
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from services.common.notify import Level
-from services.inference.model import (
+from catdog.model import (
     ModelCard,
     ModelError,
     card_path_for,
@@ -40,6 +39,7 @@ from services.inference.model import (
     load_reference,
     reference_path_for,
 )
+from services.common.notify import Level
 
 Role = Literal["registered", "active", "shadow", "canary", "retired"]
 SERVING_ROLES: tuple[Role, ...] = ("active", "shadow", "canary")

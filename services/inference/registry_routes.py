@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
+from catdog.model import card_path_for, reference_path_for
 from services.common.auth import bearer_token_dependency
 from services.common.notify import send_in_background
 from services.inference.lineup import LineupManager
-from services.inference.model import card_path_for, reference_path_for
 from services.inference.registry import Registry, RegistryError, RoleChange, announcement
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from catdog.model import CPU_PROVIDER, provider_name
 from services.common.settings import ServiceSettings
-from services.inference.model import CPU_PROVIDER, provider_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,6 +186,16 @@ class Settings(RegistrySettings):
         if any(char in value for char in " \t\n;,'\"<>"):
             raise ValueError("must be a plain URL without spaces, quotes or separators")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _permutations_can_reach_alpha(self) -> Settings:
+        # The smallest permutation p-value is 1 / (permutations + 1).
+        if self.drift_alpha * (self.drift_permutations + 1) <= 1:
+            raise ValueError(
+                f"DRIFT_PERMUTATIONS={self.drift_permutations} can never give a p-value under "
+                f"DRIFT_ALPHA={self.drift_alpha}: use more than {1 / self.drift_alpha - 1:.0f}"
+            )
+        return self
 
     @property
     def feedback_origin(self) -> str:

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from catdog.images import ImageRejected
 from services.inference import metrics
-from services.inference.images import ImageRejected
 from services.inference.predictor import Predictor
 from services.inference.writer import PredictionWriter, ShadowRow
 

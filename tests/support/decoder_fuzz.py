@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from services.inference.images import ImageLimits, ImageRejected, load_image
-from services.inference.preprocessing import PreprocessSpec, preprocess
+from catdog.images import ImageLimits, ImageRejected, load_image
+from catdog.preprocessing import PreprocessSpec, preprocess
 from tests.support.images import encode, odd_images
 
 SPEC = PreprocessSpec()

@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from services.inference.model import file_sha256
-from services.inference.preprocessing import PreprocessSpec
+from catdog.model import file_sha256
+from catdog.preprocessing import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_shorter=64, crop=56)
 

@@ -13,9 +13,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from pydantic import ValidationError
 
+from catdog.model import Classifier
 from services.inference.app import create_app
-from services.inference.model import Classifier
 from services.inference.model_watch import WatchPolicy, figures
 from services.inference.settings import REPO_ROOT, Settings
 from tests.support.images import encode
@@ -153,3 +154,8 @@ def test_a_model_without_a_reference_gets_estimates_but_no_drift_figure() -> Non
     assert row["drift_p_value"] is None and row["reference_size"] is None
     assert row["estimated_accuracy"] == pytest.approx(0.9)
     assert classifier.reference is not None and classifier.reference.shape == (1000, 1280)
+
+
+def test_too_few_permutations_to_reach_the_level_are_refused_at_start(database_url: str) -> None:
+    with pytest.raises(ValidationError, match="DRIFT_PERMUTATIONS=50 can never"):
+        Settings(database_url=database_url, drift_permutations=50, drift_alpha=0.01)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.inference.model import CPU_PROVIDER, Classifier, available_providers
+from catdog.model import CPU_PROVIDER, Classifier, available_providers
 from services.inference.settings import Settings
 
 

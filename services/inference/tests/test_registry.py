@@ -12,8 +12,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from catdog.model import file_sha256, reference_path_for
 from services.inference import registry_cli
-from services.inference.model import file_sha256, reference_path_for
 from services.inference.registry import (
     InvalidModel,
     Registry,

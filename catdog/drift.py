@@ -76,8 +76,20 @@ def mmd_test(
     observed = float(scores[0])
     null = scores[1:]
     p_value = float((1 + np.count_nonzero(null >= observed)) / (permutations + 1))
-    threshold = float(np.quantile(null, 1.0 - alpha))
-    return DriftResult(observed, threshold, p_value, n, m)
+    return DriftResult(observed, critical_score(null, alpha), p_value, n, m)
+
+
+def critical_score(null: np.ndarray, alpha: float) -> float:
+    """The score a window must exceed for its permutation p-value to be under `alpha`.
+
+    p = (1 + c) / (B + 1) with c the null scores at or above the window's, so p < alpha exactly
+    when c <= K = ceil(alpha (B + 1)) - 2, that is when the score beats the (K + 1)-th largest
+    null score. An interpolated quantile would disagree with the p-value near the boundary.
+    """
+    most_beaten = math.ceil(alpha * (len(null) + 1)) - 2
+    if most_beaten < 0:
+        return math.inf  # too few permutations to ever reach alpha
+    return float(np.sort(null)[::-1][most_beaten])
 
 
 def _mmd2(kernel: np.ndarray, members: np.ndarray, n: int, m: int) -> np.ndarray:

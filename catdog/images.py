@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from services.inference.preprocessing import PreprocessSpec, request_draft
+from catdog.preprocessing import PreprocessSpec, request_draft
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"})
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from services.inference.preprocessing import PreprocessSpec
+from catdog.preprocessing import PreprocessSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,40 @@ class ModelCard:
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelError(f"model card {path} is unreadable: {error}") from error
+
+    @staticmethod
+    def write(
+        model_path: Path,
+        fields: dict[str, Any],
+        *,
+        name: str,
+        version: str,
+        labels: Sequence[str],
+    ) -> Path:
+        """Write the card beside `model_path`, with the file's sha256; return the card's path.
+
+        `fields` is everything else the card holds (preprocessing, outputs, figures…), as
+        `load` and the rest of the project read it from `raw`.
+        """
+        card = {
+            "name": name,
+            "version": version,
+            "sha256": file_sha256(model_path),
+            "labels": list(labels),
+            **fields,
+        }
+        path = card_path_for(model_path)
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        logger.info("wrote %s", path)
+        return path
+
+    @staticmethod
+    def add_fields(model_path: Path, **fields: Any) -> Path:
+        """Add or replace top-level fields of an existing card (its sha256 stays the file's)."""
+        path = card_path_for(model_path)
+        card = {**json.loads(path.read_text()), **fields}
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        return path
 
     def is_cat_or_dog(self, scores: Scores) -> np.ndarray:
         """The card's "shows a cat or a dog" rule, per row (always true without a pet_score)."""
