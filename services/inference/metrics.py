@@ -130,7 +130,7 @@ DRIFT_SCORE = _watch_gauge(
 )
 DRIFT_THRESHOLD = _watch_gauge(
     "cv_embedding_drift_threshold",
-    "The drift score above which the window differs at DRIFT_ALPHA (permutation quantile).",
+    "The drift score a window must exceed for its permutation p-value to be under DRIFT_ALPHA.",
 )
 DRIFT_P_VALUE = _watch_gauge(
     "cv_embedding_drift_p_value",
