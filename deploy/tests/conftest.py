@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from deploy import compose
+from deploy.tests import compose_file as compose
 
 # Real-looking values for the secrets `.env.example` leaves as placeholders, so the settings
 # validators (which refuse placeholders outside DEV_MODE) see what an operator would give them.

@@ -16,8 +16,10 @@ import jsonschema
 import pytest
 import yaml
 
-from deploy import compose, dockerfile
-from deploy.settings_env import (
+from deploy.tests import compose_file as compose
+from deploy.tests import dockerfile
+from deploy.tests.conftest import TEST_SECRETS
+from deploy.tests.settings_env import (
     EnvVar,
     all_env_vars,
     env_vars,
@@ -25,7 +27,6 @@ from deploy.settings_env import (
     service_names,
     settings_class,
 )
-from deploy.tests.conftest import TEST_SECRETS
 from services.common.serve import SERVICES
 from services.common.settings import PLACEHOLDER_SECRETS, ServiceSettings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import dockerfile
-from deploy.settings_env import service_names, settings_class
+from deploy.tests import dockerfile
+from deploy.tests.settings_env import service_names, settings_class
 from devstack.components import service_components
 from services.common.serve import SERVICES
 
@@ -188,8 +188,8 @@ def test_health_check_script_reports_a_live_and_a_stopped_service(
 
 
 def test_image_model_is_where_the_settings_and_deployments_look() -> None:
-    from deploy import compose
     from deploy.k8s import kustomize
+    from deploy.tests import compose_file as compose
 
     default = settings_class("inference").model_fields["model_path"].default
     relative = Path(default).relative_to(REPO_ROOT)

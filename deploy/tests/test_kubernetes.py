@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy import dockerfile
 from deploy.k8s import generate, kustomize
-from deploy.settings_env import env_vars, process_env_vars, service_names, settings_class
+from deploy.tests import dockerfile
+from deploy.tests.settings_env import env_vars, process_env_vars, service_names, settings_class
 from services.common.serve import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

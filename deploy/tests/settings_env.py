@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 
 from services.common.settings import ServiceSettings, documented_names
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES_DIR = REPO_ROOT / "services"
 
 
