@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import asyncpg
@@ -27,6 +28,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.PostgresConnectionError,
 )
+# Everything PostgreSQL, or the way to it, can raise: what background loops survive.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached or cannot serve the schema right now: retry later."""
 
 
 class Database:
@@ -101,13 +108,44 @@ class Database:
         try:
             async with self.pool.acquire(timeout=self._connect_timeout_s) as connection:
                 await connection.fetchval("SELECT 1", timeout=self._connect_timeout_s)
-        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+        except DATABASE_ERRORS as error:
             # A server that answers but refuses us (database missing, auth) is down for us too;
             # the service keeps running so that fixing the configuration needs no restart.
             self.mark(False, reason=repr(error))
         else:
             self.mark(True)
         return self._connected
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Run queries; a failure of PostgreSQL becomes `DatabaseUnavailable`, success marks it up.
+
+        A lost connection also marks the database down, so that readiness and
+        `cv_database_connected` follow at once rather than at the next probe.
+        """
+        try:
+            yield
+        except CONNECTION_ERRORS as error:
+            self.mark(False, reason=repr(error))
+            raise DatabaseUnavailable("the database is unreachable") from error
+        except asyncpg.PostgresError as error:
+            # e.g. the schema is not migrated yet: an operational state, not the caller's fault.
+            # The class and SQLSTATE only: a message may quote a row, and rows are personal.
+            logger.error(
+                "database refused a query",
+                extra={"error": type(error).__name__, "sqlstate": error.sqlstate},
+            )
+            raise DatabaseUnavailable("the database cannot serve this request") from error
+        self.mark(True)
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self, *, acquire_timeout_s: float | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection under `guard()`: its queries fail as `DatabaseUnavailable`."""
+        with self.guard():
+            async with self.pool.acquire(timeout=acquire_timeout_s) as connection:
+                yield connection
 
     def mark(self, connected: bool, *, reason: str = "") -> None:
         """Record reachability, e.g. after a query failed for a connection error."""

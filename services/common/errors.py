@@ -1,7 +1,13 @@
-"""One error body everywhere: `{"detail": "<readable message>"}`, plus the field errors on 422."""
+"""One error body everywhere: `{"detail": "<readable message>"}`, plus the field errors on 422.
+
+Core code raises the domain errors below (and `DatabaseUnavailable`); the handlers that
+`install_error_handlers` registers once per app are the only place they become statuses.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,11 +15,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.common.db import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+DEFAULT_UNAVAILABLE_DETAIL = "the database is unavailable: nothing was recorded, retry shortly"
+
 
 class ErrorBody(BaseModel):
     """What every 4xx and 5xx response carries."""
 
     detail: str
+
+
+class NotFound(Exception):
+    """What the request names does not exist; the message is the 404's detail."""
+
+
+class InvalidInput(Exception):
+    """The request is well-formed but cannot be accepted as it is; the message is the 422's."""
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -76,7 +97,38 @@ def _document_validation_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Make validation errors read as one sentence while keeping the structured list."""
+def _detail(status: int) -> Handler:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handler
+
+
+def _unavailable(detail: str, retry_after_s: int) -> Handler:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        # Our own message and the cause's class: a driver message may quote a personal row.
+        logger.warning(
+            "request refused: database unavailable",
+            extra={"error": str(exc), "cause": type(exc.__cause__).__name__},
+        )
+        return JSONResponse(
+            {"detail": detail}, status_code=503, headers={"Retry-After": str(retry_after_s)}
+        )
+
+    return handler
+
+
+def install_error_handlers(
+    app: FastAPI,
+    *,
+    unavailable_detail: str = DEFAULT_UNAVAILABLE_DETAIL,
+    unavailable_retry_after_s: int = 5,
+) -> None:
+    """Map the domain errors to statuses; validation errors read as one sentence too."""
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(NotFound, _detail(404))
+    app.add_exception_handler(InvalidInput, _detail(422))
+    app.add_exception_handler(
+        DatabaseUnavailable, _unavailable(unavailable_detail, unavailable_retry_after_s)
+    )
     _document_validation_errors(app)

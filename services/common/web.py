@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
 
-from services.common.errors import install_error_handlers
+from services.common.errors import DEFAULT_UNAVAILABLE_DETAIL, install_error_handlers
 from services.common.health import ReadinessCheck, health_router
 from services.common.logs import configure_logging
 from services.common.metrics import install_metrics
@@ -35,12 +35,23 @@ def create_service_app(
     body_idle_timeout_s: float = 15.0,
     body_total_timeout_s: float = 60.0,
     content_security_policy: str = DEFAULT_CSP,
+    unavailable_detail: str = DEFAULT_UNAVAILABLE_DETAIL,
+    unavailable_retry_after_s: int = 5,
 ) -> FastAPI:
-    """Wire one service; routers and lifespan are the service's own."""
+    """Wire one service; routers and lifespan are the service's own.
+
+    Routes raise domain errors and never translate them: `DatabaseUnavailable` answers 503
+    with `unavailable_detail` and `Retry-After: unavailable_retry_after_s`, `NotFound` 404,
+    `InvalidInput` 422.
+    """
     configure_logging(settings.log_level)
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(
+        app,
+        unavailable_detail=unavailable_detail,
+        unavailable_retry_after_s=unavailable_retry_after_s,
+    )
     app.include_router(health_router(readiness, required=required))
     for router in routers:
         app.include_router(router)
