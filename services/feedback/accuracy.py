@@ -10,8 +10,9 @@ import asyncio
 import logging
 import math
 
+from services.common.db import DatabaseUnavailable
 from services.feedback import metrics
-from services.feedback.repository import DatabaseUnavailable, FeedbackRepository
+from services.feedback.repository import FeedbackRepository
 
 logger = logging.getLogger(__name__)
 

@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
         required=("database",),
         max_body_bytes=16 * 1024,
+        unavailable_retry_after_s=settings.retry_after_s,
     )
     # Added last, so outermost: preflights are answered and 4xx/5xx carry the CORS headers
     # the page needs to read them.

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import Database
+from services.common.errors import InvalidInput, NotFound
 from services.feedback import metrics
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -25,15 +23,11 @@ _FIRST_PAUSE_S = 0.02
 SATISFACTION_SCORE = {"satisfied": 1, "unsatisfied": 0}
 
 
-class PredictionNotFound(Exception):
+class PredictionNotFound(NotFound):
     """No prediction has this id (after waiting for a write in flight)."""
 
 
-class DatabaseUnavailable(Exception):
-    """PostgreSQL cannot be reached or cannot serve the schema right now: retry later."""
-
-
-class ContradictoryFeedback(Exception):
+class ContradictoryFeedback(InvalidInput):
     """The true label contradicts the verdict (e.g. "satisfied" but another class)."""
 
 
@@ -134,7 +128,7 @@ def check_consistent(feedback: Feedback, predicted: str) -> None:
 
 
 class FeedbackRepository:
-    """Every query of the service; connectivity failures become `DatabaseUnavailable`."""
+    """Every query of the service; PostgreSQL's failures come out as `DatabaseUnavailable`."""
 
     def __init__(
         self, database: Database, *, wait_for_prediction_s: float, acquire_timeout_s: float
@@ -143,22 +137,8 @@ class FeedbackRepository:
         self._wait_s = wait_for_prediction_s
         self._acquire_timeout_s = acquire_timeout_s
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            async with self._database.pool.acquire(timeout=self._acquire_timeout_s) as connection:
-                yield connection
-        except CONNECTION_ERRORS as error:
-            self._database.mark(False, reason=repr(error))
-            raise DatabaseUnavailable("the database is unreachable") from error
-        except asyncpg.PostgresError as error:
-            # e.g. the schema is not migrated yet: an operational state, not the caller's fault.
-            # The class and SQLSTATE only: a message may quote a row, and rows are personal.
-            logger.error(
-                "database refused a query",
-                extra={"error": type(error).__name__, "sqlstate": error.sqlstate},
-            )
-            raise DatabaseUnavailable("the database cannot serve this request") from error
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return self._database.connection(acquire_timeout_s=self._acquire_timeout_s)
 
     async def _until_present(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run `attempt` until it stops raising `_Missing` or the wait runs out.
@@ -176,7 +156,9 @@ class FeedbackRepository:
                     metrics.PREDICTION_WAITS.inc()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise PredictionNotFound("no prediction has this id") from None
+                    raise PredictionNotFound(
+                        "no prediction has this id (it may have been erased or purged)"
+                    ) from None
                 await asyncio.sleep(min(pause, remaining))
                 pause = min(pause * 2, 0.25)
 

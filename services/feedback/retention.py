@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import Database, DatabaseUnavailable
 from services.feedback import metrics
-from services.feedback.repository import DatabaseUnavailable, purge_older_than, purge_tombstones
+from services.feedback.repository import purge_older_than, purge_tombstones
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +77,13 @@ async def count_expired(connection: asyncpg.Connection, *, days: int) -> int:
 
 
 async def purge_with_pool(database: Database, *, days: int, batch_size: int) -> PurgeResult:
-    """One purge on a pooled connection; failures to reach PostgreSQL are counted and raised."""
+    """One purge on a pooled connection; a failed one is counted and raised."""
     try:
-        async with database.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as connection:
+        async with database.connection(acquire_timeout_s=_ACQUIRE_TIMEOUT_S) as connection:
             return await purge(connection, days=days, batch_size=batch_size)
-    except CONNECTION_ERRORS as error:
-        database.mark(False, reason=repr(error))
+    except DatabaseUnavailable:
         metrics.RETENTION_RUNS.labels(outcome="failure").inc()
-        raise DatabaseUnavailable("the database is unreachable") from error
-    except asyncpg.PostgresError as error:
-        metrics.RETENTION_RUNS.labels(outcome="failure").inc()
-        logger.exception("retention purge failed")
-        raise DatabaseUnavailable("the database refused the purge") from error
+        raise
 
 
 async def run_forever(database: Database, *, days: int, batch_size: int, interval_s: float) -> None:

@@ -14,13 +14,7 @@ from services.common.auth import bearer_token_dependency
 from services.common.errors import ErrorBody
 from services.common.ratelimit import RateLimiter
 from services.feedback import metrics, retention
-from services.feedback.repository import (
-    ContradictoryFeedback,
-    DatabaseUnavailable,
-    Feedback,
-    FeedbackRepository,
-    PredictionNotFound,
-)
+from services.feedback.repository import Feedback, FeedbackRepository, PredictionNotFound
 from services.feedback.schemas import (
     AdminFeedbackPage,
     EmbeddingRecord,
@@ -32,8 +26,6 @@ from services.feedback.schemas import (
     PurgeOut,
 )
 from services.feedback.settings import Settings
-
-NOT_FOUND = "no prediction has this id (it may have been erased or purged)"
 
 
 def get_repository(request: Request) -> FeedbackRepository:
@@ -75,14 +67,6 @@ def _too_many(route: str, wait_s: int) -> HTTPException:
     )
 
 
-def _unavailable(settings: Settings) -> HTTPException:
-    return HTTPException(
-        503,
-        "the database is unavailable: nothing was recorded, retry shortly",
-        headers={"Retry-After": str(settings.retry_after_s)},
-    )
-
-
 def _limit(limiter: RateLimiter, request: Request, route: str) -> None:
     wait_s = limiter.acquire(client_key(request))
     if wait_s:
@@ -98,7 +82,6 @@ async def post_feedback(
     request: Request,
     repository: RepositoryDep,
     limiter: LimiterDep,
-    settings: SettingsDep,
 ) -> FeedbackOut:
     """Record a verdict on a prediction; the latest one wins, kept only with consent."""
     # Feedback is the hot path, so only misses spend from the limiter: guessing ids does.
@@ -116,11 +99,7 @@ async def post_feedback(
         )
     except PredictionNotFound:
         limiter.acquire(client_key(request))
-        raise HTTPException(404, NOT_FOUND) from None
-    except ContradictoryFeedback as error:
-        raise HTTPException(422, str(error)) from None
-    except DatabaseUnavailable:
-        raise _unavailable(settings) from None
+        raise
     metrics.FEEDBACK.labels(satisfaction=body.satisfaction).inc()
     metrics.CONSENT.labels(consent="given" if body.rgpd_consent else "refused").inc()
     if outcome.previous is not None:
@@ -140,12 +119,7 @@ async def get_prediction(
 ) -> PredictionExport:
     """Everything stored about a prediction, photo included (RGPD right of access)."""
     _limit(limiter, request, "/predictions/{prediction_id}")
-    try:
-        row = await repository.export(prediction_id)
-    except PredictionNotFound:
-        raise HTTPException(404, NOT_FOUND) from None
-    except DatabaseUnavailable:
-        raise _unavailable(settings) from None
+    row = await repository.export(prediction_id)
     metrics.ACCESS_REQUESTS.inc()
     feedback = (
         FeedbackRecord(
@@ -205,16 +179,10 @@ async def delete_prediction(
     request: Request,
     repository: RepositoryDep,
     limiter: LimiterDep,
-    settings: SettingsDep,
 ) -> Response:
     """Erase a prediction with its photo and feedback (RGPD right to erasure)."""
     _limit(limiter, request, "/predictions/{prediction_id}")
-    try:
-        await repository.erase(prediction_id)
-    except PredictionNotFound:
-        raise HTTPException(404, NOT_FOUND) from None
-    except DatabaseUnavailable:
-        raise _unavailable(settings) from None
+    await repository.erase(prediction_id)
     metrics.ERASURES.inc()
     return Response(status_code=204)
 
@@ -231,29 +199,22 @@ def admin_router(token: str | None) -> APIRouter:
     @admin.get("/feedback", response_model=AdminFeedbackPage)
     async def export_feedback(
         repository: RepositoryDep,
-        settings: SettingsDep,
         after: Annotated[uuid.UUID | None, Query(description="Last id of the page before.")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> AdminFeedbackPage:
         """Bulk export of the stored (consented) feedback, in pages."""
-        try:
-            records = await repository.export_feedback_page(after, limit)
-        except DatabaseUnavailable:
-            raise _unavailable(settings) from None
+        records = await repository.export_feedback_page(after, limit)
         next_after = records[-1]["prediction_id"] if len(records) == limit else None
         return AdminFeedbackPage(records=records, next_after=next_after)
 
     @admin.post("/retention/purge", response_model=PurgeOut)
     async def purge_now(request: Request, settings: SettingsDep) -> PurgeOut:
         """Run the retention purge now."""
-        try:
-            result = await retention.purge_with_pool(
-                request.app.state.database,
-                days=settings.retention_days,
-                batch_size=settings.retention_batch_size,
-            )
-        except DatabaseUnavailable:
-            raise _unavailable(settings) from None
+        result = await retention.purge_with_pool(
+            request.app.state.database,
+            days=settings.retention_days,
+            batch_size=settings.retention_batch_size,
+        )
         return PurgeOut(purged=result.purged, cutoff=result.cutoff, skipped=result.skipped)
 
     return admin
