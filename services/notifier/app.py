@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # The largest Alertmanager group we expect (thousands of alerts with long annotations).
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# Alertmanager retries on 5xx; this tells other clients when to.
+RETRY_AFTER_S = 5
 
 
 @contextlib.asynccontextmanager
@@ -78,4 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
         required=("database",),
         max_body_bytes=MAX_BODY_BYTES,
+        unavailable_detail="the notification could not be queued (database unavailable); "
+        "retry later",
+        unavailable_retry_after_s=RETRY_AFTER_S,
     )

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from services.common.errors import InvalidInput
 from services.notifier.formatting import OutboundMessage
 
 T = TypeVar("T")
@@ -92,6 +93,10 @@ DELETE FROM notifier_dedup WHERE last_queued_at < now() - make_interval(secs => 
 """
 
 
+class UnstorableText(InvalidInput):
+    """Text PostgreSQL cannot store, e.g. a NUL character."""
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A message reserved for one sender until its lease ends."""
@@ -131,27 +136,33 @@ class Outbox:
         `candidates` are (item, dedup key) pairs (key "" means never a duplicate) and `render`
         turns the kept pairs into `OutboundMessage`s. Returns (messages queued, duplicates).
         """
-        async with self._pool.acquire() as connection, connection.transaction():
-            # Sorted, so that concurrent requests lock shared keys in the same order.
-            keys = sorted({key for _, key in candidates if key})
-            new = {
-                row["dedup_key"]
-                for row in await connection.fetch(_CLAIM_KEYS, keys, self._dedup_window_s)
-            }
-            kept: list[tuple[T, str]] = []
-            for item, key in candidates:
-                if not key or key in new:
-                    kept.append((item, key))
-                    # The same key twice in one request is one item.
-                    new.discard(key)
-            messages = render(kept) if kept else []
-            await connection.executemany(
-                _INSERT,
-                [
-                    (group_key, message.route, source, json.dumps(message.payload))
-                    for message in messages
-                ],
-            )
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                # Sorted, so that concurrent requests lock shared keys in the same order.
+                keys = sorted({key for _, key in candidates if key})
+                new = {
+                    row["dedup_key"]
+                    for row in await connection.fetch(_CLAIM_KEYS, keys, self._dedup_window_s)
+                }
+                kept: list[tuple[T, str]] = []
+                for item, key in candidates:
+                    if not key or key in new:
+                        kept.append((item, key))
+                        # The same key twice in one request is one item.
+                        new.discard(key)
+                messages = render(kept) if kept else []
+                await connection.executemany(
+                    _INSERT,
+                    [
+                        (group_key, message.route, source, json.dumps(message.payload))
+                        for message in messages
+                    ],
+                )
+        except asyncpg.DataError as error:
+            # Retrying cannot help: the text itself cannot be stored.
+            raise UnstorableText(
+                "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
+            ) from error
         return len(messages), len(candidates) - len(kept)
 
     async def claim(self, owner: str, *, lease_s: float, limit: int = 1) -> list[Claimed]:

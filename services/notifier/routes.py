@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar
 
-import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from services.common.auth import bearer_token, token_matches
-from services.common.db import CONNECTION_ERRORS, Database, DatabaseDep
+from services.common.db import Database, DatabaseDep
 from services.common.errors import ErrorBody
 from services.notifier import metrics
 from services.notifier.delivery import Dispatcher
@@ -25,11 +23,7 @@ from services.notifier.outbox import Outbox
 from services.notifier.schemas import AlertmanagerAlert, AlertmanagerWebhook, Notification, Queued
 from services.notifier.settings import Settings
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Alertmanager retries on 5xx; this tells other clients when to.
-RETRY_AFTER_S = 5
 
 
 def get_settings(request: Request) -> Settings:
@@ -82,15 +76,6 @@ def alert_dedup_key(group_key: str, alert: AlertmanagerAlert) -> str:
     started = alert.starts_at.isoformat() if alert.starts_at else ""
     identity = "\x00".join((group_key, alert.identity(), alert.status, started))
     return "am:" + hashlib.sha256(identity.encode()).hexdigest()
-
-
-def _not_queued(error: BaseException) -> HTTPException:
-    logger.warning("message not queued: database unavailable", extra={"error": repr(error)})
-    return HTTPException(
-        503,
-        "the notification could not be queued (database unavailable); retry later",
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
 
 
 @router.post("/alertmanager", status_code=202)
@@ -148,21 +133,10 @@ async def _enqueue(
     candidates: Sequence[tuple[T, str]],
     render: Callable[[list[tuple[T, str]]], list[OutboundMessage]],
 ) -> tuple[int, int]:
-    """Commit to the outbox or answer 503; wake the sender when something new was queued."""
+    """Commit to the outbox; wake the sender when something new was queued."""
     outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
-    try:
+    with database.guard():
         queued, duplicates = await outbox.enqueue(group_key, source, candidates, render)
-    except CONNECTION_ERRORS as error:
-        database.mark(False, reason=repr(error))
-        raise _not_queued(error) from None
-    except asyncpg.exceptions.DataError:
-        # Retrying cannot help: the text itself (e.g. a NUL character) cannot be stored.
-        raise HTTPException(
-            422, "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
-        ) from None
-    except asyncpg.PostgresError as error:
-        raise _not_queued(error) from None
-    database.mark(True)
     metrics.QUEUED.labels(source).inc(queued)
     metrics.DUPLICATES.labels(source).inc(duplicates)
     if queued:
