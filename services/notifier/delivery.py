@@ -10,9 +10,7 @@ import random
 import uuid
 from collections.abc import Callable
 
-import asyncpg
-
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import DATABASE_ERRORS, Database, DatabaseUnavailable
 from services.notifier import metrics
 from services.notifier.discord import (
     ConfigError,
@@ -82,7 +80,7 @@ class Dispatcher:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             await asyncio.wait_for(self.outbox.release_all(self.owner), 3)
 
     async def deliver_once(self) -> bool:
@@ -96,18 +94,12 @@ class Dispatcher:
     async def _deliver_forever(self) -> None:
         while True:
             try:
-                worked = await self.deliver_once()
-            except CONNECTION_ERRORS as error:
-                self._database.mark(False, reason=repr(error))
+                # Idling asks the outbox when work is due, so it fails like a delivery does.
+                with self._database.guard():
+                    if not await self.deliver_once():
+                        await self._idle()
+            except DatabaseUnavailable:
                 await self._database.wait_for_change(self._settings.delivery_poll_s)
-                continue
-            except asyncpg.PostgresError as error:
-                # e.g. the schema is not migrated yet: keep trying, say so.
-                logger.error("outbox unavailable", extra={"error": repr(error)})
-                await asyncio.sleep(self._settings.delivery_poll_s)
-                continue
-            if not worked:
-                await self._idle()
 
     async def _idle(self) -> None:
         pause = self._settings.delivery_poll_s
@@ -223,7 +215,7 @@ class Dispatcher:
                 if since_prune >= _PRUNE_EVERY_S:
                     await self.outbox.prune(self._settings.outbox_retention_days)
                     since_prune = 0.0
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+            except DATABASE_ERRORS as error:
                 logger.debug("outbox statistics unavailable", extra={"error": repr(error)})
             await asyncio.sleep(self._settings.stats_interval_s)
             since_prune += self._settings.stats_interval_s
