@@ -175,6 +175,8 @@ class Request:
     status: int
     at: float
     wait: bool
+    # Discord posts into (and edits within) a thread only when the URL names it.
+    thread_id: str | None = None
 
 
 @dataclass
@@ -238,8 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not match:
             self._reply(404, {"message": "404: Not Found", "code": 0})
             return
-        wait = parse_qs(url.query).get("wait", ["false"])[0] in _TRUE
-        self._webhook(match["id"], match["token"], body, wait)
+        query = parse_qs(url.query)
+        wait = query.get("wait", ["false"])[0] in _TRUE
+        thread_id = query.get("thread_id", [None])[0]
+        self._webhook(match["id"], match["token"], body, wait, thread_id)
 
     def _control(self, path: str, body: bytes) -> None:
         try:
@@ -267,7 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(204)
 
-    def _webhook(self, webhook_id: str, token: str, body: bytes, wait: bool) -> None:
+    def _webhook(
+        self, webhook_id: str, token: str, body: bytes, wait: bool, thread_id: str | None
+    ) -> None:
         state = self.server.state
         with state.lock:
             now = time.monotonic()
@@ -277,13 +283,15 @@ class _Handler(BaseHTTPRequestHandler):
             if failure and failure.count is not None:
                 failure.count -= 1
             if failure and failure.mode == "drop":
-                state.requests.append(Request(webhook_id, 0, now, wait))
+                state.requests.append(Request(webhook_id, 0, now, wait, thread_id))
                 state.changed.notify_all()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            status, reply, headers = self._answer(webhook_id, token, body, wait, failure, now)
-            state.requests.append(Request(webhook_id, status, now, wait))
+            status, reply, headers = self._answer(
+                webhook_id, token, body, wait, thread_id, failure, now
+            )
+            state.requests.append(Request(webhook_id, status, now, wait, thread_id))
             state.changed.notify_all()
         self._reply(status, reply, headers)
 
@@ -293,6 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         token: str,
         body: bytes,
         wait: bool,
+        thread_id: str | None,
         failure: Failure | None,
         now: float,
     ) -> tuple[int, Any, dict[str, str]]:
@@ -324,7 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
         message = {
             "id": str(next(state.ids)),
             "type": 0,
-            "channel_id": "1",
+            # In a thread, Discord's channel is the thread itself.
+            "channel_id": thread_id or "1",
+            "thread_id": thread_id,
             "webhook_id": webhook_id,
             "content": payload.get("content", ""),
             "embeds": payload.get("embeds", []),

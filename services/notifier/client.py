@@ -29,6 +29,7 @@ from services.notifier.discord import (
     RateLimited,
     Transient,
     classify,
+    confirmed_url,
     protect_http_logs,
     redact,
 )
@@ -158,9 +159,7 @@ class DiscordNotifier:
 
     def _post_once(self, url: str, payload: dict[str, Any]) -> Outcome:
         try:
-            response = httpx.post(
-                url, params={"wait": "true"}, json=payload, timeout=self._timeout_s
-            )
+            response = httpx.post(confirmed_url(url), json=payload, timeout=self._timeout_s)
         except httpx.HTTPError as error:
             return Transient(type(error).__name__)
         return classify(response)

@@ -138,6 +138,13 @@ class DiscordRateLimits:
         bucket.reset_at = max(bucket.reset_at, until)
 
 
+def confirmed_url(url: str) -> httpx.URL:
+    """The webhook URL asking Discord to answer with the message (`wait=true`), keeping the
+    parameters it already has: httpx replaces a URL's query when given `params=`, which would
+    lose `thread_id` (a thread's, or a forum channel's, webhook)."""
+    return httpx.URL(url).copy_merge_params({"wait": "true"})
+
+
 def _number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
@@ -203,7 +210,7 @@ class DiscordClient:
         """Post one message and classify the result; never raises for HTTP or network errors."""
         started = time.perf_counter()
         try:
-            response = await self._http.post(url, params={"wait": "true"}, json=payload)
+            response = await self._http.post(confirmed_url(url), json=payload)
         except httpx.HTTPError as error:
             metrics.DISCORD_LATENCY.labels(outcome="network_error").observe(
                 time.perf_counter() - started

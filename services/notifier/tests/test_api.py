@@ -292,3 +292,16 @@ def test_a_payload_discord_refuses_is_resent_as_plain_text(
             == (2,)
         )
     )
+
+
+def test_a_thread_webhook_posts_into_its_thread(
+    notifier_settings: Settings, fake_discord: FakeDiscord
+) -> None:
+    thread_url = fake_discord.webhook_url("333", WEBHOOK_TOKEN) + "?thread_id=777000111"
+    settings = notifier_settings.model_copy(update={"discord_webhook_url": SecretStr(thread_url)})
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        assert client.post("/notify", json={"title": "in the thread"}).status_code == 202
+        (message,) = fake_discord.wait_for_messages(1)
+    assert message["thread_id"] == "777000111"
+    assert [(r.thread_id, r.wait) for r in fake_discord.requests()] == [("777000111", True)]

@@ -132,3 +132,11 @@ def test_cli_help_and_test_alert(fake_discord: FakeDiscord) -> None:
     disabled = _cli("test-alert", env={})
     assert disabled.returncode == 1
     assert "neither NOTIFIER_URL nor DISCORD_WEBHOOK_URL" in disabled.stdout
+
+
+def test_posting_directly_keeps_the_webhooks_thread(fake_discord: FakeDiscord) -> None:
+    notifier = DiscordNotifier(fake_discord.webhook_url() + "?thread_id=4242")
+    assert notifier.send_alert(title="threaded")
+    (message,) = fake_discord.messages()
+    assert message["thread_id"] == "4242"
+    assert fake_discord.requests()[0].wait
