@@ -17,9 +17,9 @@ from dash import Dash, Input, Output, html
 from fastapi import FastAPI
 
 from services.dashboard import figures, metrics
-from services.dashboard.layout import VERSION_GRAPH
+from services.dashboard.layout import VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
-from services.dashboard.rates import MIN_TRUSTED_COUNT, describe_rate, wilson_intervals
+from services.dashboard.rates import MIN_TRUSTED_COUNT, Z95, describe_rate, wilson_intervals
 from services.dashboard.settings import Settings
 from services.dashboard.window import Window, resolve
 
@@ -190,6 +190,58 @@ def versions_table(items: list[VersionFigures]) -> html.Table:
     return html.Table([html.Thead(header), html.Tbody(body)], className="versions")
 
 
+def _drift_text(check: Any) -> str:
+    if check["drift_score"] is None:
+        if check["reference_size"] is None:
+            return "no reference set in its card"
+        return f"window filling ({check['window_size']:,} answers)"
+    verdict = "drift" if check["drift_score"] > check["drift_threshold"] else "no drift"
+    return f"{verdict} (p = {check['drift_p_value']:.3f}, {check['window_size']:,} answers)"
+
+
+def _estimate_text(check: Any) -> str:
+    if check["estimated_accuracy"] is None:
+        return "—"
+    half = Z95 * check["estimated_stderr"]
+    return f"{check['estimated_accuracy']:.1%} ± {half:.1%} ({check['predictions']:,} answers)"
+
+
+def _feedback_text(check: Any) -> str:
+    if check["feedback_accuracy"] is None:
+        return "no labelled answers"
+    return f"{check['feedback_accuracy']:.1%} ({check['labelled']:,} labelled)"
+
+
+def watch_table(checks: list[Any]) -> html.Table:
+    """Each version's newest check: drift verdict, estimated and feedback accuracy, ECE."""
+    header = html.Tr(
+        [html.Th(name) for name in ("model version", "checked (UTC)", "embedding drift",
+                                    "estimated accuracy", "feedback accuracy",
+                                    "calibration error")]
+    )  # fmt: skip
+    body = [
+        html.Tr(
+            [
+                html.Td(check["version"]),
+                html.Td(f"{check['at']:%Y-%m-%d %H:%M:%S}"),
+                html.Td(_drift_text(check), className="num"),
+                html.Td(_estimate_text(check), className="num"),
+                html.Td(_feedback_text(check), className="num"),
+                html.Td(
+                    "—" if check["calibration_error"] is None
+                    else f"{check['calibration_error']:.1%}",
+                    className="num",
+                ),
+            ],
+            className="drifted"
+            if check["drift_score"] is not None and check["drift_score"] > check["drift_threshold"]
+            else "served",
+        )
+        for check in checks
+    ]
+    return html.Table([html.Thead(header), html.Tbody(body)], className="versions watch")
+
+
 def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None:
     """Attach every callback; `app.state.queries` exists once the lifespan has started."""
     threshold = settings.low_confidence_threshold
@@ -314,6 +366,47 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
                 f"No labelled feedback on predictions between {window.describe()}"
             )
         return versions_table(items), figures.version_accuracy(items)
+
+    @dash_app.callback(
+        Output("watch-table", "children"),
+        *(Output(graph_id, "figure") for graph_id in WATCH_GRAPHS),
+        *RANGE_INPUTS,
+    )
+    async def watch(preset: str, start: str, end: str, _tick: int) -> Any:
+        started = time.perf_counter()
+        window = window_of(preset, start, end)
+        try:
+            series, checks = await asyncio.gather(
+                queries().watch_series(window), queries().watch_latest(window)
+            )
+        except QueryFailed as failure:
+            return html.P(failure_text(failure)), *[figures.placeholder(failure_text(failure))] * 3
+        finally:
+            metrics.CALLBACK_TIME.labels(callback="watch").observe(time.perf_counter() - started)
+        if not checks:
+            text = (
+                f"No model-watch checks between {window.describe()}: inference checks each "
+                "served version every DRIFT_INTERVAL_S once it has answered."
+            )
+            return html.P(text), *[figures.placeholder(text)] * 3
+        drift = (
+            figures.drift(series, window.bucket)
+            if any(row["drift_score"] is not None for row in series)
+            else figures.placeholder("No full window of answers yet (DRIFT_WINDOW) to test")
+        )
+        reliability = (
+            figures.reliability(checks)
+            if any(check["reliability"] is not None for check in checks)
+            else figures.placeholder(
+                f"No labelled answers on the versions checked between {window.describe()}"
+            )
+        )
+        return (
+            watch_table(checks),
+            drift,
+            figures.estimated_accuracy(series, window.bucket),
+            reliability,
+        )
 
     @dash_app.callback(Output("latest-table", "children"), *RANGE_INPUTS)
     async def latest(preset: str, start: str, end: str, _tick: int) -> Any:

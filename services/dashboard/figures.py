@@ -7,18 +7,20 @@ figure, far more than the SQL behind it, and Dash sends the same JSON either way
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, VersionFigures
-from services.dashboard.rates import wilson_interval, wilson_intervals
+from services.dashboard.rates import Z95, wilson_interval, wilson_intervals
 
 COLORS = {"cat": "#e07a5f", "dog": "#3d5a80", "p50": "#3d5a80", "p95": "#e07a5f", "max": "#999"}
 VERSION_COLORS = ("#3d5a80", "#e07a5f", "#81b29a", "#f2cc8f", "#6d597a", "#98c1d9")
 SHADOW_COLOR = "#6d597a"
+DRIFT_COLOR = "#c1121f"
 GRID = "#eceff3"
 SHARE_HOVER = "%{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>"
 Figure = dict[str, Any]
@@ -263,3 +265,139 @@ def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
     layout["yaxis"]["range"] = [math.floor(lowest * 10) / 10, 1.01]
     layout["xaxis"].update(type="category")
     return {"data": data, "layout": layout}
+
+
+def _broken(rows: Rows, step: timedelta, value: Callable[[Any], Any]) -> tuple[list[str], list[Any]]:
+    """x and y of one series, with a gap (None) wherever a bucket has no check, never a line."""
+    x: list[str] = []
+    y: list[Any] = []
+    previous = None
+    for row in rows:
+        if previous is not None and row["bucket"] - previous > step:
+            x.append(_time(previous + step))
+            y.append(None)
+        x.append(_time(row["bucket"]))
+        y.append(value(row))
+        previous = row["bucket"]
+    return x, y
+
+
+def _by_version(rows: Rows) -> list[tuple[int, str, list[Any]]]:
+    """(colour index, version, its rows in bucket order), versions sorted."""
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row["version"]].append(row)
+    return [(i, version, grouped[version]) for i, version in enumerate(sorted(grouped))]
+
+
+def drift(rows: Rows, step: timedelta) -> Figure:
+    """Each version's embedding drift score against the score beyond which p < DRIFT_ALPHA."""
+    data: list[dict[str, Any]] = []
+    for i, version, own in _by_version(rows):
+        color = VERSION_COLORS[i % len(VERSION_COLORS)]
+        tested = [row for row in own if row["drift_score"] is not None]
+        if not tested:
+            continue
+        x, score = _broken(tested, step, lambda row: row["drift_score"])
+        _, threshold = _broken(tested, step, lambda row: row["drift_threshold"])
+        drifted = [row for row in tested if row["drifted"]]
+        data += [
+            {"type": "scatter", "mode": "lines", "x": x, "y": score, "name": version,
+             "legendgroup": version, "line": {"color": color}, "connectgaps": False,
+             "hovertemplate": "%{y:.4f}<extra>" + version + " score</extra>"},
+            {"type": "scatter", "mode": "lines", "x": x, "y": threshold, "showlegend": False,
+             "legendgroup": version, "line": {"color": color, "dash": "dash", "width": 1},
+             "connectgaps": False,
+             "hovertemplate": "%{y:.4f}<extra>" + version + " threshold</extra>"},
+            {"type": "scatter", "mode": "markers", "name": f"{version} drifted",
+             "legendgroup": version, "showlegend": False,
+             "x": [_time(row["bucket"]) for row in drifted],
+             "y": [row["drift_score"] for row in drifted],
+             "customdata": [[row["drifted"], row["checks"]] for row in drifted],
+             "hovertemplate": "%{customdata[0]} of %{customdata[1]} checks drifted"
+                              "<extra>" + version + "</extra>",
+             "marker": {"color": DRIFT_COLOR, "symbol": "x", "size": 9}},
+        ]  # fmt: skip
+    return {"data": data, "layout": _layout("MMD² to the training photos")}
+
+
+def estimated_accuracy(rows: Rows, step: timedelta) -> Figure:
+    """Accuracy estimated from calibrated confidence (band: ±1.96 standard errors) beside the
+    accuracy users' feedback gives on the labelled answers."""
+    data: list[dict[str, Any]] = []
+    for i, version, own in _by_version(rows):
+        color = VERSION_COLORS[i % len(VERSION_COLORS)]
+        estimated = [row for row in own if row["estimated_accuracy"] is not None]
+        x, high = _broken(estimated, step, lambda r: _bound(r, +Z95))
+        _, low = _broken(estimated, step, lambda r: _bound(r, -Z95))
+        _, value = _broken(estimated, step, lambda r: r["estimated_accuracy"])
+        labelled = [row for row in own if row["feedback_accuracy"] is not None]
+        fx, feedback = _broken(labelled, step, lambda r: r["feedback_accuracy"])
+        _, counts = _broken(labelled, step, lambda r: r["labelled"])
+        data += [
+            {"type": "scatter", "x": x, "y": high, "mode": "lines", "line": {"width": 0},
+             "showlegend": False, "hoverinfo": "skip", "connectgaps": False},
+            {"type": "scatter", "x": x, "y": low, "mode": "lines", "line": {"width": 0},
+             "fill": "tonexty", "fillcolor": _translucent(color), "connectgaps": False,
+             "name": f"{version} 95% band", "showlegend": False, "hoverinfo": "skip"},
+            {"type": "scatter", "x": x, "y": value, "mode": "lines", "connectgaps": False,
+             "line": {"color": color}, "name": f"{version} estimated",
+             "hovertemplate": "%{y:.1%}<extra>estimated</extra>"},
+            {"type": "scatter", "x": fx, "y": feedback, "mode": "lines+markers",
+             "connectgaps": False, "line": {"color": color, "dash": "dot"},
+             "marker": {"size": 5}, "name": f"{version} feedback",
+             "customdata": [[count] for count in counts],
+             "hovertemplate": "%{y:.1%} of %{customdata[0]} labelled<extra>feedback</extra>"},
+        ]  # fmt: skip
+    layout = _layout("accuracy", percent=True)
+    lowest = min((y for trace in data for y in trace["y"] if y is not None), default=0.0)
+    # Estimates sit near the top: start the axis just under the lowest point.
+    layout["yaxis"]["range"] = [max(0.0, math.floor(lowest * 10) / 10), 1.01]
+    return {"data": data, "layout": layout}
+
+
+def reliability(latest: Rows) -> Figure:
+    """The newest reliability curve of each version: accuracy of labelled answers per confidence
+    bin against the diagonal a calibrated model follows (marker area: answers in the bin)."""
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": [0.5, 1.0], "y": [0.5, 1.0],
+         "line": {"color": "#999", "dash": "dash", "width": 1}, "name": "calibrated",
+         "hoverinfo": "skip"},
+    ]  # fmt: skip
+    for i, version, own in _by_version(latest):
+        row = own[0]
+        if row["reliability"] is None:
+            continue
+        curve = json.loads(row["reliability"])
+        bins = [(confidence, accuracy, count)
+                for confidence, accuracy, count
+                in zip(curve["confidence"], curve["accuracy"], curve["count"], strict=True)
+                if count]  # fmt: skip
+        largest = max(count for _, _, count in bins)
+        data.append(
+            {"type": "scatter", "mode": "lines+markers", "name":
+             f"{version} (ECE {row['reliability_error']:.1%}, {row['reliability_at']:%d %b %H:%M})",
+             "x": [confidence for confidence, _, _ in bins],
+             "y": [accuracy for _, accuracy, _ in bins],
+             "customdata": [[count] for _, _, count in bins],
+             "hovertemplate": "confidence %{x:.1%}: right on %{y:.1%} of "
+                              "%{customdata[0]}<extra></extra>",
+             "line": {"color": VERSION_COLORS[i % len(VERSION_COLORS)]},
+             "marker": {"size": [6 + 14 * math.sqrt(count / largest) for _, _, count in bins]}}
+        )  # fmt: skip
+    layout = _layout("accuracy of labelled answers", percent=True, hovermode="closest")
+    layout["xaxis"].update(title={"text": "confidence"}, range=[0.5, 1.0], tickformat=".0%")
+    return {"data": data, "layout": layout}
+
+
+def _bound(row: Any, z: float) -> float | None:
+    """The estimate moved by z standard errors, kept within [0, 1]."""
+    if row["estimated_stderr"] is None:
+        return None
+    return min(1.0, max(0.0, row["estimated_accuracy"] + z * row["estimated_stderr"]))
+
+
+def _translucent(color: str, alpha: float = 0.18) -> str:
+    """`#rrggbb` as rgba, for bands drawn under their line."""
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"

@@ -25,6 +25,19 @@ VERSIONS_NOTE = (
     "it gave the answer the user got."
 )
 
+WATCH_GRAPHS = {
+    "graph-drift": "Embedding drift (solid: score; dashed: the score beyond which p < DRIFT_ALPHA)",
+    "graph-estimated-accuracy": "Accuracy estimated from confidence (band: 95%) and from feedback",
+    "graph-reliability": "Reliability of labelled answers, newest check (diagonal: calibrated)",
+}
+WATCH_NOTE = (
+    "Every served version is checked on an interval: its newest window of answers is compared "
+    "with the photos it was trained on (MMD² of the backbone's embeddings, permutation p-value), "
+    "and its accuracy is estimated from its calibrated confidence alone. Where users labelled "
+    "answers, the estimate on those answers is set against what they said: a gap means the "
+    "calibration itself has drifted."
+)
+
 
 def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
     return html.Div(
@@ -60,6 +73,25 @@ def _versions() -> html.Section:
             ),
         ],
         id="versions",
+        className="section",
+    )
+
+
+def _watch() -> html.Section:
+    """Is each version going wrong before users say so: drift, label-free accuracy, calibration."""
+    return html.Section(
+        [
+            html.H2("Model watch"),
+            html.Div(
+                [html.Div(id="watch-table"), html.P(WATCH_NOTE, className="note")],
+                className="panel",
+            ),
+            html.Div(
+                [_graph(graph_id, title) for graph_id, title in WATCH_GRAPHS.items()],
+                className="grid wide",
+            ),
+        ],
+        id="watch",
         className="section",
     )
 
@@ -111,6 +143,7 @@ def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
                 className="grid",
             ),
             _versions(),
+            _watch(),
             html.Div(
                 [
                     html.H3("Latest predictions (identifiers only with consent)"),

@@ -127,6 +127,39 @@ SELECT sh.*, r.role, r.canary_share, r.role_since
 FROM shadows sh LEFT JOIN model_versions r USING (version)
 ORDER BY sh.answers DESC, sh.version
 """  # noqa: S608
+# The model watch's checks (one per version and DRIFT_INTERVAL_S), averaged per bucket; a
+# bucket counts as drifted when any of its checks was (score > threshold is p < DRIFT_ALPHA).
+WATCH_SERIES = """
+SELECT date_bin($3::interval, at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       model_version AS version,
+       count(*)                                               AS checks,
+       avg(drift_score)                                       AS drift_score,
+       avg(drift_threshold)                                   AS drift_threshold,
+       count(*) FILTER (WHERE drift_score > drift_threshold)  AS drifted,
+       avg(estimated_accuracy)                                AS estimated_accuracy,
+       avg(estimated_stderr)                                  AS estimated_stderr,
+       avg(feedback_accuracy)                                 AS feedback_accuracy,
+       max(labelled)                                          AS labelled
+FROM drift_checks WHERE at >= $1 AND at < $2
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+# The newest check of each version in the window, and its newest reliability curve (a check
+# has one only once some of its version's answers were labelled through feedback).
+WATCH_LATEST = """
+SELECT DISTINCT ON (c.model_version)
+       c.model_version AS version, c.at, c.window_size, c.reference_size, c.drift_score,
+       c.drift_threshold, c.drift_p_value, c.estimated_accuracy, c.estimated_stderr,
+       c.predictions, c.labelled, c.feedback_accuracy, c.calibration_error,
+       r.at AS reliability_at, r.reliability, r.calibration_error AS reliability_error
+FROM drift_checks c
+LEFT JOIN LATERAL (
+    SELECT at, reliability, calibration_error FROM drift_checks
+    WHERE model_version = c.model_version AND at >= $1 AND at < $2 AND reliability IS NOT NULL
+    ORDER BY at DESC LIMIT 1
+) r ON true
+WHERE c.at >= $1 AND c.at < $2
+ORDER BY c.model_version, c.at DESC
+"""
 
 
 class QueryFailed(Exception):
@@ -302,6 +335,16 @@ class Queries:
         return [figures(row, shadow=False) for row in answers] + [
             figures(row, shadow=True) for row in shadows
         ]
+
+    async def watch_series(self, window: Window) -> list[asyncpg.Record]:
+        """(bucket, version, drift and accuracy figures): the model watch's checks per bucket."""
+        return await self.fetch(
+            "watch_series", WATCH_SERIES, window.start, window.end, window.bucket
+        )
+
+    async def watch_latest(self, window: Window) -> list[asyncpg.Record]:
+        """Each version's newest check of the window, with its newest reliability curve."""
+        return await self.fetch("watch_latest", WATCH_LATEST, window.start, window.end)
 
     async def latest(self, window: Window, limit: int) -> list[asyncpg.Record]:
         """The newest predictions of the window, newest first."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
 # Below this many answers a rate is shown with a warning rather than as a headline.
 MIN_TRUSTED_COUNT = 30
-_Z95 = 1.959963984540054
+Z95 = NormalDist().inv_cdf(0.975)  # the two-sided 95% quantile of a normal estimate
 
 
-def wilson_interval(successes: int, total: int, z: float = _Z95) -> tuple[float, float]:
+def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
     """The Wilson score interval (95% by default) of a proportion; (0, 1) without data."""
     if total <= 0:
         return 0.0, 1.0

@@ -1,7 +1,8 @@
 """Fill `monitoring` with realistic predictions, fast (COPY), to try and benchmark the dashboard.
 
-Feedback rows and a shadow model's answers come along, as the services would store them; the
-registry (`model_versions`) is left alone, since inference replicas load what it lists.
+Feedback rows, a shadow model's answers and the model watch's checks (with one episode of
+drift) come along, as the services would store them; the registry (`model_versions`) is left
+alone, since inference replicas load what it lists.
 
 `python -m services.dashboard.seed --rows 1000000 --days 365`
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -31,6 +33,13 @@ SHADOW_COLUMNS = ("prediction_id", "model_version", "created_at", "prediction_re
                   "proba_cat", "confidence", "inference_time_ms")  # fmt: skip
 OLD_VERSION, NEW_VERSION, SHADOW_VERSION = "1.0.0", "1.1.0", "1.2.0"
 CHUNK_ROWS = 50_000
+WATCH_COLUMNS = (
+    "at", "model_version", "window_size", "reference_size", "drift_score", "drift_threshold",
+    "drift_p_value", "estimated_accuracy", "estimated_stderr", "predictions", "labelled",
+    "feedback_accuracy", "calibration_error", "reliability",
+)  # fmt: skip
+# Checks per version at most: one every 10 minutes over a short period, sparser over a year.
+WATCH_CHECKS = 2_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Profile:
     true_label_share: float = 0.4  # of feedback, the share that also names the right class
     shadow_at: float = 0.9  # share of the period after which SHADOW_VERSION scores every photo
     shadow_accuracy: float = 0.97
+    drift_at: tuple[float, float] = (0.45, 0.48)  # a spell of unusual photos (share of period)
 
 
 def traffic_weight(hours: np.ndarray, weekdays: np.ndarray, progress: np.ndarray) -> np.ndarray:
@@ -149,6 +159,43 @@ def chunk_rows(
     return Chunk(predictions.getvalue(), feedback.getvalue(), shadow.getvalue())
 
 
+def watch_checks(rng: np.random.Generator, start: datetime, span_s: float, profile: Profile) -> str:
+    """The model watch's checks of every version while it served, in COPY text format.
+
+    Scores sit well under their threshold except during `profile.drift_at`, when they jump over
+    it and the estimated accuracy sags; calibration error stays near what a calibrated model has.
+    """
+    step_s = max(600.0, span_s / WATCH_CHECKS)
+    progress = np.arange(0, span_s, step_s) / span_s
+    rollout_end = profile.rollout_at + profile.rollout_days * 86400 / span_s
+    serving = {
+        OLD_VERSION: progress < rollout_end,
+        NEW_VERSION: progress >= profile.rollout_at,
+        SHADOW_VERSION: progress >= profile.shadow_at,
+    }
+    drifting = (progress >= profile.drift_at[0]) & (progress < profile.drift_at[1])
+    edges = np.linspace(0, 1, 16)[8:-1] + 1 / 30  # the centres of the 7 upper bins of 15
+    lines = io.StringIO()
+    for version, active in serving.items():
+        for i in np.flatnonzero(active):
+            at = (start + timedelta(seconds=float(progress[i] * span_s))).isoformat()
+            threshold = 0.012 * rng.uniform(0.9, 1.1)
+            score = threshold * (rng.uniform(3, 6) if drifting[i] else rng.uniform(-0.3, 0.6))
+            p_value = 0.002 if drifting[i] else float(rng.uniform(0.05, 1))
+            estimate = (0.93 if drifting[i] else 0.975) + rng.normal(0, 0.004)
+            feedback = min(1.0, estimate + rng.normal(0, 0.015))
+            accuracy = np.clip(edges + rng.normal(0, 0.03, size=edges.size), 0, 1)
+            curve = {"confidence": [None] * 8 + [round(float(c), 4) for c in edges],
+                     "accuracy": [None] * 8 + [round(float(a), 4) for a in accuracy],
+                     "count": [0] * 8 + [3, 4, 6, 9, 14, 30, 434]}  # fmt: skip
+            lines.write(
+                f"{at}\t{version}\t200\t1000\t{score:.6f}\t{threshold:.6f}\t{p_value:.4f}\t"
+                f"{estimate:.4f}\t0.0080\t200\t500\t{feedback:.4f}\t"
+                f"{rng.uniform(0.01, 0.03):.4f}\t{json.dumps(curve)}\n"
+            )
+    return lines.getvalue()
+
+
 def seed(
     database_url: str,
     *,
@@ -172,7 +219,7 @@ def seed(
     }
     with psycopg.connect(database_url, autocommit=True) as connection:
         if replace:
-            connection.execute("TRUNCATE monitoring CASCADE")
+            connection.execute("TRUNCATE monitoring, drift_checks CASCADE")
         with (
             tqdm(total=rows, unit="rows", disable=not progress) as bar,
             connection.cursor() as cursor,
@@ -186,6 +233,9 @@ def seed(
                     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                         copy.write(text)
                 bar.update(offsets_chunk.size)
+            with cursor.copy(f"COPY drift_checks ({', '.join(WATCH_COLUMNS)}) FROM STDIN") as copy:
+                copy.write(watch_checks(rng, start, span_s, Profile()))
+        tables["drift_checks"] = WATCH_COLUMNS
         # Fresh statistics for the planner, and an all-visible map for index-only scans.
         for table in tables:
             connection.execute(f"VACUUM ANALYZE {table}")

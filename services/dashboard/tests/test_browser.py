@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.services import ServiceProcess
-from services.dashboard.layout import GRAPHS, VERSION_GRAPH
+from services.dashboard.layout import GRAPHS, VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.seed import NEW_VERSION, OLD_VERSION, SHADOW_VERSION, seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,11 +29,11 @@ SIGNATURES = """
 def version_rows(page: Any, count: int) -> list[str]:
     """The first cells of the model-versions table, once it has `count` rows."""
     page.wait_for_function(
-        "(n) => document.querySelectorAll('table.versions tbody tr').length === n",
+        "(n) => document.querySelectorAll('table.versions:not(.watch) tbody tr').length === n",
         arg=count,
         timeout=30_000,
     )
-    cells: list[str] = page.locator("table.versions tbody tr td:first-child").all_inner_texts()
+    cells: list[str] = page.locator("table.versions:not(.watch) tbody tr td:first-child").all_inner_texts()
     return cells
 
 
@@ -80,6 +80,15 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
             f"(ids) => ({SIGNATURES})(ids)[ids[0]].points === 2", arg=[VERSION_GRAPH]
         )
 
+        # The model watch: the last day's checks of both versions that scored photos.
+        page.wait_for_function(
+            f"(ids) => Object.values(({SIGNATURES})(ids)).every((graph) => graph.points > 0)",
+            arg=list(WATCH_GRAPHS),
+            timeout=30_000,
+        )
+        watched = page.locator("table.watch tbody tr td:first-child").all_inner_texts()
+        assert sorted(watched) == sorted([NEW_VERSION, SHADOW_VERSION])
+
         page.get_by_text("Last 30 days").click()
         page.wait_for_function(
             "() => document.querySelector('#status').textContent.includes('one point per 6 h')",
@@ -100,6 +109,12 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
             NEW_VERSION,
             f"{SHADOW_VERSION} (shadow)",
         ]
+        # The month holds the seeded spell of drift: its checks are marked over the threshold.
+        page.wait_for_function(
+            "() => { const plot = document.querySelector('#graph-drift .js-plotly-plot');"
+            " return plot && plot.data.some((t) => (t.name || '').endsWith('drifted') && t.x.length); }",
+            timeout=30_000,
+        )
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p], problems
     # The 1.2 MB basic bundle from assets replaces Dash's lazily loaded 4.8 MB full one.

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from services.dashboard.seed import seed
+from services.dashboard.seed import (
+    NEW_VERSION,
+    OLD_VERSION,
+    SHADOW_VERSION,
+    WATCH_CHECKS,
+    seed,
+)
 
 
 def test_seed_writes_realistic_rows_within_the_period(
@@ -86,3 +92,37 @@ def test_seed_stores_feedback_and_shadow_answers_as_the_services_do(
     assert first >= end - timedelta(days=3)
     assert versions == 1
     assert 0.7 < agreement < 0.99
+
+
+def test_seed_writes_the_model_watch_checks_with_one_drift_episode(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    seed(database_url, rows=1000, days=30, end=end, progress=False)
+    per_version = dict(
+        db.execute(
+            "SELECT model_version, count(*) FROM drift_checks"
+            " WHERE at >= %s AND at < %s GROUP BY 1",
+            (end - timedelta(days=30), end),
+        ).fetchall()
+    )
+    # WATCH_CHECKS over the month while each version served: the old one up to the end of its
+    # 7-day rollout, the new one from its start at 70 %, the shadow over the last 10 %.
+    assert per_version[OLD_VERSION] == pytest.approx(WATCH_CHECKS * (0.7 + 7 / 30), abs=2)
+    assert per_version[NEW_VERSION] == pytest.approx(WATCH_CHECKS * 0.3, abs=2)
+    assert per_version[SHADOW_VERSION] == pytest.approx(WATCH_CHECKS * 0.1, abs=2)
+    drifted = db.execute(
+        "SELECT min(at), max(at), count(*) FILTER (WHERE drift_p_value >= 0.01)"
+        " FROM drift_checks WHERE drift_score > drift_threshold"
+    ).fetchone()
+    assert drifted is not None
+    start = end - timedelta(days=30)
+    assert start + timedelta(days=0.45 * 30) <= drifted[0] < drifted[1] < start + timedelta(
+        days=0.48 * 30
+    )
+    assert drifted[2] == 0  # over the threshold is p < DRIFT_ALPHA, as the watch writes it
+    invalid = db.execute(
+        "SELECT count(*) FROM drift_checks WHERE jsonb_array_length(reliability->'count') <> 15"
+        " OR estimated_accuracy NOT BETWEEN 0 AND 1"
+    ).fetchone()
+    assert invalid == (0,)
