@@ -7,6 +7,7 @@ Nothing here may import `prometheus_client` before the multiprocess folder is pr
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import shutil
@@ -51,9 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from services.common.connections import DeadlineH11Protocol
     from services.common.logs import configure_logging
 
     configure_logging(settings.log_level)
+    # A partial, not class attributes: with several workers uvicorn pickles its config into
+    # spawned processes, which import the class afresh.
+    protocol = functools.partial(
+        DeadlineH11Protocol,
+        header_timeout_s=settings.header_timeout_s,
+        max_connections=settings.max_connections,
+    )
     uvicorn.run(
         f"services.{args.service}.app:create_app",
         factory=True,
@@ -64,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
-        # Bounds what one client can make a worker hold: header size and connections. Open
-        # requests are limited (and the refusals counted) by the app itself at
-        # MAX_CONCURRENCY; this is the backstop for connections, idle ones included.
+        http=protocol,  # type: ignore[arg-type]
+        # Bytes buffered for one request head; the protocol above makes h11 the parser, the
+        # one that honours it. Open requests are limited (and the refusals counted) by the
+        # app at MAX_CONCURRENCY, connections by the protocol at MAX_CONNECTIONS: uvicorn's
+        # own limit counts idle connections as requests and answers uncounted 503s.
         h11_max_incomplete_event_size=16 * 1024,
-        limit_concurrency=2 * settings.max_concurrency,
     )
     return 0
 

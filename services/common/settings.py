@@ -35,6 +35,16 @@ class ServiceSettings(BaseSettings):
     max_concurrency: int = Field(
         default=256, ge=1, description="Open requests per worker before new ones get 503."
     )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="Open connections per worker (idle ones included) before new ones are closed.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection has to send a request line and headers, else 408.",
+    )
     db_pool_max_size: int = Field(default=10, ge=1, description="asyncpg pool size per process.")
     db_connect_timeout_s: float = Field(default=3.0, gt=0, description="Per-connection timeout.")
     db_probe_interval_s: float = Field(default=2.0, gt=0, description="How often the DB is probed.")

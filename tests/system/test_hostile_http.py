@@ -85,8 +85,8 @@ def test_oversized_headers_are_refused_without_harm(inference: ServiceProcess, s
     try:
         response = httpx.get(f"{inference.url}/health", headers={"x-big": "a" * size}, timeout=10)
         assert 400 <= response.status_code < 500
-    except httpx.RemoteProtocolError:
-        pass  # closing the connection on an absurd request is also a refusal
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        pass  # closing the connection on an absurd request (a reset, mid-send) also refuses it
     assert httpx.get(f"{inference.url}/health").status_code == 200
 
 
@@ -156,6 +156,6 @@ def test_oversized_headers_are_refused_by_every_json_service(
     try:
         response = httpx.post(url, json={}, headers={"x-big": "a" * size}, timeout=10)
         assert 400 <= response.status_code < 500
-    except httpx.RemoteProtocolError:
-        pass  # closing the connection on an absurd request is also a refusal
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        pass  # closing the connection on an absurd request (a reset, mid-send) also refuses it
     assert httpx.get(f"{json_services.url(service)}/health").status_code == 200
