@@ -142,3 +142,33 @@ def healthy(service: ServiceProcess) -> bool:
         return httpx.get(f"{service.url}/health", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def resident_bytes(service: ServiceProcess) -> int:
+    """The service process's resident memory (one worker: the process itself)."""
+    assert service.process is not None
+    status = Path(f"/proc/{service.process.pid}/status").read_text()
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(kib) * 1024
+
+
+def test_an_endless_request_head_is_cut_off_without_being_buffered(
+    inference: ServiceProcess,
+) -> None:
+    rss_before = resident_bytes(inference)
+    sock = socket.create_connection(("127.0.0.1", inference.port), timeout=5)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Big: ")
+    chunk = b"a" * 65536
+    sent = 0
+    try:
+        while sent < 64 * 1024 * 1024:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except ConnectionError:
+        pass  # refused: the server closed the connection (a send timing out is not that)
+    finally:
+        sock.close()
+    # What the kernel's socket buffers take in before the reset arrives, not the server.
+    assert sent < 16 * 1024 * 1024, f"the server read {sent} bytes of one header"
+    assert resident_bytes(inference) - rss_before < 16 * 1024 * 1024
+    assert httpx.get(f"{inference.url}/health", timeout=5).status_code == 200
