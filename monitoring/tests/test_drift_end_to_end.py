@@ -34,6 +34,7 @@ from PIL import Image
 from harness.waiting import wait_until
 from ml.drift_check import grayscale
 from monitoring.tests.conftest import MonitoredStack
+from monitoring.tests.grafana_rows import row_queries
 from tests.support.fixtures import COMMITTED_MODEL
 
 # About 3.5 min: 20 s of start, 15 s of ordinary checks, the 3 min `for:`, 10 s to resolve.
@@ -227,6 +228,11 @@ def test_embedding_drift_alert_fires_and_resolves_through_discord(
         assert window == WINDOW
         assert p_value < ALPHA, (at, p_value)
         assert score > threshold, (at, score, threshold)
+    # The Grafana row draws these checks: its drift and estimate queries have data for the version.
+    for (title, _), expr in row_queries("Model watch").items():
+        if "cv_embedding_drift_" in expr or "cv_estimated_accuracy" in expr:
+            drawn = {sample["metric"].get("model_version") for sample in prometheus.query(expr)}
+            assert drawn == {version}, (title, expr, drawn)
     elapsed = time.monotonic() - started
     print(
         f"drift scenario: {elapsed:.0f} s, {len(quiet)} quiet, {len(drifted)} drifted and "

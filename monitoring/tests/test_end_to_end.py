@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +50,15 @@ EMPTY_WITHOUT_INCIDENT = {
 # Metrics of a canary or a shadow: this stack serves one model (test_grafana_versions.py
 # evaluates those queries on series shaped like the service's).
 NEEDS_A_CANDIDATE = ("cv_model_feedback_", "cv_canary_", "cv_shadow_")
+# Drift needs a model with a reference set and a full window: the tiny model has neither
+# (test_drift_end_to_end.py runs these queries on the real model).
+NEEDS_A_REFERENCE = ("cv_embedding_drift_",)
+
+
+@pytest.fixture
+def stack_env(tiny_model_path: Path) -> dict[str, str]:
+    """The tiny model, checked by the model watch every second so its panels fill in."""
+    return {"MODEL_PATH": str(tiny_model_path), "DRIFT_INTERVAL_S": "1"}
 
 
 @pytest.fixture
@@ -118,14 +128,16 @@ def _traffic(stack: MonitoredStack) -> list[str]:
 
 
 def _check_dashboard_sql(stack: MonitoredStack) -> dict[str, int]:
-    """Run every SQL target of the dashboard over the last day; each must return rows."""
+    """Run every SQL target of the dashboard over the last day; each must return rows (the
+    model watch's within a few of its checks, once they have seen the feedback)."""
     now = datetime.now(UTC)
     rows = {}
-    with psycopg.connect(stack.database_url) as connection:
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
         for target in _dashboard_targets():
             if "rawSql" not in target:
                 continue
             sql = expand(target["rawSql"], now - timedelta(days=1), now + timedelta(minutes=1))
+            wait_until(lambda sql=sql: connection.execute(sql).fetchall(), 15, interval_s=0.5)
             found = connection.execute(sql).fetchall()
             rows[target["rawSql"].split("FROM")[0][:60]] = len(found)
             assert found, f"no rows for: {target['rawSql']}"
@@ -142,7 +154,9 @@ def _check_dashboard_promql(prometheus: Prometheus) -> None:
             result = prometheus.query(expr)
         else:
             result = prometheus.range(expr, seconds=60, step_s=5)
-        if expr in EMPTY_WITHOUT_INCIDENT or any(name in expr for name in NEEDS_A_CANDIDATE):
+        if expr in EMPTY_WITHOUT_INCIDENT or any(
+            name in expr for name in NEEDS_A_CANDIDATE + NEEDS_A_REFERENCE
+        ):
             continue
         assert result, f"no data for: {expr}"
 

@@ -133,15 +133,3 @@ def test_no_secret_is_written_in_provisioning() -> None:
         for line in text.splitlines():
             if re.search(r"(password|credentials|url):", line) and "${" not in line:
                 assert "http://prometheus" in line or "postgres:5432" in line, line
-
-
-def test_burn_rate_panel_uses_the_error_budget_of_the_alerts() -> None:
-    rules = _yaml(MONITORING_DIR / "prometheus" / "rules" / "alerts.yml")
-    burn = [
-        rule["expr"]
-        for group in rules["groups"]
-        for rule in group["rules"]
-        if rule.get("alert", "").startswith("CVErrorBudgetBurn")
-    ]
-    budgets = {float(value) for expr in burn for value in re.findall(r"\* ([0-9.]+)\)", expr)}
-    assert budgets == {build_dashboards.ERROR_BUDGET}

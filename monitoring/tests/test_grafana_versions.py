@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from harness.monitoring import run_tool
 from monitoring.grafana.build_dashboards import DASHBOARD_FILE
+from monitoring.tests.grafana_rows import Expected, promtool_test, row_queries, series
 
 ROW = "Model versions"
 MINUTES = 70  # an hour of history, so increase(...[1h]) is exact at the last sample
@@ -56,7 +56,7 @@ GAUGES = {
     'cv_canary_accuracy_p_value{model_version="0.9.0"}': 0.5,
 }
 # (panel title, query index) -> {labels: value} at EVAL.
-EXPECTED: dict[tuple[str, int], dict[str, float]] = {
+EXPECTED: Expected = {
     ("Request share by model version", 0): {
         '{model_version="1.0.0"}': 0.75, '{model_version="1.1.0"}': 0.25,
     },
@@ -89,79 +89,35 @@ EXPECTED: dict[tuple[str, int], dict[str, float]] = {
 }  # fmt: skip
 
 
-def _row_queries() -> dict[tuple[str, int], str]:
-    """(panel title, query index) -> expression, for the panels of ROW."""
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    found, inside = {}, False
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            inside = panel["title"] == ROW
-            continue
-        if inside:
-            for index, target in enumerate(panel["targets"]):
-                found[(panel["title"], index)] = target["expr"]
-    return found
-
-
-def _series(name: str, values: str, instance: str) -> dict[str, str]:
-    return {"series": name.replace("{", f'{{instance="{instance}", ', 1), "values": values}
-
-
 def _input_series() -> list[dict[str, str]]:
-    series = []
+    found = []
     # Two replicas: counters split between them, gauges (read from PostgreSQL) the same on both.
     for instance in ("inference-a:8000", "inference-b:8000"):
         for name, per_minute in COUNTERS.items():
-            series.append(_series(name, f"0+{per_minute / 2:g}x{MINUTES}", instance))
+            found.append(series(name, f"0+{per_minute / 2:g}x{MINUTES}", instance))
         for name, value in GAUGES.items():
-            series.append(_series(name, f"{value:g}x{MINUTES}", instance))
+            found.append(series(name, f"{value:g}x{MINUTES}", instance))
         for (version, role), value in INFO.items():
             info = (
                 f'cv_model_info{{name="cat-dog", version="{version}", sha256="x", role="{role}"}}'
             )
-            series.append(_series(info, f"{value}x{MINUTES}", instance))
+            found.append(series(info, f"{value}x{MINUTES}", instance))
     # Line-up changes seen by replica a within the hour, and one rollback.
-    series.append(
-        _series('cv_model_swaps_total{outcome="swapped"}', f"0x10 1x20 2x{MINUTES - 31}", "a")
+    found.append(
+        series('cv_model_swaps_total{outcome="swapped"}', f"0x10 1x20 2x{MINUTES - 31}", "a")
     )
-    series.append(
-        _series('cv_model_rollbacks_total{reason="accuracy"}', f"0x30 1x{MINUTES - 31}", "a")
+    found.append(
+        series('cv_model_rollbacks_total{reason="accuracy"}', f"0x30 1x{MINUTES - 31}", "a")
     )
-    return series
+    return found
 
 
-def _unit_test(expected: dict[tuple[str, int], dict[str, float]]) -> dict[str, Any]:
-    queries = _row_queries()
-    return {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": _input_series(),
-                "promql_expr_test": [
-                    {
-                        "expr": queries[key],
-                        "eval_time": EVAL,
-                        "exp_samples": [
-                            {"labels": labels, "value": value} for labels, value in samples.items()
-                        ],
-                    }
-                    for key, samples in expected.items()
-                ],
-            }
-        ],
-    }
-
-
-def _promtool_test(promtool: str, path: Path, expected: dict[Any, Any]) -> tuple[int, str]:
-    path.write_text(yaml.safe_dump(_unit_test(expected), sort_keys=False))
-    result = run_tool(promtool, "test", "rules", path)
-    return result.returncode, result.stdout + result.stderr
+def _promtool_test(promtool: str, path: Path, expected: Expected) -> tuple[int, str]:
+    return promtool_test(promtool, path, ROW, _input_series(), expected, EVAL)
 
 
 def test_every_query_of_the_row_is_checked() -> None:
-    assert set(_row_queries()) == set(EXPECTED)
+    assert set(row_queries(ROW)) == set(EXPECTED)
 
 
 def test_row_queries_give_the_values_worked_out_by_hand(promtool: str, tmp_path: Path) -> None:
@@ -194,7 +150,7 @@ def test_not_a_pet_panel_reads_zero_before_the_first_one(promtool: str, tmp_path
             {
                 "interval": "1m",
                 "input_series": [
-                    _series('cv_predictions_total{result="cat", model_version="1.0.0"}',
+                    series('cv_predictions_total{result="cat", model_version="1.0.0"}',
                             "0+60x10", "a"),
                 ],
                 "promql_expr_test": [

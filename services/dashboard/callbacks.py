@@ -16,6 +16,7 @@ from typing import Any
 from dash import Dash, Input, Output, html
 from fastapi import FastAPI
 
+from services.common.thresholds import LOW_CONFIDENCE
 from services.dashboard import figures, metrics
 from services.dashboard.layout import VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
@@ -228,7 +229,8 @@ def watch_table(checks: list[Any]) -> html.Table:
                 html.Td(_estimate_text(check), className="num"),
                 html.Td(_feedback_text(check), className="num"),
                 html.Td(
-                    "—" if check["calibration_error"] is None
+                    "—"
+                    if check["calibration_error"] is None
                     else f"{check['calibration_error']:.1%}",
                     className="num",
                 ),
@@ -244,7 +246,7 @@ def watch_table(checks: list[Any]) -> html.Table:
 
 def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None:
     """Attach every callback; `app.state.queries` exists once the lifespan has started."""
-    threshold = settings.low_confidence_threshold
+    threshold = LOW_CONFIDENCE
 
     def queries() -> Queries:
         found: Queries = app.state.queries

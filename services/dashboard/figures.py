@@ -267,7 +267,9 @@ def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
     return {"data": data, "layout": layout}
 
 
-def _broken(rows: Rows, step: timedelta, value: Callable[[Any], Any]) -> tuple[list[str], list[Any]]:
+def _broken(
+    rows: Rows, step: timedelta, value: Callable[[Any], Any]
+) -> tuple[list[str], list[Any]]:
     """x and y of one series, with a gap (None) wherever a bucket has no check, never a line."""
     x: list[str] = []
     y: list[Any] = []

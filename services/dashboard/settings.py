@@ -35,9 +35,6 @@ class Settings(ServiceSettings):
     dashboard_query_timeout_s: float = Field(
         default=10.0, gt=0, description="A dashboard query running longer is cancelled."
     )
-    low_confidence_threshold: float = Field(
-        default=0.8, gt=0.5, le=1.0, description="Answers below this confidence count as low."
-    )
 
     @model_validator(mode="after")
     def _password_required(self) -> Settings:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.thresholds import LOW_CONFIDENCE
+
 PREDICTIONS = Counter(
     "cv_predictions_total",
     "Predictions served, by predicted class and the model version that answered.",
@@ -26,11 +28,15 @@ BATCH_SIZE = Histogram(
     "Photos per model call.",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+# LOW_CONFIDENCE is a boundary: the recording rules read the low-confidence share from its bucket.
+CONFIDENCE_BUCKETS = tuple(
+    sorted({0.5, 0.6, 0.7, LOW_CONFIDENCE, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0})
+)
 CONFIDENCE = Histogram(
     "cv_model_confidence",
     "Probability of the predicted class, by the model version that answered.",
     ["model_version"],
-    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0),
+    buckets=CONFIDENCE_BUCKETS,
 )
 NOT_A_PET = Counter(
     "cv_predictions_not_pet_total",

@@ -142,12 +142,6 @@ class Settings(RegistrySettings):
         "(cpu, cuda, tensorrt or ONNX Runtime's names); those missing on the node are skipped, "
         "CPU is always the fallback.",
     )
-    low_confidence_threshold: float = Field(
-        default=0.8,
-        gt=0.5,
-        le=1.0,
-        description="Answers below this confidence count as low.",
-    )
     pending_rows_limit: int = Field(
         default=50_000,
         ge=1,

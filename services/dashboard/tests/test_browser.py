@@ -33,7 +33,9 @@ def version_rows(page: Any, count: int) -> list[str]:
         arg=count,
         timeout=30_000,
     )
-    cells: list[str] = page.locator("table.versions:not(.watch) tbody tr td:first-child").all_inner_texts()
+    cells: list[str] = page.locator(
+        "table.versions:not(.watch) tbody tr td:first-child"
+    ).all_inner_texts()
     return cells
 
 
@@ -112,7 +114,8 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         # The month holds the seeded spell of drift: its checks are marked over the threshold.
         page.wait_for_function(
             "() => { const plot = document.querySelector('#graph-drift .js-plotly-plot');"
-            " return plot && plot.data.some((t) => (t.name || '').endsWith('drifted') && t.x.length); }",
+            " return plot && plot.data.some("
+            "(t) => (t.name || '').endsWith('drifted') && t.x.length); }",
             timeout=30_000,
         )
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)

@@ -117,8 +117,11 @@ def test_seed_writes_the_model_watch_checks_with_one_drift_episode(
     ).fetchone()
     assert drifted is not None
     start = end - timedelta(days=30)
-    assert start + timedelta(days=0.45 * 30) <= drifted[0] < drifted[1] < start + timedelta(
-        days=0.48 * 30
+    assert (
+        start + timedelta(days=0.45 * 30)
+        <= drifted[0]
+        < drifted[1]
+        < start + timedelta(days=0.48 * 30)
     )
     assert drifted[2] == 0  # over the threshold is p < DRIFT_ALPHA, as the watch writes it
     invalid = db.execute(
