@@ -20,7 +20,7 @@ QUERY_TIME = Histogram(
 )
 QUERY_FAILURES = Counter(
     "cv_dashboard_query_failures_total",
-    "Dashboard queries that failed, by query and reason (unreachable, schema, error).",
+    "Dashboard queries that failed, by query and reason (unreachable, timeout, schema, refused).",
     ["query", "reason"],
 )
 LOGIN_FAILURES = Counter(

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
 from services.common.feedback_truth import TRUTH_SQL
 from services.dashboard import metrics
 from services.dashboard.window import Window
@@ -205,6 +205,15 @@ class VersionFigures:
     agreed: int | None  # shadows only: answers equal to the one given
 
 
+def _failure(cause: BaseException | None) -> tuple[str, str]:
+    """(reason, what the user should read) for why PostgreSQL did not answer."""
+    if isinstance(cause, asyncpg.UndefinedTableError):
+        return "schema", "the monitoring table is missing: run the migrations"
+    if isinstance(cause, CONNECTION_ERRORS):
+        return "unreachable", "PostgreSQL is unreachable"
+    return "refused", "PostgreSQL refused the query (see the dashboard's log)"
+
+
 class Queries:
     """Runs the dashboard's SQL on the service's pool, timing and classifying failures."""
 
@@ -216,22 +225,18 @@ class Queries:
         self._acquire_timeout_s = acquire_timeout_s
 
     async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Run one query; connection loss and missing schema become `QueryFailed`."""
+        """Run one query; an unreachable database or a missing schema becomes `QueryFailed`."""
         started = time.perf_counter()
         try:
-            async with self._database.pool.acquire(timeout=self._acquire_timeout_s) as connection:
+            async with self._database.connection(
+                acquire_timeout_s=self._acquire_timeout_s
+            ) as connection:
                 rows = await self._fetch_within_timeout(connection, name, sql, args)
-        except CONNECTION_ERRORS as error:
-            metrics.QUERY_FAILURES.labels(query=name, reason="unreachable").inc()
-            self._database.mark(False, reason=repr(error))
-            raise QueryFailed("unreachable", "PostgreSQL is unreachable") from error
-        except asyncpg.UndefinedTableError as error:
-            metrics.QUERY_FAILURES.labels(query=name, reason="schema").inc()
-            raise QueryFailed(
-                "schema", "the monitoring table is missing: run the migrations"
-            ) from error
+        except DatabaseUnavailable as error:
+            reason, message = _failure(error.__cause__)
+            metrics.QUERY_FAILURES.labels(query=name, reason=reason).inc()
+            raise QueryFailed(reason, message) from error
         metrics.QUERY_TIME.labels(query=name).observe(time.perf_counter() - started)
-        self._database.mark(True)
         return rows
 
     async def _fetch_within_timeout(

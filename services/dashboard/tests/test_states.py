@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -112,3 +115,28 @@ def test_odd_range_values_fall_back_to_the_default_range(client: TestClient) -> 
     figures = call_callback(client, SERIES, preset=7, start=["x"], end={"y": 1})  # type: ignore[arg-type]
     for figure in figures.values():
         assert "No predictions between" in figure_text(figure["figure"])
+
+
+def test_a_query_postgresql_refuses_says_so_and_is_counted(
+    dashboard_settings: Settings, db: psycopg.Connection
+) -> None:
+    # A login that may connect but not read the tables: PostgreSQL answers, and refuses.
+    role = f"dashboard_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {role} LOGIN")
+    url = urlsplit(dashboard_settings.database_url)
+    as_role = urlunsplit(url._replace(netloc=f"{role}@{url.hostname}:{url.port}"))
+    settings = dashboard_settings.model_copy(update={"database_url": as_role})
+    labels = {"query": "series", "reason": "refused"}
+    before = REGISTRY.get_sample_value("cv_dashboard_query_failures_total", labels) or 0
+    try:
+        with TestClient(create_app(settings)) as client:
+            client.auth = (USER, PASSWORD)
+            figures = call_callback(client, SERIES)
+            assert client.get("/ready").json()["database"] == "ok"
+    finally:
+        db.execute(f"DROP ROLE {role}")
+    for figure in figures.values():
+        text = figure_text(figure["figure"])
+        assert "PostgreSQL refused the query" in text
+        assert "permission" not in text  # PostgreSQL's own words stay in the log
+    assert REGISTRY.get_sample_value("cv_dashboard_query_failures_total", labels) == before + 1
