@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Mapping
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# nginx's status for "the client closed the connection before the answer": a client error.
+CLIENT_CLOSED_REQUEST = 499
 
 # Browsers send a few KiB of headers; anything near this is an attack or a broken client.
 MAX_HEADER_BYTES = 16 * 1024
@@ -89,11 +92,12 @@ class RequestBodyGuard:
         refused: _BodyRefused | None = None
         received = 0
         started = False
+        disconnected = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.total_timeout_s
 
         async def guarded_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, disconnected
             # A client trickling one byte at a time never goes idle: the total deadline ends it.
             wait_s = min(self.idle_timeout_s, deadline - loop.time())
             try:
@@ -101,7 +105,9 @@ class RequestBodyGuard:
             except TimeoutError:
                 refused = _BodyRefused(408, "request body arrived too slowly")
                 raise refused from None
-            if message["type"] == "http.request":
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
                     refused = _BodyRefused(413, f"request body exceeds {max_bytes} bytes")
@@ -115,10 +121,24 @@ class RequestBodyGuard:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        with contextlib.suppress(_BodyRefused):
+        try:
             await self.app(scope, guarded_receive, guarded_send)
-        if refused is not None and not started:
+        except _BodyRefused:
+            pass
+        except ClientDisconnect:
+            if started:
+                raise
+        if started:
+            return
+        if refused is not None:
             await self._refuse(send, refused.status, refused.detail)
+        elif disconnected:
+            # The client left mid-request: nobody reads this answer, but the HTTP metrics do,
+            # and without one they would count a 500, a failure of ours any client could fake.
+            await send(
+                {"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST, "headers": []}
+            )
+            await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, send: Send, status: int, detail: str) -> None:
         if self.on_refused is not None:
