@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import DATABASE_ERRORS, Database
 from services.common.feedback_truth import TRUTH_SQL
 from services.common.notify import send_in_background
 from services.inference import metrics
@@ -298,7 +298,7 @@ class CanaryAnalysis:
             await asyncio.sleep(every_s)
             try:
                 await self.check()
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError, RegistryError) as error:
+            except (*DATABASE_ERRORS, RegistryError) as error:
                 logger.warning("canary analysis skipped", extra={"error": repr(error)})
             except Exception:  # the loop must survive anything a round can raise
                 logger.exception("canary analysis failed")

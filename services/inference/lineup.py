@@ -25,7 +25,7 @@ import psycopg
 
 from catdog.images import ImageLimits
 from catdog.model import Classifier, ModelError
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import DATABASE_ERRORS, Database
 from services.inference import metrics
 from services.inference.predictor import Predictor
 from services.inference.registry import (
@@ -183,7 +183,7 @@ class LineupManager:
                 await self.sync()
         finally:
             if database is not None and connection is not None:
-                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                with contextlib.suppress(*DATABASE_ERRORS):
                     await connection.remove_listener(REGISTRY_CHANNEL, notified)
                     await database.pool.release(connection)
 
@@ -245,15 +245,15 @@ async def _listen(
 ) -> asyncpg.pool.PoolConnectionProxy | None:
     """A pool connection LISTENing on the registry's channel; None while PostgreSQL is away."""
     if previous is not None:
-        with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             await database.pool.release(previous)
     try:
         connection = await database.pool.acquire(timeout=5)
-    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+    except DATABASE_ERRORS:
         return None
     try:
         await connection.add_listener(REGISTRY_CHANNEL, callback)
-    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+    except DATABASE_ERRORS:
         await database.pool.release(connection)
         return None
     return connection

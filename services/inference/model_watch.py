@@ -21,12 +21,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import numpy as np
 
 from catdog.calibration import reliability
 from catdog.drift import estimate_accuracy, mmd_test
-from services.common.db import CONNECTION_ERRORS, Database
+from services.common.db import DATABASE_ERRORS, Database
 from services.common.feedback_truth import TRUTH_SQL
 from services.inference import metrics
 from services.inference.lineup import LineupManager
@@ -237,7 +236,7 @@ class ModelWatch:
             await asyncio.sleep(self.policy.interval_s)
             try:
                 await self.check()
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+            except DATABASE_ERRORS as error:
                 logger.warning("model watch skipped", extra={"error": repr(error)})
             except Exception:  # the loop must survive anything a round can raise
                 logger.exception("model watch failed")
