@@ -57,42 +57,46 @@ def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
     )
 
 
-def _versions() -> html.Section:
-    """Every model version of the range side by side: what it answered, how fast, how well."""
+def _section(section_id: str, title: str, note: str, below: html.Div) -> html.Section:
+    """A titled section: its table (`<id>-table`, filled by a callback) and note, then graphs."""
     return html.Section(
         [
-            html.H2("Model versions"),
+            html.H2(title),
             html.Div(
-                [html.Div(id="versions-table"), html.P(VERSIONS_NOTE, className="note")],
+                [html.Div(id=f"{section_id}-table"), html.P(note, className="note")],
                 className="panel",
             ),
-            _graph(
-                VERSION_GRAPH,
-                "Feedback accuracy by model version (error bars: 95% Wilson interval)",
-                "panel wide",
-            ),
+            below,
         ],
-        id="versions",
+        id=section_id,
         className="section",
+    )
+
+
+def _versions() -> html.Section:
+    """Every model version of the range side by side: what it answered, how fast, how well."""
+    return _section(
+        "versions",
+        "Model versions",
+        VERSIONS_NOTE,
+        _graph(
+            VERSION_GRAPH,
+            "Feedback accuracy by model version (error bars: 95% Wilson interval)",
+            "panel wide",
+        ),
     )
 
 
 def _watch() -> html.Section:
     """Is each version going wrong before users say so: drift, label-free accuracy, calibration."""
-    return html.Section(
-        [
-            html.H2("Model watch"),
-            html.Div(
-                [html.Div(id="watch-table"), html.P(WATCH_NOTE, className="note")],
-                className="panel",
-            ),
-            html.Div(
-                [_graph(graph_id, title) for graph_id, title in WATCH_GRAPHS.items()],
-                className="grid wide",
-            ),
-        ],
-        id="watch",
-        className="section",
+    return _section(
+        "watch",
+        "Model watch",
+        WATCH_NOTE,
+        html.Div(
+            [_graph(graph_id, title) for graph_id, title in WATCH_GRAPHS.items()],
+            className="grid wide",
+        ),
     )
 
 
