@@ -197,19 +197,19 @@ class FeedbackRepository:
 
         return await self._until_present(attempt)
 
-    async def erase(self, prediction_id: uuid.UUID) -> None:
-        """Delete the prediction (its photo and feedback cascade) and leave a tombstone."""
+    async def erase(self, prediction_id: uuid.UUID) -> bool:
+        """Delete the prediction (its photo and feedback cascade) and leave a tombstone; False
+        when nothing was stored under the id yet.
 
-        async def attempt() -> None:
-            async with self._connection() as connection, connection.transaction():
-                status = await connection.execute(
-                    "DELETE FROM monitoring WHERE id = $1", prediction_id
-                )
-                if status == "DELETE 0":
-                    raise _Missing
-                await connection.execute(_TOMBSTONE, prediction_id)
-
-        await self._until_present(attempt)
+        The tombstone is written either way, in the same transaction: inference may still hold
+        the prediction in memory (PostgreSQL unreachable from it, not from us) and write it
+        later, and the tombstone's triggers then refuse it. There is therefore nothing to wait
+        for.
+        """
+        async with self._connection() as connection, connection.transaction():
+            status = await connection.execute("DELETE FROM monitoring WHERE id = $1", prediction_id)
+            await connection.execute(_TOMBSTONE, prediction_id)
+        return status != "DELETE 0"
 
     async def export(self, prediction_id: uuid.UUID) -> asyncpg.Record:
         """Everything stored about one prediction, photo bytes included."""

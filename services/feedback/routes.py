@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from services.common.auth import bearer_token_dependency
 from services.common.errors import ErrorBody
@@ -18,6 +19,7 @@ from services.feedback.repository import Feedback, FeedbackRepository, Predictio
 from services.feedback.schemas import (
     AdminFeedbackPage,
     EmbeddingRecord,
+    ErasurePending,
     FeedbackIn,
     FeedbackOut,
     FeedbackRecord,
@@ -171,8 +173,19 @@ async def get_prediction(
     )
 
 
+ERASURE_PENDING = (
+    "nothing is stored under this id yet: it is erased as soon as it arrives, and never kept"
+)
+
+
 @router.delete(
-    "/predictions/{prediction_id}", status_code=204, response_class=Response, responses=_ERRORS
+    "/predictions/{prediction_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        **_ERRORS,
+        202: {"model": ErasurePending, "description": "Erased as soon as it arrives."},
+    },
 )
 async def delete_prediction(
     prediction_id: uuid.UUID,
@@ -180,11 +193,14 @@ async def delete_prediction(
     repository: RepositoryDep,
     limiter: LimiterDep,
 ) -> Response:
-    """Erase a prediction with its photo and feedback (RGPD right to erasure)."""
+    """Erase a prediction with its photo and feedback (RGPD right to erasure): 204 when it was
+    stored, 202 when it is not yet (inference may still hold it) and will be refused on arrival."""
     _limit(limiter, request, "/predictions/{prediction_id}")
-    await repository.erase(prediction_id)
+    erased = await repository.erase(prediction_id)
     metrics.ERASURES.inc()
-    return Response(status_code=204)
+    if erased:
+        return Response(status_code=204)
+    return JSONResponse({"detail": ERASURE_PENDING}, status_code=202)
 
 
 def admin_router(token: str | None) -> APIRouter:

@@ -98,3 +98,9 @@ class PurgeOut(BaseModel):
     purged: int
     cutoff: datetime
     skipped: bool
+
+
+class ErasurePending(BaseModel):
+    """Nothing is stored under the id yet; whatever arrives under it will be refused."""
+
+    detail: str

@@ -67,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database,
         max_rows=settings.pending_rows_limit,
         max_photo_bytes=settings.pending_photo_bytes_limit,
+        max_age_s=settings.pending_max_age_s,
     )
     writer.start()
     app.state.writer = writer

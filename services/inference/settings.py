@@ -147,6 +147,14 @@ class Settings(RegistrySettings):
         ge=1,
         description="Predictions kept in memory while PostgreSQL is down.",
     )
+    pending_max_age_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        # Below the 30 days feedback keeps erasure tombstones, which refuse a late write.
+        le=7 * 86_400.0,
+        description="Age past which a prediction not yet written is dropped (counted), "
+        "never written late.",
+    )
     pending_photo_bytes_limit: int = Field(
         default=256 * 1024 * 1024,
         ge=0,

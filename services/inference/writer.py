@@ -8,7 +8,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -87,6 +87,8 @@ class PredictionWriter:
     NOTHING), so a batch whose outcome is unknown after a dropped connection is simply
     written again. Past `max_rows`, the oldest rows are
     dropped and counted: the service must keep answering however long PostgreSQL is away.
+    Rows older than `max_age_s` are dropped and counted too: an erasure leaves a tombstone
+    that refuses a late write only for as long as it is kept (`retention.TOMBSTONE_DAYS`).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class PredictionWriter:
         *,
         max_rows: int,
         max_photo_bytes: int,
+        max_age_s: float = 86_400.0,
         batch_size: int = 500,
         retry_delay_s: float = 1.0,
     ) -> None:
@@ -102,6 +105,7 @@ class PredictionWriter:
         self._rows: collections.deque[Row] = collections.deque()
         self._max_rows = max_rows
         self._max_photo_bytes = max_photo_bytes
+        self._max_age = timedelta(seconds=max_age_s)
         self._photo_bytes = 0
         self._batch_size = batch_size
         self._retry_delay_s = retry_delay_s
@@ -165,7 +169,17 @@ class PredictionWriter:
                 # Sleep until the probe sees the database again, or retry after a pause.
                 await self._database.wait_for_change(self._retry_delay_s)
 
+    def _drop_expired(self) -> None:
+        cutoff = datetime.now(UTC) - self._max_age
+        while self._rows and self._rows[0].created_at < cutoff:
+            self._forget(self._rows.popleft())
+            metrics.DROPPED.labels(kind="expired").inc()
+        metrics.PENDING.set(len(self._rows))
+
     async def _write_one_batch(self) -> bool:
+        self._drop_expired()
+        if not self._rows:
+            return True
         batch = [self._rows[i] for i in range(min(self._batch_size, len(self._rows)))]
         try:
             await self._insert(batch)

@@ -299,7 +299,8 @@ def test_guessing_prediction_ids_is_rate_limited(stack: Stack, method: str, addr
         )
     statuses = Counter(response.status_code for response in responses)
     # 503 is the database pool saturated by the burst: retryable, and said so.
-    assert set(statuses) <= {404, 429, 503}, statuses
+    # An erasure of an id not stored (yet) answers 202: the tombstone waits for it.
+    assert set(statuses) <= {404 if method == "GET" else 202, 429, 503}, statuses
     assert all("retry-after" in r.headers for r in responses if r.status_code == 503)
     assert statuses[429] >= 20, f"a burst of 40 guesses was answered {dict(statuses)}"
     limited = [r for r in responses if r.status_code == 429]

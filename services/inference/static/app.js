@@ -167,7 +167,8 @@ async function erase() {
   let erased = false;
   try {
     const response = await callFeedback(`/predictions/${currentPrediction.prediction_id}`, { method: "DELETE" });
-    if (response.status === 204) {
+    if (response.status === 204 || response.status === 202) {
+      // 202: not stored yet (still on its way); it is refused when it arrives.
       erased = true;
       say("Erased: nothing about this prediction is kept any more.");
     } else {
