@@ -299,11 +299,12 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             rows = await queries().series(window, threshold)
             if not rows:
                 return [figures.placeholder(empty_text(window))] * 4
+            buckets = window.buckets()
             return (
-                figures.traffic(rows),
-                figures.versions(rows),
-                figures.low_confidence(rows),
-                figures.consent(rows),
+                figures.traffic(rows, buckets),
+                figures.versions(rows, buckets),
+                figures.low_confidence(rows, buckets),
+                figures.consent(rows, buckets),
             )
 
         return await answer("series", 4, work)
@@ -321,7 +322,10 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             )
             if not series:
                 return [figures.placeholder(empty_text(window))] * 2
-            return figures.latency_series(series), figures.latency_histogram(histogram)
+            return (
+                figures.latency_series(series, window.buckets()),
+                figures.latency_histogram(histogram),
+            )
 
         return await answer("latency", 2, work)
 
@@ -345,7 +349,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
                 return figures.placeholder(
                     f"No feedback on predictions between {window.describe()}"
                 )
-            return figures.satisfaction(rows)
+            return figures.satisfaction(rows, window.buckets())
 
         return await answer("satisfaction", 1, work)
 
@@ -392,7 +396,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             )
             return html.P(text), *[figures.placeholder(text)] * 3
         drift = (
-            figures.drift(series, window.bucket)
+            figures.drift(series, window.buckets())
             if any(row["drift_score"] is not None for row in series)
             else figures.placeholder("No full window of answers yet (DRIFT_WINDOW) to test")
         )
@@ -406,7 +410,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
         return (
             watch_table(checks),
             drift,
-            figures.estimated_accuracy(series, window.bucket),
+            figures.estimated_accuracy(series, window.buckets()),
             reliability,
         )
 

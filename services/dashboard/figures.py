@@ -11,7 +11,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, VersionFigures
@@ -24,6 +24,7 @@ DRIFT_COLOR = "#c1121f"
 GRID = "#eceff3"
 SHARE_HOVER = "%{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>"
 Figure = dict[str, Any]
+Buckets = Sequence[datetime]  # the window's every bucket start, in order (Window.buckets)
 Rows = Sequence[Any]
 
 
@@ -76,47 +77,42 @@ def placeholder(message: str) -> Figure:
     }  # fmt: skip
 
 
-def _totals(rows: Rows, key: str | None, field: str) -> tuple[list[Any], dict[str, dict[Any, int]]]:
-    """Buckets in order, and per value of `key` (or one "all" group) the sum of `field`."""
-    buckets: list[Any] = []
+def _sums(rows: Rows, key: str | None, field: str) -> dict[str, dict[Any, int]]:
+    """Per value of `key` (or one "all" group), the sum of `field` per bucket."""
     sums: dict[str, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
     for row in rows:
-        if not buckets or buckets[-1] != row["bucket"]:
-            buckets.append(row["bucket"])
         sums[row[key] if key else "all"][row["bucket"]] += row[field]
-    return buckets, sums
+    return sums
 
 
-def traffic(rows: Rows) -> Figure:
-    """Predictions per bucket, stacked by predicted class."""
-    buckets, sums = _totals(rows, "label", "n")
+def traffic(rows: Rows, buckets: Buckets) -> Figure:
+    """Predictions per bucket, stacked by predicted class (an empty bucket is a zero)."""
     x = [_time(b) for b in buckets]
     data = [
         {"type": "bar", "x": x, "y": [per.get(b, 0) for b in buckets], "name": label,
          "marker": {"color": COLORS.get(label)}}
-        for label, per in sorted(sums.items())
+        for label, per in sorted(_sums(rows, "label", "n").items())
     ]  # fmt: skip
     return {"data": data, "layout": _layout("predictions", barmode="stack", bargap=0.05)}
 
 
-def versions(rows: Rows) -> Figure:
-    """Predictions per bucket stacked by model version: shows rollouts and rollbacks."""
-    buckets, sums = _totals(rows, "version", "n")
+def versions(rows: Rows, buckets: Buckets) -> Figure:
+    """Predictions per bucket stacked by model version: shows rollouts and rollbacks. Every
+    bucket is drawn, at zero when nothing was answered, so a quiet hour is not a slope."""
     x = [_time(b) for b in buckets]
     data = [
         {"type": "scatter", "x": x, "y": [per.get(b, 0) for b in buckets], "name": version,
          "stackgroup": "versions", "mode": "lines",
          "line": {"color": VERSION_COLORS[i % len(VERSION_COLORS)], "width": 0.5}}
-        for i, (version, per) in enumerate(sorted(sums.items()))
+        for i, (version, per) in enumerate(sorted(_sums(rows, "version", "n").items()))
     ]  # fmt: skip
     return {"data": data, "layout": _layout("predictions")}
 
 
-def _share(rows: Rows, field: str, name: str, color: str) -> Figure:
-    """The share `field / n` per bucket, with both counts in the hover text."""
-    buckets, parts = _totals(rows, None, field)
-    _, totals = _totals(rows, None, "n")
-    part, total = parts["all"], totals["all"]
+def _share(rows: Rows, buckets: Buckets, field: str, name: str, color: str) -> Figure:
+    """The share `field / n` per bucket, with both counts in the hover text; a bucket without
+    answers has no share, and the line breaks there."""
+    part, total = _sums(rows, None, field)["all"], _sums(rows, None, "n")["all"]
     trace = {
         "type": "scatter",
         "x": [_time(b) for b in buckets],
@@ -124,27 +120,35 @@ def _share(rows: Rows, field: str, name: str, color: str) -> Figure:
         "customdata": [[part[b], total[b]] for b in buckets],
         "hovertemplate": SHARE_HOVER,
         "mode": "lines",
+        "connectgaps": False,
         "line": {"color": color},
         "name": name,
     }
     return {"data": [trace], "layout": _layout(name, percent=True)}
 
 
-def low_confidence(rows: Rows) -> Figure:
+def low_confidence(rows: Rows, buckets: Buckets) -> Figure:
     """Share of answers below the confidence threshold per bucket."""
-    return _share(rows, "low", "low-confidence share", COLORS["cat"])
+    return _share(rows, buckets, "low", "low-confidence share", COLORS["cat"])
 
 
-def consent(rows: Rows) -> Figure:
+def consent(rows: Rows, buckets: Buckets) -> Figure:
     """Share of predictions whose user consented to keeping their data, per bucket."""
-    return _share(rows, "consented", "consented share", "#6d597a")
+    return _share(rows, buckets, "consented", "consented share", "#6d597a")
 
 
-def latency_series(rows: Rows) -> Figure:
-    """p50, p95 and max inference time per bucket."""
-    x = [_time(row["bucket"]) for row in rows]
+def _on_grid(rows: Rows, buckets: Buckets, value: Callable[[Any], Any]) -> list[Any]:
+    """`value` of the row of each bucket, None for a bucket without one (a break in a line)."""
+    by_bucket = {row["bucket"]: row for row in rows}
+    return [value(by_bucket[b]) if b in by_bucket else None for b in buckets]
+
+
+def latency_series(rows: Rows, buckets: Buckets) -> Figure:
+    """p50, p95 and max inference time per bucket; no line across buckets without answers."""
+    x = [_time(b) for b in buckets]
     data = [
-        {"type": "scatter", "x": x, "y": [row[key] for row in rows], "name": key, "mode": "lines",
+        {"type": "scatter", "x": x, "y": _on_grid(rows, buckets, lambda row, key=key: row[key]),
+         "name": key, "mode": "lines", "connectgaps": False,
          "line": {"color": COLORS[key], "dash": "dot" if key == "max" else "solid"}}
         for key in ("p50", "p95", "max")
     ]  # fmt: skip
@@ -199,22 +203,25 @@ def confidence_histogram(rows: Rows, threshold: float) -> Figure:
     return {"data": [trace], "layout": layout}
 
 
-def satisfaction(rows: Rows) -> Figure:
-    """Satisfied share per bucket with its 95% band, and how many feedbacks it rests on."""
-    x = [_time(row["bucket"]) for row in rows]
-    intervals = [wilson_interval(row["satisfied"], row["n"]) for row in rows]
+def satisfaction(rows: Rows, buckets: Buckets) -> Figure:
+    """Satisfied share per bucket with its 95% band, and how many feedbacks it rests on (zero
+    bars, and breaks in the share, where no feedback came)."""
+    x = [_time(b) for b in buckets]
+    intervals = _on_grid(rows, buckets, lambda row: wilson_interval(row["satisfied"], row["n"]))
+    bound = [(None, None) if interval is None else interval for interval in intervals]
     data = [
-        {"type": "bar", "x": x, "y": [row["n"] for row in rows], "name": "feedbacks",
-         "yaxis": "y2", "marker": {"color": "rgba(61,90,128,0.35)"}},
-        {"type": "scatter", "x": x, "y": [high for _, high in intervals], "mode": "lines",
-         "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
-        {"type": "scatter", "x": x, "y": [low for low, _ in intervals], "mode": "lines",
-         "line": {"width": 0}, "fill": "tonexty", "fillcolor": "rgba(129,178,154,0.3)",
-         "name": "95% interval", "hoverinfo": "skip"},
-        {"type": "scatter", "x": x, "y": [row["satisfied"] / row["n"] for row in rows],
-         "mode": "lines+markers", "line": {"color": "#2a9d8f"}, "marker": {"size": 4},
-         "name": "satisfied share",
-         "customdata": [[row["satisfied"], row["n"]] for row in rows],
+        {"type": "bar", "x": x, "y": [n or 0 for n in _on_grid(rows, buckets, lambda r: r["n"])],
+         "name": "feedbacks", "yaxis": "y2", "marker": {"color": "rgba(61,90,128,0.35)"}},
+        {"type": "scatter", "x": x, "y": [high for _, high in bound], "mode": "lines",
+         "connectgaps": False, "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
+        {"type": "scatter", "x": x, "y": [low for low, _ in bound], "mode": "lines",
+         "connectgaps": False, "line": {"width": 0}, "fill": "tonexty",
+         "fillcolor": "rgba(129,178,154,0.3)", "name": "95% interval", "hoverinfo": "skip"},
+        {"type": "scatter", "x": x,
+         "y": _on_grid(rows, buckets, lambda row: row["satisfied"] / row["n"]),
+         "mode": "lines+markers", "connectgaps": False, "line": {"color": "#2a9d8f"},
+         "marker": {"size": 4}, "name": "satisfied share",
+         "customdata": _on_grid(rows, buckets, lambda row: [row["satisfied"], row["n"]]),
          "hovertemplate": SHARE_HOVER.replace("<extra></extra>", "<extra>satisfied</extra>")},
     ]  # fmt: skip
     second_axis = {
@@ -267,23 +274,6 @@ def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
     return {"data": data, "layout": layout}
 
 
-def _broken(
-    rows: Rows, step: timedelta, value: Callable[[Any], Any]
-) -> tuple[list[str], list[Any]]:
-    """x and y of one series, with a gap (None) wherever a bucket has no check, never a line."""
-    x: list[str] = []
-    y: list[Any] = []
-    previous = None
-    for row in rows:
-        if previous is not None and row["bucket"] - previous > step:
-            x.append(_time(previous + step))
-            y.append(None)
-        x.append(_time(row["bucket"]))
-        y.append(value(row))
-        previous = row["bucket"]
-    return x, y
-
-
 def _by_version(rows: Rows) -> list[tuple[int, str, list[Any]]]:
     """(colour index, version, its rows in bucket order), versions sorted."""
     grouped: dict[str, list[Any]] = defaultdict(list)
@@ -292,7 +282,7 @@ def _by_version(rows: Rows) -> list[tuple[int, str, list[Any]]]:
     return [(i, version, grouped[version]) for i, version in enumerate(sorted(grouped))]
 
 
-def drift(rows: Rows, step: timedelta) -> Figure:
+def drift(rows: Rows, buckets: Buckets) -> Figure:
     """Each version's embedding drift score against the score beyond which p < DRIFT_ALPHA."""
     data: list[dict[str, Any]] = []
     for i, version, own in _by_version(rows):
@@ -300,8 +290,9 @@ def drift(rows: Rows, step: timedelta) -> Figure:
         tested = [row for row in own if row["drift_score"] is not None]
         if not tested:
             continue
-        x, score = _broken(tested, step, lambda row: row["drift_score"])
-        _, threshold = _broken(tested, step, lambda row: row["drift_threshold"])
+        x = [_time(b) for b in buckets]
+        score = _on_grid(tested, buckets, lambda row: row["drift_score"])
+        threshold = _on_grid(tested, buckets, lambda row: row["drift_threshold"])
         drifted = [row for row in tested if row["drifted"]]
         data += [
             {"type": "scatter", "mode": "lines", "x": x, "y": score, "name": version,
@@ -323,19 +314,20 @@ def drift(rows: Rows, step: timedelta) -> Figure:
     return {"data": data, "layout": _layout("MMD² to the training photos")}
 
 
-def estimated_accuracy(rows: Rows, step: timedelta) -> Figure:
+def estimated_accuracy(rows: Rows, buckets: Buckets) -> Figure:
     """Accuracy estimated from calibrated confidence (band: ±1.96 standard errors) beside the
     accuracy users' feedback gives on the labelled answers."""
     data: list[dict[str, Any]] = []
     for i, version, own in _by_version(rows):
         color = VERSION_COLORS[i % len(VERSION_COLORS)]
         estimated = [row for row in own if row["estimated_accuracy"] is not None]
-        x, high = _broken(estimated, step, lambda r: _bound(r, +Z95))
-        _, low = _broken(estimated, step, lambda r: _bound(r, -Z95))
-        _, value = _broken(estimated, step, lambda r: r["estimated_accuracy"])
+        x = [_time(b) for b in buckets]
+        high = _on_grid(estimated, buckets, lambda r: _bound(r, +Z95))
+        low = _on_grid(estimated, buckets, lambda r: _bound(r, -Z95))
+        value = _on_grid(estimated, buckets, lambda r: r["estimated_accuracy"])
         labelled = [row for row in own if row["feedback_accuracy"] is not None]
-        fx, feedback = _broken(labelled, step, lambda r: r["feedback_accuracy"])
-        _, counts = _broken(labelled, step, lambda r: r["labelled"])
+        feedback = _on_grid(labelled, buckets, lambda r: r["feedback_accuracy"])
+        counts = _on_grid(labelled, buckets, lambda r: r["labelled"])
         data += [
             {"type": "scatter", "x": x, "y": high, "mode": "lines", "line": {"width": 0},
              "showlegend": False, "hoverinfo": "skip", "connectgaps": False},
@@ -345,7 +337,7 @@ def estimated_accuracy(rows: Rows, step: timedelta) -> Figure:
             {"type": "scatter", "x": x, "y": value, "mode": "lines", "connectgaps": False,
              "line": {"color": color}, "name": f"{version} estimated",
              "hovertemplate": "%{y:.1%}<extra>estimated</extra>"},
-            {"type": "scatter", "x": fx, "y": feedback, "mode": "lines+markers",
+            {"type": "scatter", "x": x, "y": feedback, "mode": "lines+markers",
              "connectgaps": False, "line": {"color": color, "dash": "dot"},
              "marker": {"size": 5}, "name": f"{version} feedback",
              "customdata": [[count] for count in counts],

@@ -28,6 +28,8 @@ BUCKETS = (
     timedelta(days=7),
 )
 MAX_BUCKETS = 200
+# The origin the queries' `date_bin` counts buckets from.
+BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class Window:
             return f"{minutes // 60} h"
         days = minutes // (24 * 60)
         return "1 day" if days == 1 else f"{days} days"
+
+    def buckets(self) -> list[datetime]:
+        """Every bucket start of the window, as the queries' `date_bin` numbers them: the graphs
+        draw each one, so an empty bucket shows as empty rather than being skipped."""
+        first = BUCKET_ORIGIN + (self.start - BUCKET_ORIGIN) // self.bucket * self.bucket
+        count = -(-(self.end - first) // self.bucket)  # ceiling: the last bucket may be partial
+        return [first + i * self.bucket for i in range(count)]
 
     def describe(self) -> str:
         """Human words for the range, in UTC."""

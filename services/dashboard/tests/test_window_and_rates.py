@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,6 +45,23 @@ def test_incomplete_or_invalid_custom_range_falls_back_to_the_default() -> None:
     assert resolve("custom", "2026-02-10", None, now=NOW).start == NOW - timedelta(days=1)
     assert resolve("custom", "garbage", "2026-02-10", now=NOW).end == NOW
     assert resolve("unknown", None, None, now=NOW, default="7d").start == NOW - timedelta(days=7)
+
+
+def test_buckets_cover_the_window_as_the_queries_number_them() -> None:
+    # A window starting mid-bucket: its first bucket starts before it, as date_bin's does.
+    window = resolve("1h", None, None, now=NOW + timedelta(seconds=30))
+    buckets = window.buckets()
+    assert buckets[0] == NOW - timedelta(hours=1)
+    assert buckets[-1] == NOW
+    assert len(buckets) == 61
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(buckets))
+    # Two-day buckets count from 2000-01-01, not from the window's first day.
+    year = resolve("custom", "2025-03-02", "2026-03-01", now=NOW)
+    assert (year.buckets()[0] - datetime(2000, 1, 1, tzinfo=UTC)) % timedelta(days=2) == timedelta(
+        0
+    )
+    assert year.buckets()[0] <= year.start < year.buckets()[1]
+    assert year.buckets()[-1] < year.end <= year.buckets()[-1] + timedelta(days=2)
 
 
 def test_a_year_stays_under_the_point_budget() -> None:
