@@ -61,6 +61,13 @@ def _foreign_format(data: bytes) -> str | None:
 
 def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> Image.Image:
     """Identify, check and decode the first frame, at reduced JPEG scale where it helps."""
+    image = open_image(data, limits)
+    request_draft(image, spec)
+    return decode(image)
+
+
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Identify and check an upload without decoding its pixels yet."""
     if not data:
         raise InvalidImage("the file is empty")
     try:
@@ -87,7 +94,11 @@ def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> Image.
         raise ImageTooLarge(
             f"{width}x{height} is {width * height} pixels, over the {limits.max_pixels} allowed"
         )
-    request_draft(image, spec)
+    return image
+
+
+def decode(image: Image.Image) -> Image.Image:
+    """Decode the pixels of an image `open_image` accepted (at the draft scale set, if any)."""
     try:
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = ServiceSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     url = args.database_url or settings.database_url
     if args.create_database:
         create_database_if_missing(url)

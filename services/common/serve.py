@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.common.connections import DeadlineH11Protocol
     from services.common.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # A partial, not class attributes: with several workers uvicorn pickles its config into
     # spawned processes, which import the class afresh.
     protocol = functools.partial(

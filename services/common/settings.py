@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic.fields import FieldInfo
@@ -29,6 +29,11 @@ class ServiceSettings(BaseSettings):
     )
     enable_prometheus: bool = Field(default=True, description="Serve /metrics when true.")
     log_level: str = Field(default="INFO", description="Python logging level name.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="json (one object per line), console (readable lines), or auto: console "
+        "when standard error is a terminal, else json.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
     workers: int = Field(default=1, ge=1, le=32, description="Server worker processes.")

@@ -44,7 +44,7 @@ def create_service_app(
     with `unavailable_detail` and `Retry-After: unavailable_retry_after_s`, `NotFound` 404,
     `InvalidInput` 422.
     """
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(

@@ -17,6 +17,7 @@ from fastapi import HTTPException, Request
 
 from catdog.images import ImageRejected, ImageTooLarge, UnsupportedImage
 from services.inference import metrics
+from services.inference import photos as kept_photos
 from services.inference.canary import CallCounts
 from services.inference.lineup import Lineup, LineupManager
 from services.inference.predictor import Prediction, Predictor
@@ -33,7 +34,6 @@ class Photo:
     """One uploaded photo."""
 
     data: bytes
-    content_type: str = "application/octet-stream"
 
 
 def rejection_status(error: ImageRejected) -> int:
@@ -100,6 +100,25 @@ async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> l
         raise HTTPException(rejection_status(error), str(error)) from None
 
 
+async def keepable(request: Request, photos: list[Photo]) -> list[bytes | None]:
+    """What may be kept of each photo: re-encoded without metadata (`photos.keepable`); None
+    for one that only the model's reduced decoding could read."""
+    limits = request.app.state.lineup.lineup.active.limits
+    max_side: int = request.app.state.settings.kept_photo_max_side
+
+    def reencode() -> list[bytes | None]:
+        kept: list[bytes | None] = []
+        for photo in photos:
+            try:
+                kept.append(kept_photos.keepable(photo.data, limits, max_side=max_side))
+            except ImageRejected:
+                metrics.DROPPED.labels(kind="photo").inc()
+                kept.append(None)
+        return kept
+
+    return await asyncio.get_running_loop().run_in_executor(request.app.state.executor, reencode)
+
+
 def drift_sample(embedding: np.ndarray | None, share: float) -> bytes | None:
     """The embedding as stored (float16, little-endian) when the sample draws it, else None."""
     if embedding is None or share <= 0 or (share < 1 and random.random() >= share):  # noqa: S311
@@ -113,14 +132,15 @@ def record(
     answered: Answered,
     *,
     rgpd_consent: bool,
-    keep_photos: bool,
+    kept: list[bytes | None] | None = None,
 ) -> None:
-    """Queue every answered prediction for PostgreSQL (with its photo when the user allowed
-    keeping it, with its embedding when the drift sample draws it) and for the shadow model,
-    if there is one."""
+    """Queue every answered prediction for PostgreSQL (with what `keepable` made of its photo
+    when the user allowed keeping it, with its embedding when the drift sample draws it) and
+    for the shadow model, if there is one."""
     writer: PredictionWriter = request.app.state.writer
     share: float = request.app.state.settings.drift_sample_share
-    for photo, (prediction_id, result) in zip(photos, answered, strict=True):
+    keeping = kept if kept is not None else [None] * len(photos)
+    for kept_photo, (prediction_id, result) in zip(keeping, answered, strict=True):
         writer.submit(
             PredictionRow(
                 id=prediction_id,
@@ -133,8 +153,8 @@ def record(
                 inference_time_ms=result.seconds * 1000.0,
                 model_version=result.model_version,
                 rgpd_consent=rgpd_consent,
-                photo=photo.data if keep_photos else None,
-                photo_content_type=photo.content_type if keep_photos else None,
+                photo=kept_photo,
+                photo_content_type=kept_photos.CONTENT_TYPE if kept_photo is not None else None,
                 embedding=drift_sample(result.embedding, share),
             )
         )

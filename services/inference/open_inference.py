@@ -415,7 +415,5 @@ async def _answer_infer(request: Request, name: str, version: str | None) -> Res
         answered = await answer(request, photos, predictor=predictor)
     except HTTPException as error:  # a photo the decoder refused, already counted
         raise ProtocolError(error.status_code, str(error.detail), reason=None) from None
-    record(
-        request, [Photo(data) for data in photos], answered, rgpd_consent=False, keep_photos=False
-    )
+    record(request, [Photo(data) for data in photos], answered, rgpd_consent=False)
     return _response(body, name, answered, _manager(request).lineup.active.version)

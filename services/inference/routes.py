@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,14 +16,13 @@ from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
 from services.inference import metrics
-from services.inference.answering import Photo, answer, record
+from services.inference.answering import Photo, answer, keepable, record
 from services.inference.lineup import LineupManager
 from services.inference.settings import Settings
 
 STATIC_DIR = Path(__file__).with_name("static")
 _TRUE = {"true", "1", "on", "yes"}
 _FALSE = {"false", "0", "off", "no", ""}
-_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 def get_lineup(request: Request) -> LineupManager:
@@ -114,18 +112,6 @@ def _form_bool(value: object, name: str) -> bool:
     raise HTTPException(422, f"{name} must be true or false")
 
 
-def media_type(declared: str | None) -> str:
-    """The part's declared type when it is a plain MIME type, else a neutral one.
-
-    It is stored with consented photos: a client-written header must not be able to carry
-    characters PostgreSQL refuses (a NUL fails the row, losing an answered prediction).
-    """
-    essence = (declared or "").partition(";")[0].strip().lower()
-    if len(essence) <= 100 and _MIME_TYPE.fullmatch(essence):
-        return essence
-    return "application/octet-stream"
-
-
 async def read_upload(request: Request, max_photos: int) -> Upload:
     """Parse the multipart form ourselves so that every malformed body is a clear 422."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -140,10 +126,7 @@ async def read_upload(request: Request, max_photos: int) -> Upload:
     files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
     if not files:
         raise HTTPException(422, "missing 'file' field with the photo")
-    photos = [
-        Photo(data=await upload.read(), content_type=media_type(upload.content_type))
-        for upload in files
-    ]
+    photos = [Photo(data=await upload.read()) for upload in files]
     await form.close()
     return Upload(
         photos=photos,
@@ -168,13 +151,8 @@ async def predict(
             metrics.REJECTED.labels(reason="UploadTooLarge").inc()
             raise HTTPException(413, f"a file exceeds {settings.max_upload_bytes} bytes")
     answered = await answer(request, [photo.data for photo in upload.photos])
-    record(
-        request,
-        upload.photos,
-        answered,
-        rgpd_consent=upload.rgpd_consent,
-        keep_photos=upload.photo_consent,
-    )
+    kept = await keepable(request, upload.photos) if upload.photo_consent else None
+    record(request, upload.photos, answered, rgpd_consent=upload.rgpd_consent, kept=kept)
     responses = [
         PredictionResponse(
             prediction_id=prediction_id,

@@ -147,6 +147,13 @@ class Settings(RegistrySettings):
         ge=1,
         description="Predictions kept in memory while PostgreSQL is down.",
     )
+    kept_photo_max_side: int = Field(
+        default=1024,
+        ge=64,
+        le=4096,
+        description="Longest side, in pixels, of a photo kept with photo_consent (re-encoded "
+        "as JPEG without metadata).",
+    )
     pending_max_age_s: float = Field(
         default=86_400.0,
         gt=0,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from prometheus_client import REGISTRY
 
 from harness.waiting import wait_until
@@ -78,7 +80,10 @@ def test_photo_is_stored_only_with_its_own_consent(
 
     assert wait_for_rows(db, 2) == 2
     photos = db.execute("SELECT prediction_id::text, image FROM prediction_photos").fetchall()
-    assert photos == [(kept, photo)]
+    assert [prediction_id for prediction_id, _ in photos] == [kept]
+    # The picture is kept, re-encoded; the uploaded bytes are not.
+    stored = Image.open(io.BytesIO(photos[0][1]))
+    assert (stored.format, stored.size) == ("JPEG", Image.open(io.BytesIO(photo)).size)
 
 
 def test_metrics_count_predictions_by_class_and_version(client: TestClient) -> None:
