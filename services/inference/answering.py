@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import HTTPException, Request
 
 from catdog.images import ImageRejected, ImageTooLarge, UnsupportedImage
+from services.common.ratelimit import RateLimiter
 from services.inference import metrics
 from services.inference import photos as kept_photos
 from services.inference.canary import CallCounts
@@ -102,13 +103,21 @@ async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> l
 
 async def keepable(request: Request, photos: list[Photo]) -> list[bytes | None]:
     """What may be kept of each photo: re-encoded without metadata (`photos.keepable`); None
-    for one that only the model's reduced decoding could read."""
+    for one that only the model's reduced decoding could read, and past the client's share
+    (`KEPT_PHOTOS_PER_CLIENT_PER_HOUR`), both counted. The prediction is answered either way."""
     limits = request.app.state.lineup.lineup.active.limits
     max_side: int = request.app.state.settings.kept_photo_max_side
+    quota: RateLimiter = request.app.state.photo_quota
+    client = request.client.host if request.client else "unknown"
+    allowed = [quota.acquire(client) == 0 for _ in photos]
 
     def reencode() -> list[bytes | None]:
         kept: list[bytes | None] = []
-        for photo in photos:
+        for photo, within_share in zip(photos, allowed, strict=True):
+            if not within_share:
+                metrics.DROPPED.labels(kind="photo_quota").inc()
+                kept.append(None)
+                continue
             try:
                 kept.append(kept_photos.keepable(photo.data, limits, max_side=max_side))
             except ImageRejected:

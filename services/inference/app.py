@@ -18,6 +18,7 @@ from catdog.model import Classifier
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.notify import announce_start, cancel
+from services.common.ratelimit import RateLimiter
 from services.common.web import DEFAULT_CSP, create_service_app
 from services.inference import metrics, open_inference
 from services.inference.canary import CallCounts, CanaryAnalysis, RollbackPolicy
@@ -75,6 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shadow.start()
     app.state.shadow = shadow
     app.state.calls = CallCounts()
+    per_hour = settings.kept_photos_per_client_per_hour
+    app.state.photo_quota = RateLimiter(rate_per_s=per_hour / 3600, burst=per_hour)
     analysis = CanaryAnalysis(
         database, registry, manager, rollback_policy(settings), app.state.calls
     )

@@ -154,6 +154,12 @@ class Settings(RegistrySettings):
         description="Longest side, in pixels, of a photo kept with photo_consent (re-encoded "
         "as JPEG without metadata).",
     )
+    kept_photos_per_client_per_hour: int = Field(
+        default=60,
+        ge=1,
+        description="Consented photos one client (peer address) may have kept per hour, in a "
+        "burst or spread; past it predictions are answered and their photos not kept (counted).",
+    )
     pending_max_age_s: float = Field(
         default=86_400.0,
         gt=0,
