@@ -1,16 +1,20 @@
 """A fake Discord webhook server that behaves like Discord where our notifier can tell.
 
 It enforces Discord's documented message limits (400, code 50035, Discord's nested error
-shape), rate-limits each webhook (default 5 requests per 2 s, real 429 bodies and
-`X-RateLimit-*` headers), honours `?wait=true` (returns the message object), and on command
-answers 503 or 429 for a while, drops connections, or answers 404 Unknown Webhook (10015).
+shape) on posts and edits, rate-limits each webhook (default 5 requests per 2 s, posts and
+edits alike, real 429 bodies and `X-RateLimit-*` headers), honours `?wait=true` (returns the
+message object) and `?thread_id=` (recorded; a message is edited only within its thread),
+edits (`PATCH …/messages/<id>`) and deletes messages (404 Unknown Message, 10008, for one that
+is not there), and on command answers 503 or 429 for a while, drops connections, or answers
+404 Unknown Webhook (10015).
 
 In-process:
     with FakeDiscord() as discord:
         url = discord.webhook_url()          # http://127.0.0.1:PORT/api/webhooks/1/token
         discord.fail("status", seconds=60, status=503)
         discord.wait_for_messages(3)
-        discord.messages()                   # what was accepted, in order
+        discord.messages()                   # what was accepted, in order, as last edited
+        discord.delete_message(message_id)   # as a moderator would
 
 As a process: `python -m harness.fake_discord --port 9999`, then the control API:
     GET  /_control/messages[?webhook_id=]    accepted messages (JSON list)
@@ -50,7 +54,9 @@ LIMITS = {
     "author": 256,
     "total": 6000,
 }
-_WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[^/]+)$")
+_WEBHOOK_PATH = re.compile(
+    r"^/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[^/]+)(?:/messages/(?P<message>\d+))?$"
+)
 _TRUE = {"true", "1", "True"}
 
 
@@ -177,6 +183,27 @@ class Request:
     wait: bool
     # Discord posts into (and edits within) a thread only when the URL names it.
     thread_id: str | None = None
+    method: str = "POST"
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One webhook request: a post, or an edit or deletion of one of its messages."""
+
+    method: str
+    webhook_id: str
+    token: str
+    message_id: str | None
+    wait: bool
+    thread_id: str | None
+    body: bytes
+
+    def seen(self, status: int, at: float) -> Request:
+        """The request as recorded."""
+        return Request(
+            self.webhook_id, status, at, self.wait, self.thread_id, self.method, self.message_id
+        )
 
 
 @dataclass
@@ -236,14 +263,33 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_control/"):
             self._control(url.path, body)
             return
-        match = _WEBHOOK_PATH.match(url.path)
-        if not match:
-            self._reply(404, {"message": "404: Not Found", "code": 0})
+        self._route("POST", url.path, url.query, body)
+
+    def do_PATCH(self) -> None:
+        url = urlsplit(self.path)
+        self._route("PATCH", url.path, url.query, self._body())
+
+    def do_DELETE(self) -> None:
+        url = urlsplit(self.path)
+        self._route("DELETE", url.path, url.query, self._body())
+
+    def _route(self, method: str, path: str, query_text: str, body: bytes) -> None:
+        match = _WEBHOOK_PATH.match(path)
+        # Posting goes to the webhook; editing and deleting to one of its messages.
+        if not match or (method == "POST") != (match["message"] is None):
+            self._reply(404 if match is None else 405, {"message": "404: Not Found", "code": 0})
             return
-        query = parse_qs(url.query)
-        wait = query.get("wait", ["false"])[0] in _TRUE
-        thread_id = query.get("thread_id", [None])[0]
-        self._webhook(match["id"], match["token"], body, wait, thread_id)
+        query = parse_qs(query_text)
+        call = _Call(
+            method=method,
+            webhook_id=match["id"],
+            token=match["token"],
+            message_id=match["message"],
+            wait=query.get("wait", ["false"])[0] in _TRUE,
+            thread_id=query.get("thread_id", [None])[0],
+            body=body,
+        )
+        self._webhook(call)
 
     def _control(self, path: str, body: bytes) -> None:
         try:
@@ -271,9 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(204)
 
-    def _webhook(
-        self, webhook_id: str, token: str, body: bytes, wait: bool, thread_id: str | None
-    ) -> None:
+    def _webhook(self, call: _Call) -> None:
         state = self.server.state
         with state.lock:
             now = time.monotonic()
@@ -283,29 +327,21 @@ class _Handler(BaseHTTPRequestHandler):
             if failure and failure.count is not None:
                 failure.count -= 1
             if failure and failure.mode == "drop":
-                state.requests.append(Request(webhook_id, 0, now, wait, thread_id))
+                state.requests.append(call.seen(0, now))
                 state.changed.notify_all()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            status, reply, headers = self._answer(
-                webhook_id, token, body, wait, thread_id, failure, now
-            )
-            state.requests.append(Request(webhook_id, status, now, wait, thread_id))
+            status, reply, headers = self._answer(call, failure, now)
+            state.requests.append(call.seen(status, now))
             state.changed.notify_all()
         self._reply(status, reply, headers)
 
     def _answer(
-        self,
-        webhook_id: str,
-        token: str,
-        body: bytes,
-        wait: bool,
-        thread_id: str | None,
-        failure: Failure | None,
-        now: float,
+        self, call: _Call, failure: Failure | None, now: float
     ) -> tuple[int, Any, dict[str, str]]:
         state = self.server.state
+        webhook_id = call.webhook_id
         if failure and failure.mode == "unknown_webhook":
             return 404, {"message": "Unknown Webhook", "code": 10015}, {}
         if failure and failure.mode == "status":
@@ -321,29 +357,72 @@ class _Handler(BaseHTTPRequestHandler):
             return self._too_many(webhook_id, reset_after, False)
         window.used += 1
         headers = self._rate_headers(webhook_id, state.limit - window.used, reset_after)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return 400, {"message": "400: Bad Request", "code": 50109}, headers
-        errors = validate_message(payload)
-        if errors:
-            return 400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"}, headers
-        if not _text(payload.get("content")) and not payload.get("embeds"):
-            return 400, {"message": "Cannot send an empty message", "code": 50006}, headers
+        if call.method != "POST":
+            return self._existing(call, headers)
+        payload, refusal = self._acceptable(call.body)
+        if refusal is not None:
+            return 400, refusal, headers
         message = {
             "id": str(next(state.ids)),
             "type": 0,
             # In a thread, Discord's channel is the thread itself.
-            "channel_id": thread_id or "1",
-            "thread_id": thread_id,
+            "channel_id": call.thread_id or "1",
+            "thread_id": call.thread_id,
             "webhook_id": webhook_id,
             "content": payload.get("content", ""),
             "embeds": payload.get("embeds", []),
             "allowed_mentions": payload.get("allowed_mentions"),
             "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "edits": 0,
         }
         state.messages.append(message)
-        return (200, message, headers) if wait else (204, None, headers)
+        return (200, message, headers) if call.wait else (204, None, headers)
+
+    def _existing(self, call: _Call, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """PATCH or DELETE of a message: only the webhook's own, in the thread named."""
+        state = self.server.state
+        message = next(
+            (
+                m
+                for m in state.messages
+                if m["id"] == call.message_id
+                and m["webhook_id"] == call.webhook_id
+                and m["thread_id"] == call.thread_id
+            ),
+            None,
+        )
+        if message is None:
+            return 404, {"message": "Unknown Message", "code": 10008}, headers
+        if call.method == "DELETE":
+            state.messages.remove(message)
+            return 204, None, headers
+        payload, refusal = self._acceptable(call.body, editing=message)
+        if refusal is not None:
+            return 400, refusal, headers
+        for key in ("content", "embeds", "allowed_mentions"):
+            if key in payload:
+                message[key] = payload[key]
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        message["edits"] += 1
+        return 200, message, headers
+
+    def _acceptable(
+        self, body: bytes, editing: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The payload, and Discord's refusal of it (None when accepted); an edit is judged
+        as the message it would leave."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return {}, {"message": "400: Bad Request", "code": 50109}
+        errors = validate_message(payload)
+        if errors:
+            return payload, {"code": 50035, "errors": errors, "message": "Invalid Form Body"}
+        result = {**(editing or {}), **payload} if isinstance(payload, dict) else payload
+        if not _text(result.get("content")) and not result.get("embeds"):
+            return payload, {"message": "Cannot send an empty message", "code": 50006}
+        return payload, None
 
     def _rate_headers(self, webhook_id: str, remaining: int, reset_after: float) -> dict[str, str]:
         return {
@@ -459,6 +538,11 @@ class FakeDiscord:
         """Accepted messages, oldest first."""
         with self.state.lock:
             return [m for m in self.state.messages if webhook_id in (None, m["webhook_id"])]
+
+    def delete_message(self, message_id: str) -> None:
+        """Delete a message as someone in the channel would; editing it then meets 10008."""
+        with self.state.lock:
+            self.state.messages[:] = [m for m in self.state.messages if m["id"] != message_id]
 
     def requests(self) -> list[Request]:
         """Every webhook request and the status it got."""

@@ -19,6 +19,8 @@ from services.notifier.discord import (
     RateLimited,
     Rejected,
     Transient,
+    UnknownMessage,
+    edit_key,
     redact,
 )
 from services.notifier.formatting import plain_fallback
@@ -120,22 +122,43 @@ class Dispatcher:
             metrics.LOGGED.inc()
             await self.outbox.delivered(message, self.owner, None)
             return
-        wait = self._discord.limiter.delay_for(url)
+        outbox = self.outbox
+        # Decided now, in the group's order: the part's earlier rendering has been sent (or
+        # given up on) by the time this one is claimed.
+        editing = await outbox.message_of(message)
+        key = url if editing is None else edit_key(url)
+        wait = self._discord.limiter.delay_for(key)
         if wait > _MAX_IN_PLACE_WAIT_S:
-            await self.outbox.retry_later(
+            await outbox.retry_later(
                 message, self.owner, wait, "waiting for Discord rate limit", failed=False
             )
             return
-        await self._discord.wait_turn(url)
-        outcome = await self._discord.post(url, message.payload)
-        outbox = self.outbox
+        await self._discord.wait_turn(key)
+        if editing is None:
+            outcome = await self._discord.post(url, message.payload)
+        else:
+            outcome = await self._discord.edit(url, editing, message.payload)
         match outcome:
             case Delivered(message_id=message_id):
                 metrics.ATTEMPTS.labels("delivered", "none").inc()
                 metrics.DELIVERED.inc()
+                if editing is not None:
+                    metrics.EDITED.inc()
                 metrics.WEBHOOK_MISCONFIGURED.set(0)
                 self.misconfigured = False
-                await outbox.delivered(message, self.owner, message_id)
+                await outbox.delivered(message, self.owner, message_id or editing)
+            case UnknownMessage():
+                assert editing is not None, "only an edit names a message"
+                metrics.ATTEMPTS.labels("unknown_message", "10008").inc()
+                metrics.RETRIED.labels("unknown_message").inc()
+                logger.warning(
+                    "the message to edit was deleted in Discord; posting it anew",
+                    extra={"webhook": redact(url), "message_id": editing},
+                )
+                await outbox.forget_message(message, editing)
+                await outbox.retry_later(
+                    message, self.owner, 0, "message deleted in Discord", failed=False
+                )
             case RateLimited(retry_after_s=seconds, is_global=is_global):
                 metrics.ATTEMPTS.labels("rate_limited", "none").inc()
                 metrics.RATE_LIMITED.labels("global" if is_global else "webhook").inc()
@@ -183,7 +206,7 @@ class Dispatcher:
 
     async def _rejected(self, message: Claimed, url: str, outcome: Rejected) -> None:
         metrics.ATTEMPTS.labels("rejected", metrics.code_label(outcome.code)).inc()
-        if "embeds" in message.payload:
+        if message.payload.get("embeds"):
             logger.error(
                 "Discord rejected a message; retrying it as plain text",
                 extra={"webhook": redact(url), "status": outcome.status, "detail": outcome.detail},

@@ -90,7 +90,14 @@ class Rejected:
     detail: str
 
 
-Outcome = Delivered | RateLimited | Transient | ConfigError | Rejected
+@dataclass(frozen=True)
+class UnknownMessage:
+    """404 code 10008 on an edit: the message was deleted in Discord; post it anew."""
+
+
+Outcome = Delivered | RateLimited | Transient | ConfigError | Rejected | UnknownMessage
+
+UNKNOWN_MESSAGE = 10008
 
 
 @dataclass
@@ -145,6 +152,18 @@ def confirmed_url(url: str) -> httpx.URL:
     return httpx.URL(url).copy_merge_params({"wait": "true"})
 
 
+def edit_key(url: str) -> str:
+    """What the rate limits of edits through `url` are known under: Discord may put edits in
+    a bucket of their own, and names the bucket in its answers (both keys then share it)."""
+    return f"{url} PATCH"
+
+
+def message_url(url: str, message_id: str) -> httpx.URL:
+    """Where one message of the webhook is edited, in the same thread as the webhook posts."""
+    webhook = httpx.URL(url)
+    return webhook.copy_with(path=webhook.path.rstrip("/") + f"/messages/{message_id}")
+
+
 def _number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
@@ -182,6 +201,8 @@ def classify(response: httpx.Response) -> Outcome:
         return Transient(f"HTTP {status}")
     body = _json(response)
     code = body.get("code") if isinstance(body.get("code"), int) else None
+    if status == 404 and code == UNKNOWN_MESSAGE:
+        return UnknownMessage()
     if status in (401, 403, 404):
         return ConfigError(status, code)
     detail = redact_text(str(body.get("errors") or body.get("message") or response.text[:300]))
@@ -208,19 +229,28 @@ class DiscordClient:
 
     async def post(self, url: str, payload: dict[str, Any]) -> Outcome:
         """Post one message and classify the result; never raises for HTTP or network errors."""
+        return await self._send("POST", confirmed_url(url), url, payload)
+
+    async def edit(self, url: str, message_id: str, payload: dict[str, Any]) -> Outcome:
+        """Replace a message the webhook posted; classified like a post."""
+        return await self._send("PATCH", message_url(url, message_id), edit_key(url), payload)
+
+    async def _send(
+        self, method: str, target: httpx.URL, key: str, payload: dict[str, Any]
+    ) -> Outcome:
         started = time.perf_counter()
         try:
-            response = await self._http.post(confirmed_url(url), json=payload)
+            response = await self._http.request(method, target, json=payload)
         except httpx.HTTPError as error:
             metrics.DISCORD_LATENCY.labels(outcome="network_error").observe(
                 time.perf_counter() - started
             )
             return Transient(redact_text(f"{type(error).__name__}: {error}"))
-        self.limiter.observe(url, response.headers)
+        self.limiter.observe(key, response.headers)
         outcome = classify(response)
         metrics.DISCORD_LATENCY.labels(outcome=type(outcome).__name__.lower()).observe(
             time.perf_counter() - started
         )
         if isinstance(outcome, RateLimited):
-            self.limiter.blocked(url, outcome.retry_after_s, is_global=outcome.is_global)
+            self.limiter.blocked(key, outcome.retry_after_s, is_global=outcome.is_global)
         return outcome

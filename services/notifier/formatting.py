@@ -1,18 +1,19 @@
 """Alerts and notifications turned into Discord messages that respect every limit by construction.
 
-One embed per alert; embeds are packed into as many messages as the limits require, so an
-alert is shortened (with a visible "…") but never left out.
+One embed per alert; an alert group is one living message (see `episodes.py`), in as many
+parts as the limits require, so an alert is shortened (with a visible "…") but never left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from services.notifier import limits
+from services.notifier.episodes import Episode
 from services.notifier.limits import truncate
 from services.notifier.schemas import AlertmanagerAlert, AlertmanagerWebhook, Notification
 
@@ -52,11 +53,13 @@ class Presentation:
 
 @dataclass
 class OutboundMessage:
-    """One Discord message to queue, and the webhook route that should carry it."""
+    """One Discord message to queue, the webhook route that should carry it, and which part
+    of its episode's living message it renders (None: a message of its own)."""
 
     route: str
     payload: dict[str, Any]
     dedup_keys: list[str] = field(default_factory=list)
+    part: int | None = None
 
 
 def route_for(severity: str) -> str:
@@ -90,6 +93,15 @@ def _timestamp(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat()
+
+
+def discord_time(moment: datetime | None) -> str | None:
+    """A moment as Discord shows it, in each reader's own time zone (`<t:…:f>`)."""
+    if moment is None or moment.year == _ZERO_TIME_YEAR:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"<t:{int(moment.timestamp())}:f>"
 
 
 def _label_fields(labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -165,7 +177,10 @@ def alert_embed(
         {"name": "Severity", "value": truncate(severity, LABEL_VALUE_MAX), "inline": True},
         {"name": "Status", "value": alert.status, "inline": True},
     ]
-    ended = _timestamp(alert.ends_at)
+    fired = discord_time(alert.starts_at)
+    if fired:
+        fields.append({"name": "Fired at", "value": fired, "inline": True})
+    ended = discord_time(alert.ends_at)
     if resolved and ended:
         fields.append({"name": "Resolved at", "value": ended, "inline": True})
     fields.extend(_label_fields(alert.labels))
@@ -189,28 +204,53 @@ def alert_embed(
     return fit_embed(embed)
 
 
-def pack_embeds(embeds: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Greedily fill messages up to 10 embeds and 6000 characters each, keeping the order."""
-    messages: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    used = 0
-    for embed in embeds:
-        size = limits.embed_size(embed)
-        if current and (
-            len(current) >= limits.EMBEDS_PER_MESSAGE or used + size > limits.EMBEDS_TOTAL
-        ):
-            messages.append(current)
-            current, used = [], 0
-        current.append(embed)
-        used += size
-    if current:
-        messages.append(current)
-    return messages
+def part_size(alert: AlertmanagerAlert, receiver: str, presentation: Presentation) -> int:
+    """What an alert's embed may count in its part: the larger of its firing and its resolved
+    renderings, so that resolving it never makes its message too large."""
+    resolved = alert.model_copy(update={"status": "resolved", "ends_at": datetime.now(UTC)})
+    return max(
+        limits.embed_size(alert_embed(alert, receiver, presentation)),
+        limits.embed_size(alert_embed(resolved, receiver, presentation)),
+    )
 
 
-def _group_description(webhook: AlertmanagerWebhook) -> str:
-    labels = webhook.group_labels or {}
+def fit_part(embeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A part's embeds within 6000 characters together (shares of it when they have grown)."""
+    if sum(limits.embed_size(embed) for embed in embeds) <= limits.EMBEDS_TOTAL:
+        return embeds
+    share = limits.EMBEDS_TOTAL // len(embeds)
+    return [fit_embed(embed, share) for embed in embeds]
+
+
+def _group_description(labels: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "all alerts"
+
+
+def episode_messages(
+    episode: Episode, presentation: Presentation, *, truncated_alerts: int = 0
+) -> list[OutboundMessage]:
+    """The episode's living message, one `OutboundMessage` per part, in its current state."""
+    firing = episode.firing
+    status = "firing" if firing else "resolved"
+    mention = (
+        presentation.critical_role_id if (status, episode.route) == ("firing", "critical") else None
+    )
+    group = _group_description(episode.group_labels)
+    messages: list[OutboundMessage] = []
+    for part in range(len(episode.parts)):
+        alerts = episode.alerts_of(part)
+        embeds = fit_part([alert_embed(a, episode.receiver, presentation) for a in alerts])
+        header = _header(firing, len(episode.alerts), group, part + 1, len(episode.parts))
+        if truncated_alerts and part == 0:
+            header += f" ({truncated_alerts} more alerts truncated by Alertmanager)"
+        content = f"<@&{mention}> {header}" if mention else header
+        payload = {
+            "content": truncate(content, limits.CONTENT),
+            "embeds": embeds,
+            "allowed_mentions": allowed_mentions(mention),
+        }
+        messages.append(OutboundMessage(episode.route, payload, part=part))
+    return messages
 
 
 def alert_messages(
@@ -218,38 +258,48 @@ def alert_messages(
     alerts: Iterable[tuple[AlertmanagerAlert, str]],
     presentation: Presentation,
 ) -> list[OutboundMessage]:
-    """Messages for the given (alert, dedup key) pairs: firing and resolved never share one."""
-    batches: dict[tuple[str, str], list[tuple[AlertmanagerAlert, str]]] = {}
-    for alert, key in alerts:
-        severity = alert.labels.get("severity", "none")
-        batches.setdefault((alert.status, route_for(severity)), []).append((alert, key))
-    messages: list[OutboundMessage] = []
-    for (status, route), batch in batches.items():
-        embeds = [alert_embed(alert, webhook.receiver, presentation) for alert, _ in batch]
-        keys = [key for _, key in batch]
-        packed = pack_embeds(embeds)
-        pings = (status, route) == ("firing", "critical")
-        mention = presentation.critical_role_id if pings else None
-        position = 0
-        for part, chunk in enumerate(packed, start=1):
-            header = _header(status, len(batch), _group_description(webhook), part, len(packed))
-            if webhook.truncated_alerts and part == 1:
-                header += f" ({webhook.truncated_alerts} more alerts truncated by Alertmanager)"
-            content = f"<@&{mention}> {header}" if mention else header
-            payload = {
-                "content": truncate(content, limits.CONTENT),
-                "embeds": chunk,
-                "allowed_mentions": allowed_mentions(mention),
-            }
-            messages.append(OutboundMessage(route, payload, keys[position : position + len(chunk)]))
-            position += len(chunk)
-    return messages
+    """The messages a new group of these alerts starts as: one living message per route."""
+    rendering = WebhookRendering(webhook, presentation)
+    episodes: dict[str, Episode] = {}
+    for alert, _ in alerts:
+        route = rendering.route_of(alert)
+        episode = episodes.setdefault(route, Episode(0, webhook.group_key, route))
+        rendering.merge(episode, [alert])
+    return [message for episode in episodes.values() for message in rendering.render(episode)]
 
 
-def _header(status: str, count: int, group: str, part: int, parts: int) -> str:
-    emoji = "✅" if status == "resolved" else "🚨"
+@dataclass
+class WebhookRendering:
+    """The `LivingMessages` of one Alertmanager webhook: its routes, its group's labels."""
+
+    webhook: AlertmanagerWebhook
+    presentation: Presentation
+
+    def route_of(self, alert: AlertmanagerAlert) -> str:
+        """Critical and warning alerts may have their own channels."""
+        return route_for(alert.labels.get("severity", "none"))
+
+    def merge(self, episode: Episode, alerts: list[AlertmanagerAlert]) -> None:
+        """The alerts' newest states, and the group as Alertmanager names it now."""
+        episode.receiver = self.webhook.receiver
+        episode.group_labels = self.webhook.group_labels
+        episode.merge(alerts, lambda a: part_size(a, episode.receiver, self.presentation))
+
+    def render(self, episode: Episode) -> list[OutboundMessage]:
+        """Every part of the episode's message."""
+        return episode_messages(
+            episode, self.presentation, truncated_alerts=self.webhook.truncated_alerts
+        )
+
+
+def _header(firing: int, count: int, group: str, part: int, parts: int) -> str:
     noun = "alert" if count == 1 else "alerts"
-    header = f"{emoji} **{status.upper()}** · {count} {noun} · {truncate(group, 300)}"
+    if firing:
+        resolved = count - firing
+        tally = f"{count} {noun}" + (f" ({resolved} resolved)" if resolved else "")
+        header = f"🚨 **FIRING** · {tally} · {truncate(group, 300)}"
+    else:
+        header = f"✅ **RESOLVED** · {count} {noun} · {truncate(group, 300)}"
     return header + (f" · part {part}/{parts}" if parts > 1 else "")
 
 
@@ -283,4 +333,9 @@ def plain_fallback(payload: dict[str, Any]) -> dict[str, Any]:
         lines.append(embed.get("description", ""))
         lines.append(embed.get("footer", {}).get("text", ""))
     text = "\n".join(line for line in lines if line) or "(empty message)"
-    return {"content": truncate(text, limits.CONTENT), "allowed_mentions": {"parse": []}}
+    # No embeds, said explicitly: an edit would otherwise keep the ones Discord refused.
+    return {
+        "content": truncate(text, limits.CONTENT),
+        "embeds": [],
+        "allowed_mentions": {"parse": []},
+    }

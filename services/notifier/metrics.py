@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 # Discord error codes we name; anything else is counted as "other" to keep cardinality bounded.
-KNOWN_DISCORD_CODES = frozenset({0, 10015, 40005, 50006, 50035, 50027, 40060, 20028})
+KNOWN_DISCORD_CODES = frozenset({0, 10008, 10015, 40005, 50006, 50035, 50027, 40060, 20028})
 
 QUEUED = Counter(
     "cv_notifier_messages_queued_total",
@@ -23,6 +23,10 @@ ATTEMPTS = Counter(
     ["outcome", "discord_code"],
 )
 DELIVERED = Counter("cv_notifier_messages_delivered_total", "Messages Discord confirmed.")
+EDITED = Counter(
+    "cv_notifier_messages_edited_total",
+    "Of the confirmed messages, those that edited an alert group's living message.",
+)
 RETRIED = Counter(
     "cv_notifier_messages_retried_total",
     "Messages put back in the outbox for a later attempt, by reason.",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
 from services.common.errors import InvalidInput
+from services.notifier.episodes import Episode
 from services.notifier.formatting import OutboundMessage
+from services.notifier.schemas import AlertmanagerAlert
 
 T = TypeVar("T")
 
@@ -22,7 +25,28 @@ WHERE notifier_dedup.last_queued_at < now() - make_interval(secs => $2)
 RETURNING dedup_key
 """
 _INSERT = """
-INSERT INTO notifier_outbox (group_key, route, source, payload) VALUES ($1, $2, $3, $4::jsonb)
+INSERT INTO notifier_outbox (group_key, route, source, payload, episode_id, part)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+"""
+_OPEN_EPISODE = """
+INSERT INTO notifier_episodes (group_key, route) VALUES ($1, $2)
+ON CONFLICT (group_key, route) WHERE resolved_at IS NULL DO NOTHING
+"""
+_LOCK_EPISODE = """
+SELECT id, receiver, group_labels::text AS group_labels, alerts::text AS alerts,
+       parts::text AS parts
+FROM notifier_episodes WHERE group_key = $1 AND route = $2 AND resolved_at IS NULL
+FOR UPDATE
+"""
+_SAVE_EPISODE = """
+UPDATE notifier_episodes
+SET receiver = $2, group_labels = $3::jsonb, alerts = $4::jsonb, parts = $5::jsonb,
+    resolved_at = CASE WHEN $6 THEN now() END
+WHERE id = $1
+"""
+_MESSAGE_OF = "SELECT message_id FROM notifier_episode_messages WHERE episode_id = $1 AND part = $2"
+_FORGET_MESSAGE = """
+DELETE FROM notifier_episode_messages WHERE episode_id = $1 AND part = $2 AND message_id = $3
 """
 # Only each group's oldest pending row is a candidate, so a group is delivered in order;
 # SKIP LOCKED lets two replicas claim at the same time without waiting on each other.
@@ -45,13 +69,22 @@ UPDATE notifier_outbox o
 SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
 FROM claimable c
 WHERE o.id = c.id
-RETURNING o.id, o.group_key, o.route, o.payload::text AS payload, o.attempts, o.failures
+RETURNING o.id, o.group_key, o.route, o.payload::text AS payload, o.attempts, o.failures,
+          o.episode_id, o.part
 """
+# The message a part became is recorded with the settle, so the next row of the episode edits it.
 _DELIVERED = """
-UPDATE notifier_outbox
-SET state = 'delivered', delivered_at = now(), discord_message_id = $3, failures = 0,
-    lease_owner = NULL, lease_until = NULL, last_error = NULL
-WHERE id = $1 AND lease_owner = $2
+WITH settled AS (
+    UPDATE notifier_outbox
+    SET state = 'delivered', delivered_at = now(), discord_message_id = $3, failures = 0,
+        lease_owner = NULL, lease_until = NULL, last_error = NULL
+    WHERE id = $1 AND lease_owner = $2
+    RETURNING episode_id, part
+)
+INSERT INTO notifier_episode_messages (episode_id, part, message_id)
+SELECT episode_id, part, $3 FROM settled
+WHERE episode_id IS NOT NULL AND part IS NOT NULL AND $3::text IS NOT NULL
+ON CONFLICT (episode_id, part) DO UPDATE SET message_id = EXCLUDED.message_id
 """
 _RETRY = """
 UPDATE notifier_outbox
@@ -88,6 +121,14 @@ _PRUNE_OUTBOX = """
 DELETE FROM notifier_outbox
 WHERE state <> 'pending' AND delivered_at < now() - make_interval(days => $1::int)
 """
+# Resolved episodes go once no pending row renders them (their messages are final).
+_PRUNE_EPISODES = """
+DELETE FROM notifier_episodes e
+WHERE e.resolved_at < now() - make_interval(days => $1::int)
+  AND NOT EXISTS (
+      SELECT 1 FROM notifier_outbox o WHERE o.episode_id = e.id AND o.state = 'pending'
+  )
+"""
 _PRUNE_DEDUP = """
 DELETE FROM notifier_dedup WHERE last_queued_at < now() - make_interval(secs => $1)
 """
@@ -95,6 +136,30 @@ DELETE FROM notifier_dedup WHERE last_queued_at < now() - make_interval(secs => 
 
 class UnstorableText(InvalidInput):
     """Text PostgreSQL cannot store, e.g. a NUL character."""
+
+
+@contextlib.contextmanager
+def _storable() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.DataError as error:
+        # Retrying cannot help: the text itself cannot be stored.
+        raise UnstorableText(
+            "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
+        ) from error
+
+
+class LivingMessages(Protocol):
+    """How alerts become episodes and episodes messages (routing and rendering)."""
+
+    def route_of(self, alert: AlertmanagerAlert) -> str:
+        """The route carrying an alert."""
+
+    def merge(self, episode: Episode, alerts: list[AlertmanagerAlert]) -> None:
+        """Take new alert states into the episode."""
+
+    def render(self, episode: Episode) -> list[OutboundMessage]:
+        """The episode's living message, every part."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +172,8 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     failures: int
+    episode_id: int | None = None
+    part: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,34 +203,105 @@ class Outbox:
         `candidates` are (item, dedup key) pairs (key "" means never a duplicate) and `render`
         turns the kept pairs into `OutboundMessage`s. Returns (messages queued, duplicates).
         """
-        try:
+        with _storable():
             async with self._pool.acquire() as connection, connection.transaction():
-                # Sorted, so that concurrent requests lock shared keys in the same order.
-                keys = sorted({key for _, key in candidates if key})
-                new = {
-                    row["dedup_key"]
-                    for row in await connection.fetch(_CLAIM_KEYS, keys, self._dedup_window_s)
-                }
-                kept: list[tuple[T, str]] = []
-                for item, key in candidates:
-                    if not key or key in new:
-                        kept.append((item, key))
-                        # The same key twice in one request is one item.
-                        new.discard(key)
+                kept = await self._new_only(connection, candidates)
                 messages = render(kept) if kept else []
-                await connection.executemany(
-                    _INSERT,
-                    [
-                        (group_key, message.route, source, json.dumps(message.payload))
-                        for message in messages
-                    ],
-                )
-        except asyncpg.DataError as error:
-            # Retrying cannot help: the text itself cannot be stored.
-            raise UnstorableText(
-                "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
-            ) from error
+                await self._insert(connection, group_key, source, messages, None)
         return len(messages), len(candidates) - len(kept)
+
+    async def enqueue_alerts(
+        self,
+        group_key: str,
+        source: str,
+        candidates: Sequence[tuple[AlertmanagerAlert, str]],
+        living: LivingMessages,
+    ) -> tuple[int, int]:
+        """Merge the new alerts into their open episodes (opened when there is none) and queue
+        every part of each changed episode's living message; one transaction.
+
+        Returns (messages queued, duplicates).
+        """
+        queued = 0
+        with _storable():
+            async with self._pool.acquire() as connection, connection.transaction():
+                kept = await self._new_only(connection, candidates)
+                by_route: dict[str, list[AlertmanagerAlert]] = {}
+                for alert, _ in kept:
+                    by_route.setdefault(living.route_of(alert), []).append(alert)
+                # Sorted, so that concurrent requests lock the episodes in the same order.
+                for route in sorted(by_route):
+                    episode = await self._open_episode(connection, group_key, route)
+                    living.merge(episode, by_route[route])
+                    await connection.execute(
+                        _SAVE_EPISODE,
+                        episode.id,
+                        episode.receiver,
+                        json.dumps(episode.group_labels),
+                        episode.alerts_json(),
+                        json.dumps(episode.parts),
+                        episode.resolved,
+                    )
+                    messages = living.render(episode)
+                    await self._insert(connection, group_key, source, messages, episode.id)
+                    queued += len(messages)
+        return queued, len(candidates) - len(kept)
+
+    async def _new_only(
+        self, connection: asyncpg.Connection, candidates: Sequence[tuple[T, str]]
+    ) -> list[tuple[T, str]]:
+        # Sorted, so that concurrent requests lock shared keys in the same order.
+        keys = sorted({key for _, key in candidates if key})
+        new = {
+            row["dedup_key"]
+            for row in await connection.fetch(_CLAIM_KEYS, keys, self._dedup_window_s)
+        }
+        kept: list[tuple[T, str]] = []
+        for item, key in candidates:
+            if not key or key in new:
+                kept.append((item, key))
+                # The same key twice in one request is one item.
+                new.discard(key)
+        return kept
+
+    async def _open_episode(
+        self, connection: asyncpg.Connection, group_key: str, route: str
+    ) -> Episode:
+        await connection.execute(_OPEN_EPISODE, group_key, route)
+        row = await connection.fetchrow(_LOCK_EPISODE, group_key, route)
+        assert row is not None, "the open episode was just ensured, under this transaction"
+        return Episode(
+            id=row["id"],
+            group_key=group_key,
+            route=route,
+            receiver=row["receiver"],
+            group_labels=json.loads(row["group_labels"]),
+            alerts=Episode.alerts_from(json.loads(row["alerts"])),
+            parts=json.loads(row["parts"]),
+        )
+
+    @staticmethod
+    async def _insert(
+        connection: asyncpg.Connection,
+        group_key: str,
+        source: str,
+        messages: Sequence[OutboundMessage],
+        episode_id: int | None,
+    ) -> None:
+        await connection.executemany(
+            _INSERT,
+            [
+                (
+                    group_key,
+                    message.route,
+                    source,
+                    json.dumps(message.payload),
+                    episode_id,
+                    message.part,
+                )
+                for message in messages
+            ],
+        )
 
     async def claim(self, owner: str, *, lease_s: float, limit: int = 1) -> list[Claimed]:
         """Reserve up to `limit` due group heads for `owner`."""
@@ -177,6 +315,8 @@ class Outbox:
                 payload=json.loads(row["payload"]),
                 attempts=row["attempts"],
                 failures=row["failures"],
+                episode_id=row["episode_id"],
+                part=row["part"],
             )
             for row in rows
         ]
@@ -205,6 +345,17 @@ class Outbox:
         """Give up on a message Discord will never accept; kept in the table for inspection."""
         await self._pool.execute(_DROPPED, claimed.id, owner, error[:500])
 
+    async def message_of(self, claimed: Claimed) -> str | None:
+        """The Discord message the claimed part became, if it was posted already."""
+        if claimed.episode_id is None or claimed.part is None:
+            return None
+        value = await self._pool.fetchval(_MESSAGE_OF, claimed.episode_id, claimed.part)
+        return None if value is None else str(value)
+
+    async def forget_message(self, claimed: Claimed, message_id: str) -> None:
+        """The message was deleted in Discord: the part is posted anew."""
+        await self._pool.execute(_FORGET_MESSAGE, claimed.episode_id, claimed.part, message_id)
+
     async def release_all(self, owner: str) -> None:
         """Hand back every lease of `owner` (graceful shutdown), so others need not wait."""
         await self._pool.execute(_RELEASE_ALL, owner)
@@ -223,4 +374,5 @@ class Outbox:
     async def prune(self, retention_days: float) -> None:
         """Forget settled messages and expired de-duplication keys."""
         await self._pool.execute(_PRUNE_OUTBOX, max(1, round(retention_days)))
+        await self._pool.execute(_PRUNE_EPISODES, max(1, round(retention_days)))
         await self._pool.execute(_PRUNE_DEDUP, max(self._dedup_window_s, 86400.0))

@@ -16,7 +16,7 @@ from services.notifier.delivery import Dispatcher
 from services.notifier.formatting import (
     OutboundMessage,
     Presentation,
-    alert_messages,
+    WebhookRendering,
     notification_message,
 )
 from services.notifier.outbox import Outbox
@@ -86,21 +86,14 @@ async def alertmanager(
     settings: SettingsDep,
 ) -> Queued:
     """Queue an Alertmanager notification; 2xx only once it is committed to the outbox."""
-    presentation = presentation_of(settings)
     candidates = [(alert, alert_dedup_key(webhook.group_key, alert)) for alert in webhook.alerts]
-
-    def render(kept: list[tuple[AlertmanagerAlert, str]]) -> list[OutboundMessage]:
-        return alert_messages(webhook, kept, presentation)
-
-    queued, duplicates = await _enqueue(
-        database,
-        dispatcher,
-        settings,
-        f"am:{webhook.group_key}",
-        "alertmanager",
-        candidates,
-        render,
-    )
+    rendering = WebhookRendering(webhook, presentation_of(settings))
+    outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
+    with database.guard():
+        queued, duplicates = await outbox.enqueue_alerts(
+            f"am:{webhook.group_key}", "alertmanager", candidates, rendering
+        )
+    _count("alertmanager", queued, duplicates, dispatcher)
     return Queued(messages=queued, duplicates=duplicates)
 
 
@@ -137,8 +130,13 @@ async def _enqueue(
     outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
     with database.guard():
         queued, duplicates = await outbox.enqueue(group_key, source, candidates, render)
+    _count(source, queued, duplicates, dispatcher)
+    return queued, duplicates
+
+
+def _count(source: str, queued: int, duplicates: int, dispatcher: Dispatcher) -> None:
+    """Measure what was queued; wake the sender when something new was."""
     metrics.QUEUED.labels(source).inc(queued)
     metrics.DUPLICATES.labels(source).inc(duplicates)
     if queued:
         dispatcher.wake()
-    return queued, duplicates

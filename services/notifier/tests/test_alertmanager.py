@@ -1,4 +1,5 @@
-"""A real Alertmanager (Debian's 0.25) delivers to the real notifier with its bearer token."""
+"""A real Alertmanager (Debian's 0.25) delivers to the real notifier with its bearer token;
+the resolution edits the message the firing posted."""
 
 from __future__ import annotations
 
@@ -75,15 +76,18 @@ def test_alertmanager_firing_and_resolved_reach_discord(
         }
         assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert]).status_code == 200
         (firing,) = fake_discord.wait_for_messages(1, timeout_s=60)
+        embed = firing["embeds"][0]
+        assert embed["title"] == "⚠️ [FIRING] NotifierEndToEnd"
+        assert "**It works**" in embed["description"]
+        assert embed["url"] == "http://prometheus.example.org/graph?g0.expr=up"
         resolved_alert = {**alert, "endsAt": datetime.now(UTC).isoformat()}
         assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[resolved_alert]).status_code == 200
-        messages = fake_discord.wait_for_messages(2, timeout_s=60)
+        fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] >= 1, timeout_s=60)
         metrics = httpx.get(f"{notifier.url}/metrics").text
-    embed = firing["embeds"][0]
-    assert embed["title"] == "⚠️ [FIRING] NotifierEndToEnd"
-    assert "**It works**" in embed["description"]
-    assert embed["url"] == "http://prometheus.example.org/graph?g0.expr=up"
-    resolved = messages[1]["embeds"][0]
+    (message,) = fake_discord.messages()
+    assert message["id"] == firing["id"]
+    resolved = message["embeds"][0]
     assert resolved["title"] == "✅ [RESOLVED] NotifierEndToEnd"
     assert resolved["color"] == 0x2ECC71
     assert 'cv_notifier_messages_queued_total{source="alertmanager"} 2.0' in metrics
+    assert "cv_notifier_messages_edited_total 1.0" in metrics

@@ -83,6 +83,11 @@ def test_alertmanager_payload_with_unknown_fields_is_accepted(
     assert sorted(fingerprints_posted([message])) == ["f0", "f1", "f2"]
 
 
+def _settled(db: psycopg.Connection) -> bool:
+    pending = db.execute("SELECT count(*) FROM notifier_outbox WHERE state = 'pending'")
+    return pending.fetchone() == (0,)
+
+
 def test_a_retried_webhook_is_not_posted_twice(
     client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
 ) -> None:
@@ -90,18 +95,106 @@ def test_a_retried_webhook_is_not_posted_twice(
     assert client.post("/alertmanager", json=body).json()["messages"] == 1
     again = client.post("/alertmanager", json=body).json()
     assert again == {"status": "queued", "messages": 0, "duplicates": 2}
+    fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    assert [r.method for r in fake_discord.requests()] == ["POST"]
+
+
+def test_a_group_is_one_message_edited_as_its_alerts_resolve(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    edited_before = _metric("cv_notifier_messages_edited_total")
+    firing = webhook([alert(fingerprint="a"), alert(fingerprint="b")])
+    assert client.post("/alertmanager", json=firing).json()["messages"] == 1
+    (posted,) = fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    assert "FIRING" in posted["content"]
+    one_resolved = webhook([alert(fingerprint="a", status="resolved"), alert(fingerprint="b")])
+    assert client.post("/alertmanager", json=one_resolved).json()["messages"] == 1
+    fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] == 1)
+    (message,) = fake_discord.messages()
+    assert "(1 resolved)" in message["content"]
+    assert [embed["color"] for embed in message["embeds"]] == [0x2ECC71, 0xF39C12]
+    both = webhook([alert(fingerprint="b", status="resolved")])
+    assert client.post("/alertmanager", json=both).json()["messages"] == 1
+    fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] == 2)
+    fake_discord.wait_until(lambda _: _settled(db))
+    (message,) = fake_discord.messages()
+    assert message["id"] == posted["id"]
+    assert message["content"].startswith("✅ **RESOLVED** · 2 alerts")
+    assert fingerprints_posted([message]) == ["a", "b"]
+    for embed in message["embeds"]:
+        assert embed["color"] == 0x2ECC71
+        names = [field["name"] for field in embed["fields"]]
+        assert "Fired at" in names
+        assert "Resolved at" in names
+    assert [r.method for r in fake_discord.requests()] == ["POST", "PATCH", "PATCH"]
+    assert _metric("cv_notifier_messages_edited_total") == edited_before + 2
+    fired_again = webhook([alert(fingerprint="a", starts_at="2026-11-29T08:00:00Z")])
+    assert client.post("/alertmanager", json=fired_again).json()["messages"] == 1
+    new = fake_discord.wait_for_messages(2)[1]
+    assert new["id"] != posted["id"]
+    assert "FIRING" in new["content"]
+    assert fingerprints_posted([new]) == ["a"]
+
+
+def test_an_edit_that_fails_is_retried_as_an_edit_never_a_second_post(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    assert client.post("/alertmanager", json=webhook([alert(fingerprint="a")])).status_code == 202
+    fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    fake_discord.fail("status", seconds=30, status=503, count=3)
     resolved = webhook([alert(fingerprint="a", status="resolved")])
     assert client.post("/alertmanager", json=resolved).json()["messages"] == 1
-    messages = fake_discord.wait_for_messages(2)
-    fake_discord.wait_until(
-        lambda _: (
-            db.execute("SELECT count(*) FROM notifier_outbox WHERE state = 'pending'").fetchone()
-            == (0,)
-        )
-    )
-    assert len(fake_discord.messages()) == 2
-    assert fingerprints_posted(messages) == ["a", "b", "a"]
-    assert "RESOLVED" in messages[1]["content"]
+    fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] == 1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    assert len(fake_discord.messages()) == 1
+    assert [(r.method, r.status) for r in fake_discord.requests()] == [
+        ("POST", 200),
+        *[("PATCH", 503)] * 3,
+        ("PATCH", 200),
+    ]
+
+
+def test_a_message_deleted_in_discord_is_posted_anew(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    before = _metric("cv_notifier_messages_retried_total", reason="unknown_message")
+    assert client.post("/alertmanager", json=webhook([alert(fingerprint="a")])).status_code == 202
+    (first,) = fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    fake_discord.delete_message(first["id"])
+    resolved = webhook([alert(fingerprint="a", status="resolved")])
+    assert client.post("/alertmanager", json=resolved).json()["messages"] == 1
+    (again,) = fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    assert again["id"] != first["id"]
+    assert "RESOLVED" in again["content"]
+    statuses = [(r.method, r.status) for r in fake_discord.requests()]
+    assert statuses == [("POST", 200), ("PATCH", 404), ("POST", 200)]
+    assert _metric("cv_notifier_messages_retried_total", reason="unknown_message") == before + 1
+    # The part now lives in the new message: the next change edits that one.
+    stored = db.execute("SELECT message_id FROM notifier_episode_messages").fetchall()
+    assert stored == [(again["id"],)]
+
+
+def test_edits_in_a_thread_stay_in_the_thread(
+    notifier_settings: Settings, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    thread_url = fake_discord.webhook_url("333", WEBHOOK_TOKEN) + "?thread_id=555"
+    settings = notifier_settings.model_copy(update={"discord_webhook_url": SecretStr(thread_url)})
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        client.post("/alertmanager", json=webhook([alert(fingerprint="a")]))
+        fake_discord.wait_for_messages(1)
+        fake_discord.wait_until(lambda _: _settled(db))
+        client.post("/alertmanager", json=webhook([alert(fingerprint="a", status="resolved")]))
+        fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] == 1)
+    assert [(r.method, r.thread_id, r.status) for r in fake_discord.requests()] == [
+        ("POST", "555", 200),
+        ("PATCH", "555", 200),
+    ]
 
 
 def test_a_notification_with_a_dedup_key_is_posted_once(
@@ -115,12 +208,17 @@ def test_a_notification_with_a_dedup_key_is_posted_once(
     assert [m["embeds"][0]["title"] for m in messages] == ["ℹ️ Model v3 live", "ℹ️ after"]
 
 
-def test_messages_of_a_group_arrive_in_order(client: TestClient, fake_discord: FakeDiscord) -> None:
+def test_changes_of_a_group_are_applied_in_order(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
     for number in range(8):
         body = webhook([alert(fingerprint=f"n{number}", starts_at=f"2026-11-28T22:0{number}:00Z")])
         assert client.post("/alertmanager", json=body).status_code == 202
-    messages = fake_discord.wait_for_messages(8)
-    assert fingerprints_posted(messages) == [f"n{number}" for number in range(8)]
+    fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    (message,) = fake_discord.messages()
+    assert fingerprints_posted([message]) == [f"n{number}" for number in range(8)]
+    assert [r.method for r in fake_discord.requests()].count("POST") == 1
 
 
 def test_critical_goes_to_its_webhook_and_mentions_only_the_role(

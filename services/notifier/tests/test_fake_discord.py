@@ -99,3 +99,43 @@ def test_runs_as_a_process_with_a_control_api() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_edits_replace_a_message_within_the_limits_and_its_thread() -> None:
+    with FakeDiscord(limit=50) as fake_discord:
+        _edit_within_limits_and_thread(fake_discord)
+
+
+def _edit_within_limits_and_thread(fake_discord: FakeDiscord) -> None:
+    url = fake_discord.webhook_url("1", "t")
+    posted = httpx.post(url, params={"wait": "true", "thread_id": "9"}, json={"content": "a"})
+    message_id = posted.json()["id"]
+    edit = f"{url}/messages/{message_id}"
+    assert (
+        httpx.patch(edit, params={"thread_id": "9"}, json={"content": "b"}).json()["content"] == "b"
+    )
+    too_long = httpx.patch(edit, params={"thread_id": "9"}, json={"content": "c" * 2001})
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == 50035
+    emptied = httpx.patch(edit, params={"thread_id": "9"}, json={"content": ""})
+    assert emptied.json()["code"] == 50006
+    outside = httpx.patch(edit, json={"content": "d"})
+    assert (outside.status_code, outside.json()["code"]) == (404, 10008)
+    other_webhook = f"{fake_discord.webhook_url('2', 't')}/messages/{message_id}"
+    assert httpx.patch(other_webhook, params={"thread_id": "9"}, json={}).status_code == 404
+    (message,) = fake_discord.messages()
+    assert (message["content"], message["edits"], message["thread_id"]) == ("b", 1, "9")
+    assert message["edited_timestamp"]
+    fake_discord.delete_message(message_id)
+    gone = httpx.patch(edit, params={"thread_id": "9"}, json={"content": "e"})
+    assert gone.json() == {"message": "Unknown Message", "code": 10008}
+    assert [r.method for r in fake_discord.requests()] == ["POST"] + ["PATCH"] * 6
+
+
+def test_edits_count_against_the_webhooks_rate_limit(fake_discord: FakeDiscord) -> None:
+    url = fake_discord.webhook_url()
+    message_id = httpx.post(url, params={"wait": "true"}, json={"content": "a"}).json()["id"]
+    answers = [
+        httpx.patch(f"{url}/messages/{message_id}", json={"content": str(n)}) for n in range(5)
+    ]
+    assert [a.status_code for a in answers] == [200] * 4 + [429]

@@ -39,7 +39,7 @@ def test_sixty_alerts_with_5000_character_annotations_fit_and_none_is_lost() -> 
     embed = messages[0].payload["embeds"][0]
     assert embed["description"].endswith(limits.MARKER)
     assert any(f["value"].endswith(limits.MARKER) for f in embed["fields"])
-    assert sum(len(m.dedup_keys) for m in messages) == 60
+    assert [m.part for m in messages] == list(range(len(messages)))
 
 
 def test_a_message_holds_at_most_ten_embeds() -> None:
@@ -62,13 +62,20 @@ def test_embed_shows_status_colour_links_and_start_time() -> None:
     assert "**Too many errors**" in embed["description"]
 
 
-def test_resolved_alerts_get_their_own_green_message() -> None:
-    messages = render(webhook([alert(fingerprint="a"), alert(fingerprint="b", status="resolved")]))
-    assert len(messages) == 2
-    resolved = messages[1].payload
-    assert "RESOLVED" in resolved["content"]
-    assert resolved["embeds"][0]["color"] == 0x2ECC71
-    assert any(f["name"] == "Resolved at" for f in resolved["embeds"][0]["fields"])
+def test_firing_and_resolved_alerts_of_a_group_share_its_message() -> None:
+    (message,) = render(
+        webhook([alert(fingerprint="a"), alert(fingerprint="b", status="resolved")])
+    )
+    payload = message.payload
+    assert payload["content"].startswith("🚨 **FIRING** · 2 alerts (1 resolved)")
+    firing, resolved = payload["embeds"]
+    assert firing["color"] == 0xF39C12
+    assert resolved["color"] == 0x2ECC71
+    assert {"name": "Fired at", "value": "<t:1795903200:f>", "inline": True} in resolved["fields"]
+    assert {"name": "Resolved at", "value": "<t:1795906800:f>", "inline": True} in resolved[
+        "fields"
+    ]
+    assert not any(f["name"] == "Resolved at" for f in firing["fields"])
 
 
 def test_only_firing_critical_mentions_the_role_and_nothing_else_can_ping() -> None:
@@ -76,16 +83,29 @@ def test_only_firing_critical_mentions_the_role_and_nothing_else_can_ping() -> N
         [
             alert(fingerprint="c", severity="critical", summary="@everyone look"),
             alert(fingerprint="w", severity="warning"),
-            alert(fingerprint="r", severity="critical", status="resolved"),
         ]
     )
-    critical, warning, resolved = render(body)
+    critical, warning = render(body)
     assert critical.route == "critical"
     assert critical.payload["content"].startswith("<@&42> ")
     assert critical.payload["allowed_mentions"] == {"parse": [], "roles": ["42"]}
     assert warning.route == "warning"
     assert warning.payload["allowed_mentions"] == {"parse": []}
+    (resolved,) = render(webhook([alert(fingerprint="r", severity="critical", status="resolved")]))
     assert resolved.payload["allowed_mentions"] == {"parse": []}
+    assert "<@&" not in resolved.payload["content"]
+
+
+def test_a_part_keeps_room_for_its_alerts_to_resolve() -> None:
+    big = "z" * 900
+    alerts = [alert(fingerprint=f"f{i}", summary=big, description=big) for i in range(12)]
+    firing = render(webhook(alerts))
+    resolved = render(webhook([{**a, "status": "resolved"} for a in alerts]))
+    assert [len(m.payload["embeds"]) for m in firing] == [
+        len(m.payload["embeds"]) for m in resolved
+    ]
+    for message in resolved:
+        assert validate_message(message.payload) == {}
 
 
 def test_links_that_discord_would_refuse_are_left_out() -> None:
@@ -111,7 +131,7 @@ def test_notification_levels_colour_and_truncate() -> None:
 def test_plain_fallback_is_valid_text_only() -> None:
     (message,) = render(webhook([alert(description="d" * 3000)]))
     fallback = plain_fallback(message.payload)
-    assert "embeds" not in fallback
+    assert fallback["embeds"] == []
     assert validate_message(fallback) == {}
     assert fallback["content"].startswith(message.payload["content"])
     assert "HighErrorRate" in fallback["content"]
