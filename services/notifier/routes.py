@@ -26,7 +26,7 @@ from services.notifier.settings import Settings
 T = TypeVar("T")
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
     """This app's settings."""
     settings: Settings = request.app.state.settings
     return settings
@@ -38,7 +38,7 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
