@@ -1,7 +1,8 @@
 """`make run`: every service that exists, on this machine, without Docker.
 
 PostgreSQL is `DATABASE_URL` when set, else an embedded server kept under `.data/postgres`.
-Prometheus and Alertmanager join when their binaries are installed.
+Prometheus and Alertmanager join when their binaries are installed. At a terminal the output
+is for a person (`devstack.console`); elsewhere, or with LOG_FORMAT=json, it is JSON lines.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from devstack.components import DATA_DIR, REPO_ROOT, Component, service_components
+from devstack.console import banner, colour_output, prefix, relay
 from devstack.monitoring import monitoring_components
 from services.common.migrate import apply_migrations, create_database_if_missing
+
+LOG_DIR = DATA_DIR / "logs"
 
 
 def embedded_database_url() -> str:
@@ -27,10 +32,19 @@ def embedded_database_url() -> str:
     return server.get_uri("predictions_feedback")
 
 
-def run(components: list[Component], env: dict[str, str]) -> int:
-    """Start everything, stop everything when one dies or on Ctrl-C."""
+def run(
+    components: list[Component], env: dict[str, str], *, console: bool, log_dir: Path = LOG_DIR
+) -> int:
+    """Start everything, stop everything when one dies or on Ctrl-C.
+
+    With `console` (a person at a terminal) the services log readable lines, relayed with
+    their name in front, and Prometheus and Alertmanager log to files under .data/logs;
+    otherwise every process writes its own lines (JSON for the services) to ours.
+    """
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    logs: dict[str, Path] = {}
     stopping = False
+    colour = console and colour_output()
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -39,25 +53,52 @@ def run(components: list[Component], env: dict[str, str]) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     for component in components:
-        processes[component.name] = subprocess.Popen(
-            component.command, cwd=REPO_ROOT, env={**env, **component.env}
-        )
-        print(f"  {component.name:<13} {component.url}", flush=True)
+        child_env = {**env, **component.env}
+        if console and component.log_to_file:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            logs[component.name] = log_dir / f"{component.name}.log"
+            with logs[component.name].open("ab") as log:
+                processes[component.name] = subprocess.Popen(
+                    component.command, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=log
+                )
+        elif console:
+            processes[component.name] = subprocess.Popen(
+                component.command,
+                cwd=REPO_ROOT,
+                env={**child_env, "FORCE_COLOR": "1"} if colour else child_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        else:
+            processes[component.name] = subprocess.Popen(
+                component.command, cwd=REPO_ROOT, env=child_env
+            )
+            print(f"  {component.name:<13} {component.url}", flush=True)
+    if console:
+        print(banner(components, env, logs), flush=True)
+        for index, (name, process) in enumerate(processes.items()):
+            if process.stdout is not None:
+                relay(process.stdout, prefix(name, index, colour=colour))
     exit_code = 0
     while not stopping:
         for name, process in processes.items():
             if process.poll() is not None:
                 print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
                 exit_code, stopping = 1, True
-        time.sleep(0.5)
+        time.sleep(0.2)
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
-    for process in processes.values():
+    stopped = []
+    for name, process in processes.items():
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        stopped.append(name if process.returncode in (0, -signal.SIGTERM) else
+                       f"{name} (exit {process.returncode})")  # fmt: skip
+    print(f"stopped {', '.join(stopped)}", flush=True)
     return exit_code
 
 
@@ -84,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     components = service_components()
     if not args.no_monitoring:
         components += monitoring_components(DATA_DIR)
-    print("starting:")
-    return run(components, env)
+    log_format = env.get("LOG_FORMAT", "auto")
+    console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
+    if console:
+        # The services' own lines, readable; LOG_FORMAT=json keeps them JSON here too.
+        env["LOG_FORMAT"] = "console"
+    else:
+        print("starting:")
+    return run(components, env, console=console)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,24 @@ class Component:
     command: list[str]
     url: str
     env: dict[str, str] = field(default_factory=dict)
+    # Its own log format, not ours: on a terminal it goes to .data/logs/<name>.log instead.
+    log_to_file: bool = False
 
 
 def service_components() -> list[Component]:
     """The services present in this checkout, in start order."""
-    ports = {"inference": 8000, "feedback": 8001, "notifier": 8002, "dashboard": 8050}
+    # Where a person starts: the upload page, the API docs, the dashboard's page.
+    urls = {
+        "inference": "http://localhost:8000/",
+        "feedback": "http://localhost:8001/docs",
+        "notifier": "http://localhost:8002/docs",
+        "dashboard": "http://localhost:8050/monitoring/",
+    }
     return [
         Component(
             name=name,
             command=[sys.executable, "-m", "services.common.serve", name],
-            url=f"http://localhost:{ports[name]}",
+            url=urls[name],
         )
         for name in SERVICE_ORDER
         if (REPO_ROOT / "services" / name / "app.py").exists()

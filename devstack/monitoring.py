@@ -128,6 +128,7 @@ def monitoring_components(data_dir: Path) -> list[Component]:
                 "prometheus",
                 prometheus_command(prometheus, config, data_dir / "prometheus", prometheus_port),
                 settings.prometheus_url,
+                log_to_file=True,
             )
         )
 
@@ -155,6 +156,7 @@ def monitoring_components(data_dir: Path) -> list[Component]:
                 alertmanager, config, data_dir / "alertmanager", alertmanager_port
             ),
             settings.alertmanager_url,
+            log_to_file=True,
         )
     )
     return components
