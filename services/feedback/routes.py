@@ -115,11 +115,14 @@ async def post_feedback(
 async def get_prediction(
     prediction_id: uuid.UUID,
     request: Request,
+    response: Response,
     repository: RepositoryDep,
     limiter: LimiterDep,
     settings: SettingsDep,
 ) -> PredictionExport:
     """Everything stored about a prediction, photo included (RGPD right of access)."""
+    # Personal data, the photo included: no browser or proxy cache may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
     _limit(limiter, request, "/predictions/{prediction_id}")
     row = await repository.export(prediction_id)
     metrics.ACCESS_REQUESTS.inc()

@@ -272,6 +272,21 @@ def test_owner_reads_and_erases_with_the_prediction_id_alone(stack: Stack) -> No
         assert owner.get(url).status_code == 404
 
 
+def test_the_owners_copy_of_their_data_is_never_cached(stack: Stack) -> None:
+    answer = httpx.post(
+        stack.url("inference") + "/predict",
+        files={"file": ("a.jpg", jpeg())},
+        data={"rgpd_consent": "true", "photo_consent": "true"},
+        timeout=15,
+    ).json()
+    url = f"{stack.url('feedback')}/predictions/{answer['prediction_id']}"
+    with client_from("127.0.0.5") as owner:
+        wait_for(lambda: owner.get(url).status_code == 200, 30, "the prediction stored")
+        response = owner.get(url)
+    assert response.json()["photo"] is not None
+    assert response.headers["cache-control"] == "no-store"
+
+
 # After the log scan above: this one writes tokens where the scan would find them.
 def test_a_token_misplaced_in_the_query_string_is_refused_and_not_logged(stack: Stack) -> None:
     for service, method, path, body in PROTECTED:
