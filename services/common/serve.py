@@ -19,7 +19,10 @@ SERVICES = ("inference", "feedback", "notifier", "dashboard")
 
 def prepare_multiprocess_dir(workers: int) -> str | None:
     """With several workers, give them one empty folder for their metric files."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if not folder:
+        # `.env.example` lists it blank; prometheus_client would take "" for a folder to use.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if workers == 1 and not folder:
         return None
     if not folder:
