@@ -21,7 +21,7 @@ As a process: `python -m harness.fake_discord --port 9999`, then the control API
     GET  /_control/requests                  every request: webhook_id, status, time
     POST /_control/fail  {"mode": "status"|"rate_limit"|"drop"|"unknown_webhook",
                           "seconds": 60, "status": 503, "global": false,
-                          "count": null, "retry_after": null}
+                          "count": null, "retry_after": null, "webhook_id": null}
     POST /_control/reset                     forget messages, requests and failures
 """
 
@@ -163,6 +163,8 @@ class Failure:
     is_global: bool = False
     count: int | None = None
     retry_after: float | None = None
+    # None: every webhook misbehaves; else only this one.
+    webhook_id: str | None = None
 
 
 @dataclass
@@ -306,6 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
                     is_global=bool(command.get("global", False)),
                     count=command.get("count"),
                     retry_after=command.get("retry_after"),
+                    webhook_id=command.get("webhook_id"),
                 )
             except ValueError as error:
                 self._reply(400, {"message": str(error)})
@@ -324,6 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
             failure = state.failure
             if failure and (failure.until <= now or failure.count == 0):
                 state.failure = failure = None
+            if failure and failure.webhook_id not in (None, call.webhook_id):
+                failure = None
             if failure and failure.count is not None:
                 failure.count -= 1
             if failure and failure.mode == "drop":
@@ -507,8 +512,9 @@ class FakeDiscord:
         is_global: bool = False,
         count: int | None = None,
         retry_after: float | None = None,
+        webhook_id: str | None = None,
     ) -> None:
-        """Misbehave for `seconds` (or `count` requests).
+        """Misbehave for `seconds` (or `count` requests), towards one webhook if given.
 
         Modes: status (answer `status`), rate_limit (429 whose `retry_after` is the time left,
         or `retry_after` when given), drop (close the connection without an answer),
@@ -518,7 +524,7 @@ class FakeDiscord:
             raise ValueError(f"unknown failure mode {mode!r}")
         with self.state.lock:
             self.state.failure = Failure(
-                mode, time.monotonic() + seconds, status, is_global, count, retry_after
+                mode, time.monotonic() + seconds, status, is_global, count, retry_after, webhook_id
             )
 
     def heal(self) -> None:

@@ -34,7 +34,7 @@ from services.notifier.discord import (
     redact,
 )
 from services.notifier.formatting import Presentation, notification_message
-from services.notifier.schemas import Level, Notification
+from services.notifier.schemas import Level, Mentions, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class DiscordNotifier:
         self.notifier_url = notifier_url.rstrip("/") if notifier_url else None
         self._token = token
         self._timeout_s = timeout_s
-        self._presentation = Presentation(critical_role_id=critical_role_id)
+        critical = {"critical": Mentions(roles=(critical_role_id,))} if critical_role_id else {}
+        self._presentation = Presentation(mentions=critical)
         self._attempts = attempts
         protect_http_logs()
 

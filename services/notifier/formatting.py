@@ -6,7 +6,7 @@ parts as the limits require, so an alert is shortened (with a visible "…") but
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,12 @@ from urllib.parse import quote, urljoin, urlsplit
 from services.notifier import limits
 from services.notifier.episodes import Episode
 from services.notifier.limits import truncate
-from services.notifier.schemas import AlertmanagerAlert, AlertmanagerWebhook, Notification
+from services.notifier.schemas import (
+    AlertmanagerAlert,
+    AlertmanagerWebhook,
+    Mentions,
+    Notification,
+)
 
 COLOURS = {
     "critical": 0xE74C3C,
@@ -47,8 +52,26 @@ class Presentation:
     # Alert rules carry a runbook path relative to the repository (one place to change the
     # host, as the kubernetes-mixin does); Discord only shows absolute http(s) links.
     runbook_base_url: str | None = None
-    critical_role_id: str | None = None
+    # Severity (a notification's level) -> who it pings; only `content` can ping in Discord.
+    mentions: Mapping[str, Mentions] = field(default_factory=dict)
+    # Route names "label=value" in the order they are tried (their webhooks are settings).
+    routes: tuple[str, ...] = ()
     description_max: int = 1024
+
+    def mentions_for(self, severities: Iterable[str]) -> Mentions:
+        """Everyone the given severities ping, each once."""
+        found = Mentions()
+        for severity in dict.fromkeys(severities):
+            found = found | self.mentions.get(severity, Mentions())
+        return found
+
+    def route_of(self, labels: Mapping[str, str]) -> str:
+        """The first configured route whose label matches, else the severity's route."""
+        for route in self.routes:
+            name, _, value = route.partition("=")
+            if labels.get(name) == value:
+                return route
+        return route_for(labels.get("severity", "none"))
 
 
 @dataclass
@@ -80,11 +103,20 @@ def markdown_link(label: str, url: str) -> str:
     return f"[{label}]({quote(url, safe=':/?#[]@!$&*+,;=%~.-_')})"
 
 
-def allowed_mentions(role_id: str | None) -> dict[str, Any]:
-    """Explicit: nothing is pinged except, when given, that one role (never @everyone/@here)."""
-    if role_id is None:
-        return {"parse": []}
-    return {"parse": [], "roles": [role_id]}
+def allowed_mentions(mentions: Mentions) -> dict[str, Any]:
+    """Explicit: nothing is pinged but exactly these roles and users (never @everyone/@here,
+    whatever an alert's text says)."""
+    allowed: dict[str, Any] = {"parse": []}
+    if mentions.roles:
+        allowed["roles"] = list(mentions.roles)
+    if mentions.users:
+        allowed["users"] = list(mentions.users)
+    return allowed
+
+
+def mention_text(mentions: Mentions) -> str:
+    """The mentions as `content` writes them."""
+    return " ".join([*(f"<@&{r}>" for r in mentions.roles), *(f"<@{u}>" for u in mentions.users)])
 
 
 def _timestamp(moment: datetime | None) -> str | None:
@@ -231,9 +263,9 @@ def episode_messages(
 ) -> list[OutboundMessage]:
     """The episode's living message, one `OutboundMessage` per part, in its current state."""
     firing = episode.firing
-    status = "firing" if firing else "resolved"
-    mention = (
-        presentation.critical_role_id if (status, episode.route) == ("firing", "critical") else None
+    # Discord pings on the post only; edits keep the mentions while the group fires.
+    mentions = presentation.mentions_for(
+        alert.labels.get("severity", "none") for alert in episode.alerts if alert.status == "firing"
     )
     group = _group_description(episode.group_labels)
     messages: list[OutboundMessage] = []
@@ -243,11 +275,11 @@ def episode_messages(
         header = _header(firing, len(episode.alerts), group, part + 1, len(episode.parts))
         if truncated_alerts and part == 0:
             header += f" ({truncated_alerts} more alerts truncated by Alertmanager)"
-        content = f"<@&{mention}> {header}" if mention else header
+        content = f"{mention_text(mentions)} {header}" if mentions else header
         payload = {
             "content": truncate(content, limits.CONTENT),
             "embeds": embeds,
-            "allowed_mentions": allowed_mentions(mention),
+            "allowed_mentions": allowed_mentions(mentions),
         }
         messages.append(OutboundMessage(episode.route, payload, part=part))
     return messages
@@ -276,8 +308,8 @@ class WebhookRendering:
     presentation: Presentation
 
     def route_of(self, alert: AlertmanagerAlert) -> str:
-        """Critical and warning alerts may have their own channels."""
-        return route_for(alert.labels.get("severity", "none"))
+        """The configured route of its labels, else its severity's."""
+        return self.presentation.route_of(alert.labels)
 
     def merge(self, episode: Episode, alerts: list[AlertmanagerAlert]) -> None:
         """The alerts' newest states, and the group as Alertmanager names it now."""
@@ -308,7 +340,7 @@ def notification_message(
 ) -> OutboundMessage:
     """A direct notification as one message with one embed coloured by its level."""
     level = notification.level
-    mention = presentation.critical_role_id if level == "critical" else None
+    mentions = presentation.mentions_for([level])
     embed: dict[str, Any] = {
         "title": truncate(f"{EMOJI[level]} {notification.title}", limits.TITLE),
         "description": truncate(notification.message, limits.DESCRIPTION),
@@ -318,11 +350,11 @@ def notification_message(
     }
     if not embed["description"]:
         del embed["description"]
-    payload: dict[str, Any] = {"embeds": [embed], "allowed_mentions": allowed_mentions(mention)}
-    if mention:
-        payload["content"] = f"<@&{mention}>"
+    payload: dict[str, Any] = {"embeds": [embed], "allowed_mentions": allowed_mentions(mentions)}
+    if mentions:
+        payload["content"] = mention_text(mentions)
     keys = [notification.dedup_key] if notification.dedup_key else []
-    return OutboundMessage(route_for(level), payload, keys)
+    return OutboundMessage(presentation.route_of({"severity": level}), payload, keys)
 
 
 def plain_fallback(payload: dict[str, Any]) -> dict[str, Any]:

@@ -48,14 +48,15 @@ _MESSAGE_OF = "SELECT message_id FROM notifier_episode_messages WHERE episode_id
 _FORGET_MESSAGE = """
 DELETE FROM notifier_episode_messages WHERE episode_id = $1 AND part = $2 AND message_id = $3
 """
-# Only each group's oldest pending row is a candidate, so a group is delivered in order;
+# Only the oldest pending row of each group on each route is a candidate, so a group is
+# delivered in order on every webhook, and one webhook's trouble holds back no other;
 # SKIP LOCKED lets two replicas claim at the same time without waiting on each other.
 _CLAIM = """
 WITH heads AS (
-    SELECT DISTINCT ON (group_key) id
+    SELECT DISTINCT ON (group_key, route) id
     FROM notifier_outbox
     WHERE state = 'pending'
-    ORDER BY group_key, id
+    ORDER BY group_key, route, id
 ),
 claimable AS (
     SELECT o.id
@@ -109,10 +110,10 @@ FROM notifier_outbox WHERE state = 'pending'
 # Only group heads can be claimed, so only they say when there is work again.
 _NEXT_DUE = """
 WITH heads AS (
-    SELECT DISTINCT ON (group_key) next_attempt_at, lease_until
+    SELECT DISTINCT ON (group_key, route) next_attempt_at, lease_until
     FROM notifier_outbox
     WHERE state = 'pending'
-    ORDER BY group_key, id
+    ORDER BY group_key, route, id
 )
 SELECT EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, now()))) - now())
 FROM heads

@@ -66,7 +66,8 @@ def presentation_of(settings: Settings) -> Presentation:
     return Presentation(
         grafana_url=settings.grafana_url,
         runbook_base_url=settings.runbook_base_url,
-        critical_role_id=settings.discord_critical_role_id,
+        mentions=settings.mentions_by_severity(),
+        routes=tuple(settings.routes),
         description_max=settings.embed_description_max,
     )
 

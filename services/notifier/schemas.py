@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Level = Literal["info", "success", "warning", "error", "critical"]
 
@@ -68,3 +68,24 @@ class Queued(BaseModel):
     status: Literal["queued"] = "queued"
     messages: int = Field(description="Discord messages queued (0: everything was a duplicate).")
     duplicates: int = Field(default=0, description="Alerts or notifications already queued.")
+
+
+DiscordId = Annotated[str, StringConstraints(pattern=r"^\d{1,25}$")]
+
+
+class Mentions(BaseModel):
+    """Who a severity pings: Discord role and user ids (snowflakes), nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: tuple[DiscordId, ...] = ()
+    users: tuple[DiscordId, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.roles or self.users)
+
+    def __or__(self, other: Mentions) -> Mentions:
+        return Mentions(
+            roles=tuple(dict.fromkeys((*self.roles, *other.roles))),
+            users=tuple(dict.fromkeys((*self.users, *other.users))),
+        )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from services.common.settings import (
     DEV_NOTIFIER_TOKEN,
@@ -12,6 +16,9 @@ from services.common.settings import (
     blank_is_unset,
     require_secret,
 )
+from services.notifier.schemas import Mentions
+
+_ROUTE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*=.+")
 
 
 class Settings(ServiceSettings):
@@ -34,7 +41,22 @@ class Settings(ServiceSettings):
         default=None, description="Webhook for warning messages; default webhook when unset."
     )
     discord_critical_role_id: str | None = Field(
-        default=None, pattern=r"^\d{1,25}$", description="Role mentioned by critical messages."
+        default=None,
+        pattern=r"^\d{1,25}$",
+        description="Role mentioned by critical messages (when DISCORD_MENTIONS names none).",
+    )
+    mentions: Annotated[dict[str, Mentions], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias="DISCORD_MENTIONS",
+        description='Severity -> who it pings, JSON: {"critical": {"roles": ["<role id>"], '
+        '"users": ["<user id>"]}, "warning": {}}; nothing else is ever pinged.',
+    )
+    routes: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias="DISCORD_WEBHOOK_ROUTES",
+        description='Alerts to other webhooks by label, JSON, tried in order: {"team=ml": '
+        '"<webhook url>", "severity=critical": "<webhook url>"}; unmatched alerts take the '
+        "severity webhooks, then DISCORD_WEBHOOK_URL.",
     )
     notifier_token: SecretStr | None = Field(
         default=None, description="Bearer token required on /alertmanager and /notify."
@@ -117,6 +139,21 @@ class Settings(ServiceSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return blank_is_unset(value)
 
+    @field_validator("mentions", "routes", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_name_a_label(cls, routes: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in routes:
+            if not _ROUTE.fullmatch(name):
+                raise ValueError(f"route {name!r} must be label=value (e.g. team=ml)")
+        return routes
+
     @model_validator(mode="after")
     def _token_is_a_real_secret(self) -> Settings:
         token = self.notifier_token.get_secret_value() if self.notifier_token else None
@@ -127,13 +164,22 @@ class Settings(ServiceSettings):
         return self
 
     def webhook_for(self, route: str) -> str | None:
-        """The webhook URL of a route ("default", "critical", "warning"), with fallback."""
+        """The webhook URL of a route (a DISCORD_WEBHOOK_ROUTES name, "critical", "warning" or
+        "default"), falling back to the default webhook."""
         specific = {
             "critical": self.discord_webhook_url_critical,
             "warning": self.discord_webhook_url_warning,
+            **self.routes,
         }.get(route)
         chosen = specific or self.discord_webhook_url
         return chosen.get_secret_value() if chosen else None
+
+    def mentions_by_severity(self) -> dict[str, Mentions]:
+        """DISCORD_MENTIONS, with DISCORD_CRITICAL_ROLE_ID for critical when it names none."""
+        mentions = dict(self.mentions)
+        if self.discord_critical_role_id and "critical" not in mentions:
+            mentions["critical"] = Mentions(roles=(self.discord_critical_role_id,))
+        return mentions
 
     @property
     def enabled(self) -> bool:

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from harness.alert_payloads import alert, fingerprints_posted, webhook
 from harness.fake_discord import FakeDiscord
 from services.notifier.app import create_app
+from services.notifier.schemas import Mentions
 from services.notifier.settings import Settings
 from services.notifier.tests.conftest import TOKEN, WEBHOOK_TOKEN, collect_logs
 
@@ -403,3 +404,65 @@ def test_a_thread_webhook_posts_into_its_thread(
         (message,) = fake_discord.wait_for_messages(1)
     assert message["thread_id"] == "777000111"
     assert [(r.thread_id, r.wait) for r in fake_discord.requests()] == [("777000111", True)]
+
+
+def test_routes_send_by_team_or_severity_each_webhook_in_its_own_order(
+    notifier_settings: Settings, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    settings = notifier_settings.model_copy(
+        update={
+            "routes": {
+                "team=ml": SecretStr(fake_discord.webhook_url("222", "ml")),
+                "severity=critical": SecretStr(fake_discord.webhook_url("333", "oncall")),
+            },
+            "mentions": {"critical": Mentions(roles=("55",))},
+        }
+    )
+    fake_discord.fail("status", seconds=600, status=503, webhook_id="222")
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        body = webhook(
+            [
+                alert(fingerprint="ml", labels={"team": "ml"}),
+                alert(fingerprint="crit", severity="critical", labels={"team": "web"}),
+                alert(fingerprint="info", severity="info"),
+            ]
+        )
+        assert client.post("/alertmanager", json=body).json()["messages"] == 3
+        # The ml channel refuses everything; the others are not held back behind it.
+        fake_discord.wait_until(
+            lambda fake: (
+                len(fake.messages()) == 2
+                and sum(r.webhook_id == "222" and r.status == 503 for r in fake.requests()) >= 2
+            )
+        )
+        assert fake_discord.messages("222") == []
+        fake_discord.heal()
+        fake_discord.wait_until(lambda fake: len(fake.messages("222")) == 1)
+        fake_discord.wait_until(lambda _: _settled(db))
+    assert fingerprints_posted(fake_discord.messages("222")) == ["ml"]
+    (critical,) = fake_discord.messages("333")
+    assert fingerprints_posted([critical]) == ["crit"]
+    assert critical["content"].startswith("<@&55> ")
+    assert critical["allowed_mentions"] == {"parse": [], "roles": ["55"]}
+    assert fingerprints_posted(fake_discord.messages("111")) == ["info"]
+    routes = {row[0] for row in db.execute("SELECT route FROM notifier_outbox").fetchall()}
+    assert routes == {"team=ml", "severity=critical", "default"}
+    stored = json.dumps(db.execute("SELECT route, payload FROM notifier_outbox").fetchall())
+    assert "oncall" not in stored
+
+
+def test_routes_and_mentions_are_read_as_json_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISCORD_WEBHOOK_ROUTES", '{"team=ml": "https://discord.example/w/1/x"}')
+    monkeypatch.setenv("DISCORD_MENTIONS", '{"critical": {"roles": ["12"], "users": ["34"]}}')
+    settings = Settings(notifier_token=SecretStr(TOKEN))
+    assert settings.webhook_for("team=ml") == "https://discord.example/w/1/x"
+    assert settings.mentions_by_severity()["critical"] == Mentions(roles=("12",), users=("34",))
+    monkeypatch.setenv("DISCORD_WEBHOOK_ROUTES", "")
+    assert Settings(notifier_token=SecretStr(TOKEN)).routes == {}
+    with pytest.raises(ValueError, match="label=value"):
+        Settings(notifier_token=SecretStr(TOKEN), routes={"ml": "https://x"})
+    with pytest.raises(ValueError, match="roles"):
+        Settings(notifier_token=SecretStr(TOKEN), mentions={"critical": {"roles": ["@everyone"]}})

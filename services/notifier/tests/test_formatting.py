@@ -16,9 +16,12 @@ from services.notifier.formatting import (
     notification_message,
     plain_fallback,
 )
-from services.notifier.schemas import AlertmanagerWebhook, Notification
+from services.notifier.schemas import AlertmanagerWebhook, Mentions, Notification
 
-PRESENTATION = Presentation(grafana_url="https://grafana.example.org/d/cv", critical_role_id="42")
+PRESENTATION = Presentation(
+    grafana_url="https://grafana.example.org/d/cv",
+    mentions={"critical": Mentions(roles=("42",))},
+)
 
 
 def render(body: dict[str, Any], presentation: Presentation = PRESENTATION) -> list[Any]:
@@ -96,6 +99,46 @@ def test_only_firing_critical_mentions_the_role_and_nothing_else_can_ping() -> N
     assert "<@&" not in resolved.payload["content"]
 
 
+def test_severities_ping_exactly_their_mentions_and_labels_never_ping() -> None:
+    presentation = Presentation(
+        mentions={
+            "critical": Mentions(roles=("111", "222"), users=("333",)),
+            "warning": Mentions(),
+        }
+    )
+    hostile = {"owner": "@everyone", "team": "<@&999> @here"}
+    body = webhook(
+        [
+            alert(fingerprint="c", severity="critical", summary="@everyone", labels=hostile),
+            alert(fingerprint="w", severity="warning", labels=hostile),
+            alert(fingerprint="i", severity="info", labels=hostile),
+        ]
+    )
+    critical, warning, info = render(body, presentation)
+    assert critical.payload["content"].startswith("<@&111> <@&222> <@333> 🚨 **FIRING**")
+    assert critical.payload["allowed_mentions"] == {
+        "parse": [],
+        "roles": ["111", "222"],
+        "users": ["333"],
+    }
+    for quiet in (warning, info):
+        assert quiet.payload["allowed_mentions"] == {"parse": []}
+        assert "<@" not in quiet.payload["content"]
+    resolved = render(webhook([{**alert(severity="critical"), "status": "resolved"}]), presentation)
+    assert resolved[0].payload["allowed_mentions"] == {"parse": []}
+    paged = notification_message(Notification(title="t", level="critical"), presentation)
+    assert paged.payload["content"] == "<@&111> <@&222> <@333>"
+    assert paged.payload["allowed_mentions"]["users"] == ["333"]
+
+
+def test_routes_match_labels_in_order_then_the_severity() -> None:
+    presentation = Presentation(routes=("team=ml", "severity=critical"))
+    assert presentation.route_of({"team": "ml", "severity": "critical"}) == "team=ml"
+    assert presentation.route_of({"team": "web", "severity": "critical"}) == "severity=critical"
+    assert presentation.route_of({"severity": "warning"}) == "warning"
+    assert presentation.route_of({"severity": "info"}) == "default"
+
+
 def test_a_part_keeps_room_for_its_alerts_to_resolve() -> None:
     big = "z" * 900
     alerts = [alert(fingerprint=f"f{i}", summary=big, description=big) for i in range(12)]
@@ -171,7 +214,10 @@ def test_any_alert_group_gives_valid_messages_with_every_alert(
         )
         for i, (summary, description, labels, status) in enumerate(specs)
     ]
-    presentation = Presentation(critical_role_id="7", description_max=description_max)
+    presentation = Presentation(
+        mentions={"critical": Mentions(roles=("7",)), "warning": Mentions(users=("8",))},
+        description_max=description_max,
+    )
     messages = render(webhook(alerts), presentation)
     for message in messages:
         assert validate_message(message.payload) == {}
