@@ -6,19 +6,21 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from catdog.preprocessing import PreprocessSpec, request_draft
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"})
+# HEIC/HEIF (what iPhones save) through pillow-heif, which applies the container's rotation
+# itself and resets the EXIF orientation; AVIF is Pillow's own (EXIF orientation applied later,
+# as for JPEG). Both open lazily: the size is read from the header, before any pixel.
+pillow_heif.register_heif_opener()
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "HEIF", "AVIF"})
 
 # Formats people do upload that Pillow cannot or should not decode here: say "unsupported"
 # rather than "corrupt". Each is (offset, magic bytes, name).
 _KNOWN_FOREIGN_SIGNATURES = (
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),
     (0, b"%PDF", "PDF"),

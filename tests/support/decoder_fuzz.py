@@ -30,7 +30,7 @@ def seed_files(dataset_dir: Path | None) -> list[bytes]:
         photo.load()
     else:
         photo = Image.new("RGB", (160, 120), (120, 60, 30))
-    seeds = [encode(photo, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP")]
+    seeds = [encode(photo, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "HEIF", "AVIF")]
     seeds.append(encode(photo, "JPEG", progressive=True))
     seeds += [data for data, _ in odd_images().values() if len(data) < 200_000]
     return seeds

@@ -8,6 +8,8 @@ import zlib
 
 from PIL import Image
 
+import catdog.images  # noqa: F401  (registers the HEIF codec with Pillow, as the service does)
+
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     """Encode an image in memory."""
@@ -74,4 +76,13 @@ def odd_images() -> dict[str, tuple[bytes, str]]:
         "webp": (encode(base, "WEBP"), "image/webp"),
         "bmp": (encode(base, "BMP"), "image/bmp"),
         "rgba_webp": (encode(rgba, "WEBP"), "image/webp"),
+        # What phones take: iPhones' HEIC, Android's AVIF, each sideways as a camera leaves it.
+        "heic": (encode(base, "HEIF"), "image/heic"),
+        "exif_rotated_heic": (encode(base, "HEIF", exif=exif.tobytes()), "image/heic"),
+        "avif": (encode(base, "AVIF"), "image/avif"),
+        "exif_rotated_avif": (encode(base, "AVIF", exif=exif.tobytes()), "image/avif"),
+        "animated_avif": (
+            encode(frames[0], "AVIF", save_all=True, append_images=frames[1:]),
+            "image/avif",
+        ),
     }
