@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -43,7 +44,8 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cv_bench_dashboard"
 PLOTLY_BUNDLE = ASSETS_DIR / "vendor" / "plotly-basic.min.js"
 CALLBACK_GOAL_S = 0.3
 PAGE_GOAL_S = 1.5
-USER, PASSWORD = "monitoring", "bench-password-not-secret"
+# Random per run: a password written here would be published, and refused outside DEV_MODE.
+USER, PASSWORD = "monitoring", f"bench-{secrets.token_hex(16)}"
 THRESHOLD = 0.8
 RANGE_IDS = [
     ("range-preset", "value"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import secrets
 import tempfile
 import time
 import uuid
@@ -27,7 +28,8 @@ from harness.fake_discord import FakeDiscord
 from harness.services import ServiceProcess
 from services.common.migrate import apply_migrations, with_database
 
-TOKEN = "bench-notifier-token-5d1e"  # noqa: S105
+# Random per run: a token written here would be published, and refused outside DEV_MODE.
+TOKEN = f"bench-{secrets.token_hex(16)}"
 
 
 def _storm(url: str, alerts: int, per_group: int) -> tuple[list[str], float]:

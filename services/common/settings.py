@@ -12,6 +12,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password", "admin", "secret"})
+# Values this repository publishes (development and former benchmark defaults): anyone has them.
+PUBLISHED_SECRETS = frozenset(
+    {
+        DEV_NOTIFIER_TOKEN,
+        "bench-notifier-token-5d1e",
+        "bench-password-not-secret",
+    }
+)
+# `openssl rand -hex 32`, as `.env.example` suggests, gives 64 characters of 16 kinds; these
+# floors refuse what a person types when asked for "a token" (`x`, `Changeme!`, `aaaa…`).
+MIN_SECRET_LENGTH = 16
+MIN_SECRET_DISTINCT_CHARACTERS = 8
 
 
 class ServiceSettings(BaseSettings):
@@ -129,9 +141,21 @@ def blank_is_unset(value: object) -> object:
 
 
 def require_secret(name: str, value: str | None, *, dev_mode: bool) -> str | None:
-    """Refuse a missing or placeholder secret unless running in explicit dev mode."""
+    """Refuse a missing, placeholder, published, short or repetitive secret unless running in
+    explicit dev mode. The messages never quote the value."""
     if dev_mode:
         return value
     if value is None or value.strip().lower() in PLACEHOLDER_SECRETS:
         raise ValueError(f"{name} must be set to a real secret (set DEV_MODE=true for local use)")
+    if value.strip() in PUBLISHED_SECRETS:
+        raise ValueError(f"{name} is a value published in this repository: generate your own")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{name} is shorter than {MIN_SECRET_LENGTH} characters: use `openssl rand -hex 32`"
+        )
+    if len(set(value)) < MIN_SECRET_DISTINCT_CHARACTERS:
+        raise ValueError(
+            f"{name} has fewer than {MIN_SECRET_DISTINCT_CHARACTERS} different characters: "
+            "use `openssl rand -hex 32`"
+        )
     return value

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic_settings import BaseSettings
 
-from services.common.settings import documented_names
+from services.common.settings import documented_names, require_secret
 
 SERVICES = ("inference", "feedback", "notifier", "dashboard")
 
@@ -93,3 +94,20 @@ def test_python_callers_still_pass_field_names() -> None:
     settings = cls(delivery_poll_s=0.1, port=1234, _env_file=None)
     assert settings.delivery_poll_s == 0.1
     assert settings.port == 1234
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [None, "", "changeme", "x", "Changeme!", "dev-notifier-token", "a" * 40, "abab" * 10],
+)
+def test_weak_secrets_are_refused_outside_dev_mode(weak: str | None) -> None:
+    with pytest.raises(ValueError, match="NOTIFIER_TOKEN") as refused:
+        require_secret("NOTIFIER_TOKEN", weak, dev_mode=False)
+    if weak and len(weak) >= 8:
+        assert weak not in str(refused.value)
+    assert require_secret("NOTIFIER_TOKEN", weak, dev_mode=True) == weak
+
+
+def test_a_generated_secret_is_accepted() -> None:
+    token = secrets.token_hex(32)
+    assert require_secret("NOTIFIER_TOKEN", token, dev_mode=False) == token
