@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
+from services.common.i18n import choose_language
 from services.inference import metrics
 from services.inference.answering import Photo, answer, keepable, record
 from services.inference.lineup import LineupManager
@@ -184,11 +185,16 @@ async def model(lineup: LineupDep) -> dict[str, Any]:
 
 
 @router.get("/", include_in_schema=False)
-async def upload_page(settings: SettingsDep) -> HTMLResponse:
-    """The upload page, told where the feedback service is."""
+async def upload_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    """The upload page, told where the feedback service is and which language to start in."""
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     feedback_url = html.escape(settings.feedback_public_url, quote=True)
-    return HTMLResponse(page.replace("{{FEEDBACK_PUBLIC_URL}}", feedback_url))
+    language = choose_language(
+        request.query_params.get("lang"), request.headers.get("accept-language")
+    )
+    page = page.replace("{{FEEDBACK_PUBLIC_URL}}", feedback_url).replace("{{LANG}}", language)
+    # Caches must keep one copy per language the header can choose.
+    return HTMLResponse(page, headers={"Vary": "Accept-Language", "Content-Language": language})
 
 
 @router.get("/monitoring", include_in_schema=False)

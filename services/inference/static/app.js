@@ -1,5 +1,7 @@
 "use strict";
 // The upload page: every value from the server is written with textContent, never as HTML.
+// Every word comes from the catalogues through i18n.t; API `detail` strings are for programs,
+// so an error shows the page's own message for its status.
 
 const form = document.getElementById("upload-form");
 const fileInput = document.getElementById("file-input");
@@ -8,10 +10,29 @@ const preview = document.getElementById("preview");
 const submit = document.getElementById("submit");
 const errorBox = document.getElementById("error");
 let chosenFile = null;
+let shownError = null;
+let lastAnswer = null;
 
-function showError(message) {
-  errorBox.textContent = message;
+function showError(key, values = {}) {
+  shownError = { key, values };
+  errorBox.textContent = i18n.t(key, values);
   errorBox.hidden = false;
+}
+
+function hideError() {
+  shownError = null;
+  errorBox.hidden = true;
+}
+
+// The formats the file input accepts, as people name them: "JPEG, PNG, …".
+function acceptedFormats() {
+  return fileInput.accept.split(",").map((type) => type.trim().replace(/^image\//, "").toUpperCase()).join(", ");
+}
+
+function predictError(status) {
+  const known = [400, 408, 413, 415, 422, 429, 431, 503];
+  if (!known.includes(status)) return ["error.predict.other", { status }];
+  return [`error.predict.${status}`, status === 415 ? { formats: acceptedFormats() } : {}];
 }
 
 function choose(file) {
@@ -23,11 +44,14 @@ function choose(file) {
     document.getElementById("photo-consent").checked = false;
   }
   submit.disabled = false;
-  errorBox.hidden = true;
+  hideError();
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
-  document.getElementById("drop-text").textContent = file.name;
+  const dropText = document.getElementById("drop-text");
+  // The file's own name, whatever the language: no catalogue key any more.
+  delete dropText.dataset.i18n;
+  dropText.textContent = file.name;
 }
 
 fileInput.addEventListener("change", () => choose(fileInput.files[0]));
@@ -41,20 +65,21 @@ fileInput.addEventListener("change", () => choose(fileInput.files[0]));
 }));
 dropZone.addEventListener("drop", (event) => choose(event.dataTransfer.files[0]));
 
-function percent(value) {
-  return `${(value * 100).toFixed(1)} %`;
+function showFigures(answer) {
+  document.getElementById("verdict").textContent =
+    i18n.t(answer.prediction === "cat" ? "result.cat" : "result.dog", { confidence: i18n.percent(answer.confidence) });
+  document.getElementById("proba-cat").textContent = i18n.percent(answer.proba_cat);
+  document.getElementById("proba-dog").textContent = i18n.percent(answer.proba_dog);
+  document.getElementById("inference-time").textContent = i18n.number(answer.inference_time_ms, 1);
 }
 
 function render(answer) {
-  document.getElementById("verdict").textContent =
-    `It's a ${answer.prediction} (${percent(answer.confidence)} sure)`;
+  lastAnswer = answer;
+  showFigures(answer);
   document.getElementById("meter-cat").value = answer.proba_cat;
   document.getElementById("meter-dog").value = answer.proba_dog;
-  document.getElementById("proba-cat").textContent = percent(answer.proba_cat);
-  document.getElementById("proba-dog").textContent = percent(answer.proba_dog);
   document.getElementById("prediction-id").textContent = answer.prediction_id;
   document.getElementById("model-version").textContent = answer.model_version;
-  document.getElementById("inference-time").textContent = answer.inference_time_ms.toFixed(1);
   document.getElementById("not-pet-warning").hidden = answer.is_cat_or_dog;
   document.getElementById("result").hidden = false;
   document.dispatchEvent(new CustomEvent("prediction", { detail: answer }));
@@ -68,17 +93,16 @@ form.addEventListener("submit", async (event) => {
   body.append("rgpd_consent", document.getElementById("rgpd-consent").checked);
   body.append("photo_consent", document.getElementById("photo-consent").checked);
   submit.disabled = true;
-  errorBox.hidden = true;
+  hideError();
   try {
     const response = await fetch("/predict", { method: "POST", body });
-    const payload = await response.json().catch(() => ({ detail: response.statusText }));
     if (!response.ok) {
-      showError(payload.detail || `The server answered ${response.status}`);
+      showError(...predictError(response.status));
       return;
     }
-    render(payload);
+    render(await response.json());
   } catch (err) {
-    showError("The service could not be reached. Try again in a moment.");
+    showError("error.predict.unreachable");
   } finally {
     submit.disabled = false;
   }
@@ -91,9 +115,11 @@ const labelChoice = document.getElementById("true-label-choice");
 const voteButtons = [...document.querySelectorAll("#feedback button")];
 const MAX_ATTEMPTS = 4;
 let currentPrediction = null;
+let said = null;
 
-function say(message, failed = false) {
-  feedbackStatus.textContent = message;
+function say(key, values = {}, failed = false) {
+  said = key ? { key, values, failed } : null;
+  feedbackStatus.textContent = key ? i18n.t(key, values) : "";
   feedbackStatus.classList.toggle("failed", failed);
 }
 
@@ -117,14 +143,14 @@ async function callFeedback(path, options) {
     const retryable = response.status === 503 || response.status === 429;
     if (!retryable || attempt >= MAX_ATTEMPTS) return response;
     const seconds = Number(response.headers.get("Retry-After")) || attempt;
-    say(`The service is busy; trying again in ${seconds} s…`);
+    say("feedback.busy", { seconds });
     await sleep(Math.min(seconds, 30) * 1000);
   }
 }
 
-async function detailOf(response) {
-  const payload = await response.json().catch(() => ({}));
-  return payload.detail || `The feedback service answered ${response.status}`;
+function sayFeedbackError(status) {
+  if ([404, 422, 429, 503].includes(status)) say(`error.feedback.${status}`, {}, true);
+  else say("error.feedback.other", { status }, true);
 }
 
 async function sendFeedback(satisfaction, trueLabel) {
@@ -136,7 +162,7 @@ async function sendFeedback(satisfaction, trueLabel) {
   };
   if (trueLabel) body.true_label = trueLabel;
   setBusy(true);
-  say("Sending…");
+  say("feedback.sending");
   try {
     const response = await callFeedback("/feedback", {
       method: "POST",
@@ -144,18 +170,16 @@ async function sendFeedback(satisfaction, trueLabel) {
       body: JSON.stringify(body),
     });
     if (response.status !== 201) {
-      say(await detailOf(response), true);
+      sayFeedbackError(response.status);
       return;
     }
     const answer = await response.json();
-    say(answer.stored
-      ? "Thank you! Your feedback is kept with this prediction; you can change it or erase it."
-      : "Thank you! Your feedback was counted; nothing about it was kept.");
+    say(answer.stored ? "feedback.kept" : "feedback.counted");
     document.getElementById("feedback-yes").classList.toggle("chosen", satisfaction === "satisfied");
     document.getElementById("feedback-no").classList.toggle("chosen", satisfaction === "unsatisfied");
     labelChoice.hidden = true;
   } catch (err) {
-    say("The feedback service could not be reached. Try again in a moment.", true);
+    say("error.feedback.unreachable", {}, true);
   } finally {
     setBusy(false);
   }
@@ -170,12 +194,12 @@ async function erase() {
     if (response.status === 204 || response.status === 202) {
       // 202: not stored yet (still on its way); it is refused when it arrives.
       erased = true;
-      say("Erased: nothing about this prediction is kept any more.");
+      say("rights.erased");
     } else {
-      say(await detailOf(response), true);
+      sayFeedbackError(response.status);
     }
   } catch (err) {
-    say("The feedback service could not be reached. Try again in a moment.", true);
+    say("error.feedback.unreachable", {}, true);
   } finally {
     // Once erased there is nothing left to give feedback on.
     setBusy(erased);
@@ -185,7 +209,7 @@ async function erase() {
 document.getElementById("feedback-yes").addEventListener("click", () => sendFeedback("satisfied", null));
 document.getElementById("feedback-no").addEventListener("click", () => {
   labelChoice.hidden = false;
-  say("What was it?");
+  say("feedback.what_was_it");
 });
 document.querySelectorAll(".label-choice").forEach((button) => {
   button.addEventListener("click", () => sendFeedback("unsatisfied", button.dataset.label || null));
@@ -198,9 +222,16 @@ document.addEventListener("prediction", (event) => {
   document.getElementById("true-cat").hidden = currentPrediction.prediction === "cat";
   document.getElementById("true-dog").hidden = currentPrediction.prediction === "dog";
   labelChoice.hidden = true;
-  say("");
+  say(null);
   setBusy(false);
   document.querySelectorAll(".vote").forEach((button) => button.classList.remove("chosen"));
   document.getElementById("access-link").href =
     `${feedbackUrl}/predictions/${encodeURIComponent(currentPrediction.prediction_id)}`;
+});
+
+// A language chosen with the switch redraws what the page wrote itself.
+i18n.onChange(() => {
+  if (lastAnswer) showFigures(lastAnswer);
+  if (shownError) showError(shownError.key, shownError.values);
+  if (said) say(said.key, said.values, said.failed);
 });

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import expect
 
 from harness.services import ServiceProcess
+from services.common.i18n import load_catalogues
+from services.inference.routes import STATIC_DIR
 from tests.support.images import jpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,3 +42,168 @@ def test_upload_shows_the_answer_and_both_probabilities(
         "SELECT rgpd_consent FROM monitoring WHERE id = %s", (prediction_id,)
     ).fetchone()
     assert row == (True,)
+
+
+# --- the page in French and English --------------------------------------------------------
+
+CATALOGUES = load_catalogues(STATIC_DIR / "i18n")
+ADMIN_TOKEN = "test-admin-token-upload-page"
+# Recorded from the first script on, so a violation while the page is built counts too.
+WATCH_CSP = """
+window.__violations = [];
+document.addEventListener(
+  'securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));
+"""
+
+
+@pytest.fixture
+def page_services(
+    database_url: str, model_path: Path, tmp_path: Path
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Inference serving the page and the feedback service it sends to, each knowing the other."""
+    inference = ServiceProcess("inference", {}, tmp_path)
+    feedback = ServiceProcess("feedback", {}, tmp_path)
+    inference.env.update(
+        DATABASE_URL=database_url, MODEL_PATH=str(model_path), FEEDBACK_PUBLIC_URL=feedback.url
+    )
+    feedback.env.update(
+        DATABASE_URL=database_url,
+        FEEDBACK_ADMIN_TOKEN=ADMIN_TOKEN,
+        FEEDBACK_ALLOWED_ORIGINS=inference.url,
+    )
+    with feedback, inference:
+        yield inference, feedback
+
+
+def browser_page(browser: Any, locale: str) -> tuple[Any, list[str]]:
+    """A page of a browser speaking `locale` (its Accept-Language), and what went wrong on it."""
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.add_init_script(WATCH_CSP)
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and not message.text.startswith("Failed to load resource")
+            and problems.append(message.text)
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page, problems
+
+
+def before_placeholder(text: str) -> str:
+    return text.split("{", 1)[0]
+
+
+@pytest.mark.parametrize(("locale", "language"), [("en-US", "en"), ("fr-FR", "fr")])
+def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
+    browser: Any,
+    page_services: tuple[ServiceProcess, ServiceProcess],
+    db: psycopg.Connection,
+    tmp_path: Path,
+    locale: str,
+    language: str,
+) -> None:
+    inference, _ = page_services
+    words = CATALOGUES[language]
+    page, problems = browser_page(browser, locale)
+    refused: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400
+            and not response.url.endswith("/favicon.ico")
+            and refused.append(f"{response.status} {response.url.removeprefix(inference.url)}")
+        ),
+    )
+
+    page.goto(inference.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    expect(page.locator("h1")).to_have_text(words["page.title"])
+    assert page.title() == words["page.title"]
+    expect(page.locator("#drop-text")).to_have_text(words["upload.drop"])
+    expect(page.locator(".consent legend")).to_have_text(words["consent.legend"])
+    expect(page.locator("#submit")).to_have_text(words["upload.submit"])
+
+    # A refused upload shows the page's words for its status, not the API's English detail.
+    page.set_input_files(
+        "#file-input", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"notes"}]
+    )
+    page.click("#submit")
+    expect(page.locator("#error")).to_have_text(words["error.predict.400"])
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg((220, 20, 20)))
+    page.set_input_files("#file-input", str(photo))
+    expect(page.locator("#error")).to_be_hidden()
+    page.check("#rgpd-consent")
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=15_000)
+    prediction_id = page.text_content("#prediction-id")
+    verdict = page.text_content("#verdict") or ""
+    predicted = "cat" if verdict.startswith(before_placeholder(words["result.cat"])) else "dog"
+    assert verdict.startswith(before_placeholder(words[f"result.{predicted}"])), verdict
+    actual = "dog" if predicted == "cat" else "cat"
+    expect(page.locator("#feedback-no")).to_have_attribute("aria-label", words["feedback.no_label"])
+
+    page.click("#feedback-no")
+    expect(page.locator("#feedback-status")).to_have_text(words["feedback.what_was_it"])
+    page.click(f"#true-{actual}")
+    expect(page.locator("#feedback-status")).to_have_text(words["feedback.kept"], timeout=15_000)
+    row = db.execute(
+        "SELECT f.true_label, m.rgpd_consent FROM feedback f"
+        " JOIN monitoring m ON m.id = f.prediction_id WHERE m.id = %s",
+        (prediction_id,),
+    ).fetchone()
+    assert row == (actual, True)
+
+    page.click("#erase")
+    expect(page.locator("#feedback-status")).to_have_text(words["rights.erased"], timeout=15_000)
+    assert db.execute(
+        "SELECT count(*) FROM monitoring WHERE id = %s", (prediction_id,)
+    ).fetchone() == (0,)
+
+    assert problems == []
+    assert page.evaluate("window.__violations") == []
+    assert refused == ["400 /predict"]
+    page.context.close()
+
+
+def test_the_switch_overrides_the_browser_and_is_remembered(
+    browser: Any, page_services: tuple[ServiceProcess, ServiceProcess], tmp_path: Path
+) -> None:
+    inference, _ = page_services
+    french, english = CATALOGUES["fr"], CATALOGUES["en"]
+    page, problems = browser_page(browser, "fr-FR")
+    page.goto(inference.url + "/")
+    expect(page.locator("h1")).to_have_text(french["page.title"])
+    expect(page.locator('#languages a[data-lang="fr"]')).to_have_attribute("aria-current", "true")
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg((20, 20, 220)))
+    page.set_input_files("#file-input", str(photo))
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=15_000)
+    page.click("#feedback-no")
+    expect(page.locator("#feedback-status")).to_have_text(french["feedback.what_was_it"])
+
+    # What the page wrote itself changes language with the rest, the figures with it.
+    page.click('#languages a[data-lang="en"]')
+    expect(page.locator("h1")).to_have_text(english["page.title"])
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#feedback-status")).to_have_text(english["feedback.what_was_it"])
+    verdict = page.text_content("#verdict") or ""
+    assert verdict.startswith("It's a ") and "." in verdict, verdict
+    assert page.url.endswith("/?lang=en")
+
+    # Remembered: the same French browser, back without the parameter, stays in English...
+    page.goto(inference.url + "/")
+    expect(page.locator("h1")).to_have_text(english["page.title"])
+    # ...while an address that names a language still wins.
+    page.goto(inference.url + "/?lang=fr")
+    expect(page.locator("h1")).to_have_text(french["page.title"])
+    assert problems == []
+    assert page.evaluate("window.__violations") == []
+    page.context.close()
