@@ -33,6 +33,8 @@ class Episode:
     group_labels: dict[str, str] = field(default_factory=dict)
     alerts: list[AlertmanagerAlert] = field(default_factory=list)
     parts: list[list[str]] = field(default_factory=list)
+    # Alertmanager's address as its latest webhook gave it (not stored: every render has one).
+    external_url: str = ""
 
     @property
     def firing(self) -> int:

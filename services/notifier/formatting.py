@@ -57,6 +57,9 @@ class Presentation:
     # Route names "label=value" in the order they are tried (their webhooks are settings).
     routes: tuple[str, ...] = ()
     description_max: int = 1024
+    # Public addresses for links; Alertmanager's own externalURL when its is unset.
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
 
     def mentions_for(self, severities: Iterable[str]) -> Mentions:
         """Everyone the given severities ping, each once."""
@@ -164,17 +167,52 @@ def runbook_link(runbook_url: str | None, base_url: str | None) -> str | None:
     return safe_url(runbook_url)
 
 
-def _links(alert: AlertmanagerAlert, presentation: Presentation) -> str:
+def graph_link(generator_url: str, public_base: str | None) -> str | None:
+    """The graph of the alert's expression: Prometheus's generatorURL, moved onto the public
+    base when one is configured (Prometheus names itself by an address inside the cluster)."""
+    url = safe_url(generator_url)
+    if url is None or not public_base:
+        return url
+    parts = urlsplit(url)
+    page = parts.path.rstrip("/").rsplit("/", 1)[-1] or "graph"
+    rebased = f"{public_base.rstrip('/')}/{page}" + (f"?{parts.query}" if parts.query else "")
+    return safe_url(rebased)
+
+
+def _matcher_value(value: str) -> str:
+    """A label value as an Alertmanager matcher writes it: double-quoted, escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def silence_link(matchers: Mapping[str, str], alertmanager_url: str | None) -> str | None:
+    """Alertmanager's "new silence" page, prefilled with these label matchers."""
+    if not alertmanager_url or not matchers:
+        return None
+    quoted = ",".join(f"{name}={_matcher_value(value)}" for name, value in sorted(matchers.items()))
+    prefilled = quote("{" + quoted + "}", safe="")
+    return safe_url(f"{alertmanager_url.rstrip('/')}/#/silences/new?filter={prefilled}")
+
+
+def _links(alert: AlertmanagerAlert, presentation: Presentation, silence: str | None) -> str:
     candidates = [
-        ("Source", safe_url(alert.generator_url)),
+        ("Graph", graph_link(alert.generator_url, presentation.prometheus_url)),
         ("Grafana", safe_url(presentation.grafana_url)),
+        ("Dashboard", safe_url(alert.annotations.get("dashboard_url"))),
         (
             "Runbook",
             runbook_link(alert.annotations.get("runbook_url"), presentation.runbook_base_url),
         ),
-        ("Dashboard", safe_url(alert.annotations.get("dashboard_url"))),
+        ("Silence", silence),
     ]
-    return " · ".join(markdown_link(label, url) for label, url in candidates if url)
+    # Whole links only: a link cut to fit the field would lead nowhere.
+    shown: list[str] = []
+    for label, url in candidates:
+        if url is None:
+            continue
+        link = markdown_link(label, url)
+        if limits.discord_len(" · ".join([*shown, link])) <= limits.FIELD_VALUE:
+            shown.append(link)
+    return " · ".join(shown)
 
 
 def fit_embed(embed: dict[str, Any], budget: int = limits.EMBEDS_TOTAL) -> dict[str, Any]:
@@ -195,9 +233,14 @@ def fit_embed(embed: dict[str, Any], budget: int = limits.EMBEDS_TOTAL) -> dict[
 
 
 def alert_embed(
-    alert: AlertmanagerAlert, receiver: str, presentation: Presentation
+    alert: AlertmanagerAlert,
+    receiver: str,
+    presentation: Presentation,
+    *,
+    silence: str | None = None,
 ) -> dict[str, Any]:
-    """One alert as one embed: status, severity colour, summary, labels, links, start time."""
+    """One alert as one embed: status, severity colour, summary, labels, times, and links to
+    act from (graph, Grafana, runbook, the `silence` page of its group)."""
     name = alert.labels.get("alertname", "Alert")
     severity = alert.labels.get("severity", "none")
     resolved = alert.status == "resolved"
@@ -216,7 +259,7 @@ def alert_embed(
     if resolved and ended:
         fields.append({"name": "Resolved at", "value": ended, "inline": True})
     fields.extend(_label_fields(alert.labels))
-    links = _links(alert, presentation)
+    links = _links(alert, presentation, silence)
     if links:
         fields.append({"name": "Links", "value": truncate(links, limits.FIELD_VALUE)})
     footer = f"fingerprint {alert.identity()}" + (f" · {receiver}" if receiver else "")
@@ -227,7 +270,7 @@ def alert_embed(
         "fields": fields[: limits.FIELDS],
         "footer": {"text": truncate(footer, FOOTER_MAX)},
     }
-    url = safe_url(alert.generator_url)
+    url = graph_link(alert.generator_url, presentation.prometheus_url)
     if url:
         embed["url"] = url
     started = _timestamp(alert.starts_at)
@@ -236,14 +279,25 @@ def alert_embed(
     return fit_embed(embed)
 
 
-def part_size(alert: AlertmanagerAlert, receiver: str, presentation: Presentation) -> int:
+def part_size(episode: Episode, alert: AlertmanagerAlert, presentation: Presentation) -> int:
     """What an alert's embed may count in its part: the larger of its firing and its resolved
     renderings, so that resolving it never makes its message too large."""
     resolved = alert.model_copy(update={"status": "resolved", "ends_at": datetime.now(UTC)})
     return max(
-        limits.embed_size(alert_embed(alert, receiver, presentation)),
-        limits.embed_size(alert_embed(resolved, receiver, presentation)),
+        limits.embed_size(episode_embed(episode, alert, presentation)),
+        limits.embed_size(episode_embed(episode, resolved, presentation)),
     )
+
+
+def episode_embed(
+    episode: Episode, alert: AlertmanagerAlert, presentation: Presentation
+) -> dict[str, Any]:
+    """An alert's embed in its group's message: the silence link holds the group's matchers
+    (the alert's own labels when the group has none)."""
+    silence = silence_link(
+        episode.group_labels or alert.labels, presentation.alertmanager_url or episode.external_url
+    )
+    return alert_embed(alert, episode.receiver, presentation, silence=silence)
 
 
 def fit_part(embeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -271,7 +325,7 @@ def episode_messages(
     messages: list[OutboundMessage] = []
     for part in range(len(episode.parts)):
         alerts = episode.alerts_of(part)
-        embeds = fit_part([alert_embed(a, episode.receiver, presentation) for a in alerts])
+        embeds = fit_part([episode_embed(episode, a, presentation) for a in alerts])
         header = _header(firing, len(episode.alerts), group, part + 1, len(episode.parts))
         if truncated_alerts and part == 0:
             header += f" ({truncated_alerts} more alerts truncated by Alertmanager)"
@@ -315,7 +369,8 @@ class WebhookRendering:
         """The alerts' newest states, and the group as Alertmanager names it now."""
         episode.receiver = self.webhook.receiver
         episode.group_labels = self.webhook.group_labels
-        episode.merge(alerts, lambda a: part_size(a, episode.receiver, self.presentation))
+        episode.external_url = self.webhook.external_url
+        episode.merge(alerts, lambda a: part_size(episode, a, self.presentation))
 
     def render(self, episode: Episode) -> list[OutboundMessage]:
         """Every part of the episode's message."""

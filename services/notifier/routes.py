@@ -66,6 +66,8 @@ def presentation_of(settings: Settings) -> Presentation:
     return Presentation(
         grafana_url=settings.grafana_url,
         runbook_base_url=settings.runbook_base_url,
+        prometheus_url=settings.prometheus_public_url,
+        alertmanager_url=settings.alertmanager_public_url,
         mentions=settings.mentions_by_severity(),
         routes=tuple(settings.routes),
         description_max=settings.embed_description_max,

@@ -66,6 +66,16 @@ class Settings(ServiceSettings):
         default=None,
         description="Base the alerts' relative runbook_url annotations are resolved against.",
     )
+    prometheus_public_url: str | None = Field(
+        default=None,
+        description="Prometheus as people reach it: each alert's graph link (Prometheus's "
+        "generatorURL) is moved onto it.",
+    )
+    alertmanager_public_url: str | None = Field(
+        default=None,
+        description="Alertmanager as people reach it, for the prefilled silence links "
+        "(default: the externalURL Alertmanager sends).",
+    )
     discord_timeout_s: float = Field(default=10.0, gt=0, description="Per Discord request.")
     delivery_lease_s: float = Field(
         validation_alias="NOTIFIER_LEASE_S",
@@ -133,6 +143,8 @@ class Settings(ServiceSettings):
         "notifier_token",
         "grafana_url",
         "runbook_base_url",
+        "prometheus_public_url",
+        "alertmanager_public_url",
         mode="before",
     )
     @classmethod

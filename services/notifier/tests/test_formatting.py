@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -225,3 +227,36 @@ def test_any_alert_group_gives_valid_messages_with_every_alert(
     assert sorted(fingerprints_posted([m.payload for m in messages])) == sorted(
         f"fp{i}" for i in range(len(specs))
     )
+
+
+def test_each_alert_links_its_graph_runbook_and_a_prefilled_silence() -> None:
+    presentation = Presentation(
+        prometheus_url="https://prometheus.example.org/prom/",
+        alertmanager_url="https://alertmanager.example.org",
+        runbook_base_url="https://git.example.org/cat-dog/-/blob/main/",
+    )
+    raw = alert(labels={"service": 'in"ference'})
+    raw["annotations"]["runbook_url"] = "monitoring/runbook.md#higherrorrate"
+    body = webhook([raw])
+    body["groupLabels"] = {"alertname": "HighErrorRate", "service": 'in"ference'}
+    (message,) = render(body, presentation)
+    (embed,) = message.payload["embeds"]
+    graph = "https://prometheus.example.org/prom/graph?g0.expr=up&alert=HighErrorRate"
+    assert embed["url"] == graph
+    links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
+    assert f"[Graph]({graph})" in links
+    assert "[Runbook](https://git.example.org/cat-dog/-/blob/main/monitoring/runbook.md#" in links
+    silence = re.search(r"\[Silence\]\((?P<url>[^)]+)\)", links)
+    assert silence
+    page, _, query = silence["url"].partition("?filter=")
+    assert page == "https://alertmanager.example.org/#/silences/new"
+    assert unquote(query) == '{alertname="HighErrorRate",service="in\\"ference"}'
+    assert validate_message(message.payload) == {}
+
+
+def test_without_public_addresses_the_links_are_alertmanagers_own() -> None:
+    (message,) = render(webhook([alert()]), Presentation())
+    (embed,) = message.payload["embeds"]
+    assert embed["url"] == "http://prometheus:9090/graph?g0.expr=up&alert=HighErrorRate"
+    links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
+    assert "[Silence](http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22" in links
