@@ -212,7 +212,7 @@ def admin_router(token: str | None) -> APIRouter:
         prefix="/admin",
         tags=["admin"],
         dependencies=[Depends(bearer_token_dependency(token))],
-        responses={401: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={code: {"model": ErrorBody} for code in (401, 429, 503)},
     )
 
     @admin.get("/feedback", response_model=AdminFeedbackPage)

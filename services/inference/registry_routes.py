@@ -74,7 +74,10 @@ def registry_router(token: str | None) -> APIRouter:
         prefix="/admin/models",
         tags=["model registry"],
         dependencies=[Depends(bearer_token_dependency(token))],
-        responses={401: {"description": "missing or wrong admin token"}},
+        responses={
+            401: {"description": "missing or wrong admin token"},
+            429: {"description": "too many failed attempts from this client"},
+        },
     )
 
     @admin.get("")

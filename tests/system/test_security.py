@@ -292,6 +292,21 @@ def test_the_owners_copy_of_their_data_is_never_cached(stack: Stack) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+def test_guessing_an_admin_token_is_throttled_per_client(stack: Stack) -> None:
+    url = f"{stack.url('feedback')}/admin/feedback"
+    with client_from("127.0.0.6") as guesser:
+        guesses = [
+            guesser.get(url, headers={"Authorization": f"Bearer guess-{n}"}) for n in range(40)
+        ]
+        right_token_while_throttled = guesser.get(url, headers=stack.admin_auth)
+    statuses = Counter(response.status_code for response in guesses)
+    assert statuses == {401: 20, 429: 20}, statuses
+    assert all(int(r.headers["retry-after"]) >= 1 for r in guesses if r.status_code == 429)
+    assert right_token_while_throttled.status_code == 429
+    with client_from("127.0.0.7") as operator:
+        assert operator.get(url, headers=stack.admin_auth).status_code == 200
+
+
 # After the log scan above: this one writes tokens where the scan would find them.
 def test_a_token_misplaced_in_the_query_string_is_refused_and_not_logged(stack: Stack) -> None:
     for service, method, path, body in PROTECTED:
