@@ -83,7 +83,8 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
         raise InvalidImage("the file is not an image Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(str(error)) from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, RuntimeError) as error:
+        # RuntimeError: how the HEIF and AVIF decoders (libheif, libavif) report a bad file.
         raise InvalidImage(f"the image header is corrupt: {error}") from None
 
     if image.format not in limits.accepted_formats:
@@ -103,6 +104,6 @@ def decode(image: Image.Image) -> Image.Image:
     """Decode the pixels of an image `open_image` accepted (at the draft scale set, if any)."""
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, RuntimeError) as error:
         raise InvalidImage(f"the image data is corrupt or truncated: {error}") from None
     return image

@@ -68,8 +68,16 @@ def _triple(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; an image without one is returned as is, not copied."""
-    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+    """Apply the EXIF orientation; an image without one is returned as is, not copied.
+
+    An EXIF block that cannot be parsed (HEIF and AVIF carry it raw from their container, and
+    a damaged one is still a viewable picture) counts as no orientation.
+    """
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (SyntaxError, ValueError, OSError):
+        return image
+    if orientation == 1:
         return image
     return ImageOps.exif_transpose(image)
 

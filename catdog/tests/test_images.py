@@ -55,3 +55,14 @@ def test_a_phone_format_can_still_be_turned_off() -> None:
     limits = ImageLimits(accepted_formats=frozenset({"JPEG"}))
     with pytest.raises(UnsupportedImage, match="HEIF images are not accepted"):
         open_image(encode(HALVES, "HEIF"), limits)
+
+
+def test_a_damaged_exif_block_counts_as_no_orientation() -> None:
+    data = encode(HALVES, "HEIF", exif=SIDEWAYS.tobytes())
+    at = data.index(b"MM\x00*")  # the EXIF block's TIFF header, as the container carries it
+    image = load_image(data[:at] + b"ZZ" + data[at + 2 :], SPEC, ImageLimits())
+    with pytest.raises(SyntaxError):
+        image.getexif()  # what a bare Pillow call does with it
+    # The container's own rotation was applied on decoding; the broken block adds none.
+    assert upright(image) is image
+    assert image.size == (32, 64)
