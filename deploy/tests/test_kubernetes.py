@@ -480,3 +480,14 @@ def test_network_policies_let_in_exactly_what_the_services_need(tmp_path: Path) 
                     assert port["port"] in names
     (monitor,) = by_kind(resources, "ServiceMonitor").values()
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_buffers_requests_and_bounds_what_one_client_holds(overlay: str) -> None:
+    (ingress,) = by_kind(rendered(overlay), "Ingress").values()
+    annotations = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert annotations[prefix + "proxy-request-buffering"] == "on"
+    assert int(annotations[prefix + "limit-connections"]) <= 50
+    for timeout in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout"):
+        assert int(annotations[prefix + timeout]) <= 60, timeout
