@@ -14,6 +14,10 @@ ever, and 600 of them took a worker's connection limit and made `/health` answer
 and each refusal counts in `cv_http_connections_refused_total{reason}`. How many requests run
 at once is the app's own limit (`MAX_CONCURRENCY`, `middleware.ConcurrencyLimit`), counted by
 the HTTP metrics like any answer.
+
+The price of h11 over httptools, measured on `GET /health` (3 000 keep-alive requests, feedback,
+one worker, the shared 2-core machine): 0.34–0.36 → 0.49–0.52 ms of server CPU per request.
+A prediction costs tens of milliseconds; the health probes and metrics scrapes pay it most.
 """
 
 from __future__ import annotations
