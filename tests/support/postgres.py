@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from harness.ports import free_port
 
@@ -124,3 +126,38 @@ def docker_available() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+# Columns that could hold a prediction id, as a uuid or spelled out in text or JSON.
+_ID_BEARING_TYPES = ("uuid", "text", "character varying", "json", "jsonb")
+
+
+def tables_holding(db: psycopg.Connection, prediction_id: uuid.UUID) -> list[str]:
+    """Every `schema.table.column` of the database that still holds the id."""
+    columns = db.execute(
+        """
+        SELECT c.table_schema, c.table_name, c.column_name, c.data_type
+        FROM information_schema.columns c
+        JOIN information_schema.tables t
+          ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+        WHERE t.table_type = 'BASE TABLE'
+          AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+          AND c.data_type = ANY(%s)
+        """,
+        (list(_ID_BEARING_TYPES),),
+    ).fetchall()
+    assert any(data_type == "uuid" for *_, data_type in columns), "no uuid column found at all"
+    found = []
+    for schema, table, column, data_type in columns:
+        if data_type == "uuid":
+            condition = sql.SQL("{} = %s").format(sql.Identifier(column))
+            value: object = prediction_id
+        else:
+            condition = sql.SQL("{}::text LIKE %s").format(sql.Identifier(column))
+            value = f"%{prediction_id}%"
+        query = sql.SQL("SELECT 1 FROM {}.{} WHERE {} LIMIT 1").format(
+            sql.Identifier(schema), sql.Identifier(table), condition
+        )
+        if db.execute(query, (value,)).fetchone():
+            found.append(f"{schema}.{table}.{column}")
+    return found

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +13,7 @@ import pytest
 from services.common.db import Database
 from services.dashboard.queries import Queries, Summary
 from services.dashboard.window import resolve
+from tests.support.running import run_async
 
 T = TypeVar("T")
 DAY = "2026-01-01"
@@ -61,9 +60,7 @@ def run(database_url: str, work: Callable[[Queries], Awaitable[T]]) -> T:
         finally:
             await database.close()
 
-    # Its own thread: Playwright's sync API may keep an event loop running on this one.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, main()).result()
+    return run_async(main())
 
 
 def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -19,17 +16,6 @@ from services.feedback.settings import Settings
 ADMIN_TOKEN = "test-admin-token-5f0c9d1e"
 
 InsertPrediction = Callable[..., uuid.UUID]
-T = TypeVar("T")
-
-
-def run_async(coroutine: Coroutine[object, object, T]) -> T:
-    """Run a coroutine to completion on its own thread.
-
-    Playwright's sync API keeps an event loop running on the main thread once a browser test
-    has run in the session, and `asyncio.run` refuses to start inside it.
-    """
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import psycopg
 
 from services.common.db import Database
 from services.feedback.repository import Feedback, FeedbackOutcome, FeedbackRepository
-from services.feedback.tests.conftest import insert_prediction, run_async
+from services.feedback.tests.conftest import insert_prediction
+from tests.support.running import run_async
 
 
 async def record_all(database_url: str, feedbacks: list[Feedback]) -> list[FeedbackOutcome]:

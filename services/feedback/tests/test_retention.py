@@ -12,11 +12,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from harness.services import REPO_ROOT
-from services.feedback import retention
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
-from services.inference.settings import Settings as InferenceSettings
 from tests.support.images import jpeg
 
 
@@ -133,12 +131,3 @@ def test_old_erasure_tombstones_are_forgotten(
         (recent,),
     ).fetchone() == (1,)
     assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)
-
-
-def test_tombstones_outlive_any_prediction_inference_may_still_write() -> None:
-    bound = next(
-        rule.le
-        for rule in InferenceSettings.model_fields["pending_max_age_s"].metadata
-        if getattr(rule, "le", None) is not None
-    )
-    assert bound < retention.TOMBSTONE_DAYS * 86_400

@@ -4,61 +4,22 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import replace
-from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
 from pydantic import ValidationError
 
-from services.common.db import Database
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import (
     ADMIN_TOKEN,
     InsertPrediction,
     feedback_body,
-    run_async,
 )
-from services.inference.writer import PredictionRow, PredictionWriter
 from tests.support.images import jpeg
-
-# Columns that could hold a prediction id, as a uuid or spelled out in text or JSON.
-_ID_BEARING_TYPES = ("uuid", "text", "character varying", "json", "jsonb")
-
-
-def tables_holding(db: psycopg.Connection, prediction_id: uuid.UUID) -> list[str]:
-    """Every `schema.table.column` of the database that still holds the id."""
-    columns = db.execute(
-        """
-        SELECT c.table_schema, c.table_name, c.column_name, c.data_type
-        FROM information_schema.columns c
-        JOIN information_schema.tables t
-          ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-        WHERE t.table_type = 'BASE TABLE'
-          AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
-          AND c.data_type = ANY(%s)
-        """,
-        (list(_ID_BEARING_TYPES),),
-    ).fetchall()
-    assert any(data_type == "uuid" for *_, data_type in columns), "no uuid column found at all"
-    found = []
-    for schema, table, column, data_type in columns:
-        if data_type == "uuid":
-            condition = sql.SQL("{} = %s").format(sql.Identifier(column))
-            value: object = prediction_id
-        else:
-            condition = sql.SQL("{}::text LIKE %s").format(sql.Identifier(column))
-            value = f"%{prediction_id}%"
-        query = sql.SQL("SELECT 1 FROM {}.{} WHERE {} LIMIT 1").format(
-            sql.Identifier(schema), sql.Identifier(table), condition
-        )
-        if db.execute(query, (value,)).fetchone():
-            found.append(f"{schema}.{table}.{column}")
-    return found
+from tests.support.postgres import tables_holding
 
 
 def test_erasure_leaves_no_trace_of_the_prediction_in_any_table(
@@ -255,46 +216,3 @@ def test_dev_mode_without_a_token_keeps_admin_routes_closed(database_url: str) -
         for token in ("", "x"):
             response = client.get("/admin/feedback", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
-
-
-def test_an_erased_prediction_written_again_by_inference_stays_erased(
-    client: TestClient, database_url: str, db: psycopg.Connection
-) -> None:
-    row = PredictionRow(
-        id=uuid.uuid4(),
-        created_at=datetime.now(UTC),
-        prediction_result="cat",
-        proba_cat=0.9,
-        proba_dog=0.1,
-        confidence=0.9,
-        pet_score=0.99,
-        inference_time_ms=5.0,
-        model_version="test-1",
-        rgpd_consent=True,
-        photo=jpeg(),
-        photo_content_type="image/jpeg",
-        embedding=np.ones(1280, dtype="<f2").tobytes(),
-    )
-    run_async(write_like_inference(database_url, row))
-    assert db.execute("SELECT count(*) FROM prediction_embeddings").fetchone() == (1,)
-    assert client.delete(f"/predictions/{row.id}").status_code == 204
-
-    # A batch whose commit inference could not confirm is sent again, after the erasure.
-    run_async(write_like_inference(database_url, row))
-
-    assert tables_holding(db, row.id) == []
-    assert db.execute("SELECT count(*) FROM prediction_photos").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM prediction_embeddings").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)
-    assert client.get(f"/predictions/{row.id}").status_code == 404
-
-
-async def write_like_inference(database_url: str, row: PredictionRow) -> None:
-    """Write a prediction through inference's own writer."""
-    database = Database(database_url)
-    await database.start()
-    writer = PredictionWriter(database, max_rows=10, max_photo_bytes=10 * 1024 * 1024)
-    writer.submit(replace(row))
-    await writer.stop()
-    await database.close()
-    assert writer.pending == 0
