@@ -42,7 +42,7 @@ def get_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
     """This app's settings."""
     settings: Settings = request.app.state.settings
     return settings
@@ -50,7 +50,7 @@ def get_settings(request: Request) -> Settings:
 
 RepositoryDep = Annotated[FeedbackRepository, Depends(get_repository)]
 LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (404, 422, 429, 503)
