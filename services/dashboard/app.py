@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dash import Dash
 from dash.backends._fastapi import DashMiddleware
 from fastapi import FastAPI, Request
 from starlette.middleware import Middleware
@@ -24,6 +24,7 @@ from services.common.web import create_service_app
 from services.dashboard.auth import BasicAuth
 from services.dashboard.callbacks import register_callbacks
 from services.dashboard.dash_requests import DashRequests
+from services.dashboard.language import LanguageFromPath, LocalisedDash
 from services.dashboard.layout import build_layout
 from services.dashboard.queries import Queries
 from services.dashboard.routes import router
@@ -99,6 +100,7 @@ def _arrange_middleware(app: FastAPI, settings: Settings) -> None:
                 prefix=PREFIX,
             )
         )
+    app.user_middleware.append(Middleware(LanguageFromPath, prefix=PREFIX))
     # Starlette's factory typing cannot follow the forwarded keyword arguments.
     app.user_middleware.append(Middleware(DashRequests, **dash_entries[0].kwargs))  # type: ignore[arg-type]
 
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         required=(),
         content_security_policy=content_security_policy(RENDERER_SCRIPT),
     )
-    dash_app = Dash(
+    dash_app = LocalisedDash(
         "services.dashboard",
         server=app,  # type: ignore[arg-type]  # Dash's hints predate its FastAPI backend
         url_base_pathname=PREFIX,
@@ -128,8 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if dash_app.renderer != RENDERER_SCRIPT:
         raise RuntimeError("Dash's inline renderer script changed: update RENDERER_SCRIPT")
-    dash_app.layout = build_layout(
-        default_range=settings.dashboard_default_range, refresh_s=settings.dashboard_refresh_s
+    # A function, so that each page load gets the layout in its own language.
+    dash_app.layout = functools.partial(
+        build_layout,
+        default_range=settings.dashboard_default_range,
+        refresh_s=settings.dashboard_refresh_s,
     )
     register_callbacks(dash_app, app, settings)
     _arrange_middleware(app, settings)

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from services.common.thresholds import LOW_CONFIDENCE
 from services.dashboard import figures, metrics
+from services.dashboard.language import count, decimal, describe, moment, percent, step, t
 from services.dashboard.layout import VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
 from services.dashboard.rates import MIN_TRUSTED_COUNT, Z95, describe_rate, wilson_intervals
@@ -33,18 +34,19 @@ RANGE_INPUTS = [
     Input("refresh", "n_intervals"),
 ]
 SEED_HINT = "python -m services.dashboard.seed --rows 100000"
+ROLE_KEYS = {"role.active", "role.shadow", "role.canary", "role.registered", "role.retired"}
 
 
 def failure_text(failure: QueryFailed) -> str:
     """What a panel says when its data could not be read."""
     if failure.reason == "unreachable":
-        return "PostgreSQL is unreachable — this graph fills in again once it answers."
-    return f"No data: {failure.message}."
+        return t("failure.unreachable")
+    return t("failure.other", message=failure.message)
 
 
 def empty_text(window: Window) -> str:
     """What a panel says when the range holds no predictions."""
-    return f"No predictions between {window.describe()}"
+    return t("empty.predictions", range=describe(window))
 
 
 async def answer(name: str, outputs: int, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -68,32 +70,36 @@ def _kpi(label: str, value: str, detail: str = "") -> html.Div:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} ms"
+    return "—" if value is None else f"{decimal(value)} ms"
 
 
 def kpi_cards(summary: Summary, threshold: float) -> list[html.Div]:
     """Headline numbers; every rate says how many answers it rests on."""
     total = summary.predictions
-    share = (lambda part: f"{part / total:.1%}") if total else (lambda part: "—")
-    accuracy = f"{summary.satisfied / summary.feedback:.1%}" if summary.feedback else "—"
+    share = (lambda part: percent(part / total)) if total else (lambda part: "—")
+    accuracy = percent(summary.satisfied / summary.feedback) if summary.feedback else "—"
     return [
-        _kpi("Predictions", f"{total:,}", f"{share(summary.cats)} cats"),
-        _kpi("Inference time p50 / p95", f"{_ms(summary.p50_ms)}", f"p95 {_ms(summary.p95_ms)}"),
+        _kpi(t("kpi.predictions"), count(total), t("kpi.cats", share=share(summary.cats))),
+        _kpi(t("kpi.latency"), _ms(summary.p50_ms), t("kpi.p95", value=_ms(summary.p95_ms))),
         _kpi(
-            "Low-confidence answers",
+            t("kpi.low_confidence"),
             share(summary.low_confidence),
-            f"{summary.low_confidence:,} below {threshold:.0%}",
+            t("kpi.below", count=count(summary.low_confidence), threshold=percent(threshold, 0)),
         ),
         _kpi(
-            "Live accuracy (feedback)",
+            t("kpi.accuracy"),
             accuracy,
-            describe_rate(summary.satisfied, summary.feedback, "feedbacks"),
+            describe_rate(summary.satisfied, summary.feedback, t("rate.feedbacks")),
         ),
-        _kpi("Consented records", share(summary.consented), f"{summary.consented:,} of {total:,}"),
         _kpi(
-            "Feedback received",
-            f"{summary.feedback:,}",
-            f"{share(summary.feedback)} of predictions",
+            t("kpi.consented"),
+            share(summary.consented),
+            t("kpi.part_of", part=count(summary.consented), total=count(total)),
+        ),
+        _kpi(
+            t("kpi.feedback"),
+            count(summary.feedback),
+            t("kpi.of_predictions", share=share(summary.feedback)),
         ),
     ]
 
@@ -101,42 +107,41 @@ def kpi_cards(summary: Summary, threshold: float) -> list[html.Div]:
 def status_banner(summary: Summary, latest: datetime | None, window: Window) -> tuple[str, str]:
     """The sentence above the graphs and its style."""
     if latest is None:
-        return (
-            "No predictions recorded yet. Classify a photo, or load sample data with "
-            f"`{SEED_HINT}`.",
-            "status status-empty",
-        )
+        return t("status.no_predictions", command=SEED_HINT), "status status-empty"
     if summary.predictions == 0:
         return (
-            f"No predictions between {window.describe()}; the latest is from "
-            f"{latest:%Y-%m-%d %H:%M} UTC. Choose a longer range.",
+            t("status.none_in_range", range=describe(window), latest=moment(latest)),
             "status status-empty",
         )
-    now = datetime.now(UTC)
-    return (
-        f"{summary.predictions:,} predictions, {window.describe()} "
-        f"(one point per {window.step()}). Updated {now:%H:%M:%S} UTC.",
-        "status status-ok",
+    text = t(
+        "status.ok",
+        count=count(summary.predictions),
+        range=describe(window),
+        step=step(window),
+        time=moment(datetime.now(UTC), "%H:%M:%S"),
     )
+    return text, "status status-ok"
 
 
 def latest_table(rows: list[Any]) -> html.Table:
     """The newest predictions; identifiers are shown only where the user consented."""
-    feedback_words = {1: "satisfied", 0: "unsatisfied", None: "—"}
+    feedback_words = {1: t("latest.satisfied"), 0: t("latest.unsatisfied"), None: "—"}
     header = html.Tr(
-        [html.Th(name) for name in ("time (UTC)", "prediction", "confidence", "inference",
-                                    "model", "feedback", "consent", "id")]
+        [html.Th(t(f"latest.{name}")) for name in ("time", "prediction", "confidence",
+                                                   "inference", "model", "feedback", "consent",
+                                                   "id")]
     )  # fmt: skip
+    labels = {"cat": t("label.cat"), "dog": t("label.dog")}
     body = [
         html.Tr(
             [
-                html.Td(f"{row['created_at']:%Y-%m-%d %H:%M:%S}"),
-                html.Td(row["prediction_result"]),
-                html.Td(f"{row['confidence']:.1%}", className="num"),
-                html.Td(f"{row['inference_time_ms']:.1f} ms", className="num"),
+                html.Td(moment(row["created_at"], "%Y-%m-%d %H:%M:%S")),
+                html.Td(labels.get(row["prediction_result"], row["prediction_result"])),
+                html.Td(percent(row["confidence"]), className="num"),
+                html.Td(f"{decimal(row['inference_time_ms'])} ms", className="num"),
                 html.Td(row["model_version"]),
                 html.Td(feedback_words.get(row["user_feedback"], "—")),
-                html.Td("yes" if row["rgpd_consent"] else "no"),
+                html.Td(t("latest.yes") if row["rgpd_consent"] else t("latest.no")),
                 html.Td(str(row["id"])[:8] if row["rgpd_consent"] else "—"),
             ]
         )
@@ -148,41 +153,54 @@ def latest_table(rows: list[Any]) -> html.Table:
 def role_text(item: VersionFigures) -> str:
     """The version's registry role now, with its traffic share when it is the canary."""
     if item.role is None:
-        return "not in the registry"
-    role = f"canary, {item.canary_share:.0%} of traffic" if item.canary_share else item.role
-    return f"{role} since {item.role_since:%Y-%m-%d %H:%M}" if item.role_since else role
+        return t("role.none")
+    if item.canary_share:
+        role = t("role.canary_share", share=percent(item.canary_share, 0))
+    else:
+        role = t(f"role.{item.role}") if f"role.{item.role}" in ROLE_KEYS else item.role
+    return t("role.since", role=role, since=moment(item.role_since)) if item.role_since else role
 
 
 def versions_table(items: list[VersionFigures]) -> html.Table:
     """One row per version (then per shadow): traffic, classes, confidence, latency, accuracy."""
     intervals = wilson_intervals([i.correct for i in items], [i.labelled for i in items])
     header = html.Tr(
-        [html.Th(name) for name in ("model version", "registry role", "answers", "share",
-                                    "cats", "mean confidence", "p50 / p95", "accuracy",
-                                    "95% interval", "agreement")]
+        [html.Th(t(f"versions.{name}")) for name in ("version", "role", "answers", "share",
+                                                     "cats", "mean_confidence", "latency",
+                                                     "accuracy", "interval", "agreement")]
     )  # fmt: skip
     body = []
     for item, interval in zip(items, intervals, strict=True):
         if interval is None:
-            accuracy, bounds = "no labelled feedback", "—"
+            accuracy, bounds = t("versions.no_labelled"), "—"
         else:
-            accuracy = f"{item.correct / item.labelled:.1%} ({item.correct:,} of {item.labelled:,})"
-            bounds = f"{interval[0]:.1%}–{interval[1]:.1%}"
+            accuracy = t(
+                "versions.of",
+                rate=percent(item.correct / item.labelled),
+                part=count(item.correct),
+                total=count(item.labelled),
+            )
+            bounds = f"{percent(interval[0])}–{percent(interval[1])}"
             if item.labelled < MIN_TRUSTED_COUNT:
-                bounds += " · too few to judge"
+                bounds += t("versions.too_few")
         agreement = (
-            f"{item.agreed / item.answers:.1%} ({item.agreed:,} of {item.answers:,})"
+            t(
+                "versions.of",
+                rate=percent(item.agreed / item.answers),
+                part=count(item.agreed),
+                total=count(item.answers),
+            )
             if item.agreed is not None and item.answers
             else "—"
         )
         cells = [
             html.Td(figures.version_label(item)),
             html.Td(role_text(item)),
-            html.Td(f"{item.answers:,}", className="num"),
-            html.Td(f"{item.share:.1%}", className="num"),
-            html.Td(f"{item.cats / item.answers:.1%}", className="num"),
-            html.Td(f"{item.mean_confidence:.1%}", className="num"),
-            html.Td(f"{item.p50_ms:.1f} / {item.p95_ms:.1f} ms", className="num"),
+            html.Td(count(item.answers), className="num"),
+            html.Td(percent(item.share), className="num"),
+            html.Td(percent(item.cats / item.answers), className="num"),
+            html.Td(percent(item.mean_confidence), className="num"),
+            html.Td(f"{decimal(item.p50_ms)} / {decimal(item.p95_ms)} ms", className="num"),
             html.Td(accuracy, className="num"),
             html.Td(bounds, className="num"),
             html.Td(agreement, className="num"),
@@ -194,44 +212,54 @@ def versions_table(items: list[VersionFigures]) -> html.Table:
 def _drift_text(check: Any) -> str:
     if check["drift_score"] is None:
         if check["reference_size"] is None:
-            return "no reference set in its card"
-        return f"window filling ({check['window_size']:,} answers)"
-    verdict = "drift" if check["drift_score"] > check["drift_threshold"] else "no drift"
-    return f"{verdict} (p = {check['drift_p_value']:.3f}, {check['window_size']:,} answers)"
+            return t("watch.no_reference")
+        return t("watch.filling", count=count(check["window_size"]))
+    drifted = check["drift_score"] > check["drift_threshold"]
+    return t(
+        "watch.verdict",
+        verdict=t("watch.drifted") if drifted else t("watch.not_drifted"),
+        p=decimal(check["drift_p_value"], 3),
+        count=count(check["window_size"]),
+    )
 
 
 def _estimate_text(check: Any) -> str:
     if check["estimated_accuracy"] is None:
         return "—"
-    half = Z95 * check["estimated_stderr"]
-    return f"{check['estimated_accuracy']:.1%} ± {half:.1%} ({check['predictions']:,} answers)"
+    return t(
+        "watch.estimate",
+        rate=percent(check["estimated_accuracy"]),
+        half=percent(Z95 * check["estimated_stderr"]),
+        count=count(check["predictions"]),
+    )
 
 
 def _feedback_text(check: Any) -> str:
     if check["feedback_accuracy"] is None:
-        return "no labelled answers"
-    return f"{check['feedback_accuracy']:.1%} ({check['labelled']:,} labelled)"
+        return t("watch.no_labelled")
+    return t(
+        "watch.labelled", rate=percent(check["feedback_accuracy"]), count=count(check["labelled"])
+    )
 
 
 def watch_table(checks: list[Any]) -> html.Table:
     """Each version's newest check: drift verdict, estimated and feedback accuracy, ECE."""
     header = html.Tr(
-        [html.Th(name) for name in ("model version", "checked (UTC)", "embedding drift",
-                                    "estimated accuracy", "feedback accuracy",
-                                    "calibration error")]
+        [html.Th(t(f"watch.{name}")) for name in ("version", "checked", "drift", "estimated",
+                                                  "feedback", "calibration")]
     )  # fmt: skip
     body = [
         html.Tr(
             [
                 html.Td(check["version"]),
-                html.Td(f"{check['at']:%Y-%m-%d %H:%M:%S}"),
+                html.Td(moment(check["at"], "%Y-%m-%d %H:%M:%S")),
                 html.Td(_drift_text(check), className="num"),
                 html.Td(_estimate_text(check), className="num"),
                 html.Td(_feedback_text(check), className="num"),
                 html.Td(
                     "—"
                     if check["calibration_error"] is None
-                    else f"{check['calibration_error']:.1%}",
+                    else percent(check["calibration_error"]),
                     className="num",
                 ),
             ],
@@ -274,12 +302,9 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             )
         except QueryFailed as failure:
             if failure.reason == "unreachable":
-                text = (
-                    "PostgreSQL is unreachable: the dashboard keeps retrying and fills in again "
-                    "as soon as the database answers."
-                )
+                text = t("status.unreachable")
             else:
-                text = f"The dashboard cannot read its data: {failure.message}."
+                text = t("status.failed", message=failure.message)
             return text, "status status-error", []
         finally:
             metrics.CALLBACK_TIME.labels(callback="status").observe(time.perf_counter() - started)
@@ -346,9 +371,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             window = window_of(preset, start, end)
             rows = await queries().feedback_series(window)
             if not rows:
-                return figures.placeholder(
-                    f"No feedback on predictions between {window.describe()}"
-                )
+                return figures.placeholder(t("empty.feedback", range=describe(window)))
             return figures.satisfaction(rows, window.buckets())
 
         return await answer("satisfaction", 1, work)
@@ -369,7 +392,7 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
             return html.P(empty_text(window)), figures.placeholder(empty_text(window))
         if not any(item.labelled for item in items):
             return versions_table(items), figures.placeholder(
-                f"No labelled feedback on predictions between {window.describe()}"
+                t("empty.labelled", range=describe(window))
             )
         return versions_table(items), figures.version_accuracy(items)
 
@@ -390,22 +413,17 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
         finally:
             metrics.CALLBACK_TIME.labels(callback="watch").observe(time.perf_counter() - started)
         if not checks:
-            text = (
-                f"No model-watch checks between {window.describe()}: inference checks each "
-                "served version every DRIFT_INTERVAL_S once it has answered."
-            )
+            text = t("empty.checks", range=describe(window))
             return html.P(text), *[figures.placeholder(text)] * 3
         drift = (
             figures.drift(series, window.buckets())
             if any(row["drift_score"] is not None for row in series)
-            else figures.placeholder("No full window of answers yet (DRIFT_WINDOW) to test")
+            else figures.placeholder(t("empty.drift_window"))
         )
         reliability = (
             figures.reliability(checks)
             if any(check["reliability"] is not None for check in checks)
-            else figures.placeholder(
-                f"No labelled answers on the versions checked between {window.describe()}"
-            )
+            else figures.placeholder(t("empty.reliability", range=describe(window)))
         )
         return (
             watch_table(checks),

@@ -1,48 +1,44 @@
-"""The page: range selector and refresh on top, headline numbers, then the graphs and table."""
+"""The page: range selector and refresh on top, headline numbers, then the graphs and table.
+
+Built for each page load, in the request's language (`language.t`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dash import dcc, html
 
-from services.dashboard.window import CUSTOM, PRESET_LABELS
+from services.common.i18n import LANGUAGES
+from services.dashboard.language import current, t
+from services.dashboard.window import CUSTOM, PRESETS
 
-# Graph ids in page order, with their titles; callbacks and tests refer to these ids.
+# Graph ids in page order, with their titles' catalogue keys; callbacks and tests use the ids.
 GRAPHS = {
-    "graph-traffic": "Predictions over time, by class",
-    "graph-versions": "Model versions in use",
-    "graph-latency-series": "Inference time over time (p50 / p95 / max)",
-    "graph-latency-histogram": "Inference time distribution",
-    "graph-confidence": "Confidence distribution (dashed line: low-confidence threshold)",
-    "graph-low-confidence": "Share of low-confidence answers",
-    "graph-satisfaction": "User satisfaction from feedback (band: 95% interval; bars: feedbacks)",
-    "graph-consent": "Share of predictions with consent to keep data",
+    "graph-traffic": "graph.traffic",
+    "graph-versions": "graph.versions",
+    "graph-latency-series": "graph.latency_series",
+    "graph-latency-histogram": "graph.latency_histogram",
+    "graph-confidence": "graph.confidence",
+    "graph-low-confidence": "graph.low_confidence",
+    "graph-satisfaction": "graph.satisfaction",
+    "graph-consent": "graph.consent",
 }
 VERSION_GRAPH = "graph-version-accuracy"
-VERSIONS_NOTE = (
-    "Accuracy counts the answers users labelled: the true label they gave, else the answer "
-    "when they were satisfied, else the other class. A shadow scored the same photos without "
-    "its answers being shown: its share is of the answers it scored, its agreement how often "
-    "it gave the answer the user got."
-)
 
 WATCH_GRAPHS = {
-    "graph-drift": "Embedding drift (solid: score; dashed: the score beyond which p < DRIFT_ALPHA)",
-    "graph-estimated-accuracy": "Accuracy estimated from confidence (band: 95%) and from feedback",
-    "graph-reliability": "Reliability of labelled answers, newest check (diagonal: calibrated)",
+    "graph-drift": "graph.drift",
+    "graph-estimated-accuracy": "graph.estimated_accuracy",
+    "graph-reliability": "graph.reliability",
 }
-WATCH_NOTE = (
-    "Every served version is checked on an interval: its newest window of answers is compared "
-    "with the photos it was trained on (MMD² of the backbone's embeddings, permutation p-value), "
-    "and its accuracy is estimated from its calibrated confidence alone. Where users labelled "
-    "answers, the estimate on those answers is set against what they said: a gap means the "
-    "calibration itself has drifted."
-)
+# Each language by its own name: whoever cannot read the page can still find theirs.
+LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 
 
 def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
     return html.Div(
         [
-            html.H3(title),
+            html.H3(t(title)),
             dcc.Loading(
                 dcc.Graph(
                     id=graph_id,
@@ -58,12 +54,15 @@ def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
 
 
 def _section(section_id: str, title: str, note: str, below: html.Div) -> html.Section:
-    """A titled section: its table (`<id>-table`, filled by a callback) and note, then graphs."""
+    """A titled section: its table (`<id>-table`, filled by a callback) and note, then graphs.
+
+    `title` and `note` are catalogue keys.
+    """
     return html.Section(
         [
-            html.H2(title),
+            html.H2(t(title)),
             html.Div(
-                [html.Div(id=f"{section_id}-table"), html.P(note, className="note")],
+                [html.Div(id=f"{section_id}-table"), html.P(t(note), className="note")],
                 className="panel",
             ),
             below,
@@ -77,13 +76,9 @@ def _versions() -> html.Section:
     """Every model version of the range side by side: what it answered, how fast, how well."""
     return _section(
         "versions",
-        "Model versions",
-        VERSIONS_NOTE,
-        _graph(
-            VERSION_GRAPH,
-            "Feedback accuracy by model version (error bars: 95% Wilson interval)",
-            "panel wide",
-        ),
+        "versions.title",
+        "versions.note",
+        _graph(VERSION_GRAPH, "graph.version_accuracy", "panel wide"),
     )
 
 
@@ -91,8 +86,8 @@ def _watch() -> html.Section:
     """Is each version going wrong before users say so: drift, label-free accuracy, calibration."""
     return _section(
         "watch",
-        "Model watch",
-        WATCH_NOTE,
+        "watch.title",
+        "watch.note",
         html.Div(
             [_graph(graph_id, title) for graph_id, title in WATCH_GRAPHS.items()],
             className="grid wide",
@@ -101,8 +96,8 @@ def _watch() -> html.Section:
 
 
 def _controls(default_range: str, refresh_s: int) -> html.Div:
-    options = [{"label": label, "value": key} for key, label in PRESET_LABELS.items()]
-    options.append({"label": "Custom", "value": CUSTOM})
+    options = [{"label": t(f"range.{key}"), "value": key} for key in PRESETS]
+    options.append({"label": t("range.custom"), "value": CUSTOM})
     return html.Div(
         [
             dcc.RadioItems(
@@ -116,13 +111,13 @@ def _controls(default_range: str, refresh_s: int) -> html.Div:
                 id="range-custom",
                 display_format="YYYY-MM-DD",
                 clearable=True,
-                start_date_placeholder_text="from (UTC)",
-                end_date_placeholder_text="to (UTC)",
+                start_date_placeholder_text=t("range.from"),
+                end_date_placeholder_text=t("range.to"),
                 className="range-custom",
             ),
             dcc.Checklist(
                 id="auto-refresh",
-                options=[{"label": f"Auto-refresh every {refresh_s} s", "value": "on"}],
+                options=[{"label": t("refresh.auto", seconds=refresh_s), "value": "on"}],
                 value=["on"],
                 className="auto-refresh",
             ),
@@ -132,12 +127,34 @@ def _controls(default_range: str, refresh_s: int) -> html.Div:
     )
 
 
+def _languages() -> html.Nav:
+    """The switch: a link to this page in each language (`?lang=`), the current one marked."""
+    links = []
+    for language in sorted(LANGUAGES, key=LANGUAGE_NAMES.__getitem__, reverse=True):
+        marked: dict[str, Any] = {"aria-current": "true"} if language == current() else {}
+        links.append(
+            html.A(
+                LANGUAGE_NAMES[language],
+                href=f"?lang={language}",
+                lang=language,
+                hrefLang=language,
+                **marked,
+            )
+        )
+    named: dict[str, Any] = {"aria-label": t("language.switch")}
+    return html.Nav(links, id="languages", className="languages", **named)
+
+
 def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
     """The whole page; every graph starts empty and is filled by its callback."""
     return html.Div(
         [
             html.Header(
-                [html.H1("Cat or dog — monitoring"), _controls(default_range, refresh_s)],
+                [
+                    html.H1(t("page.title")),
+                    _controls(default_range, refresh_s),
+                    _languages(),
+                ],
                 className="top",
             ),
             html.Div(id="status", className="status", role="status"),
@@ -150,7 +167,7 @@ def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
             _watch(),
             html.Div(
                 [
-                    html.H3("Latest predictions (identifiers only with consent)"),
+                    html.H3(t("latest.title")),
                     html.Div(id="latest-table"),
                 ],
                 className="panel wide",

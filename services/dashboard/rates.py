@@ -9,6 +9,8 @@ from statistics import NormalDist
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
+from services.dashboard.language import count, percent, t
+
 # Below this many answers a rate is shown with a warning rather than as a headline.
 MIN_TRUSTED_COUNT = 30
 Z95 = NormalDist().inv_cdf(0.975)  # the two-sided 95% quantile of a normal estimate
@@ -48,11 +50,19 @@ def wilson_intervals(
 
 
 def describe_rate(successes: int, total: int, noun: str) -> str:
-    """`92.1% (n = 8,123, 95% CI 91.5–92.7%)`, or a plain statement when there is no data."""
+    """`92.1% (n = 8,123 feedbacks, 95% CI 91–93%)`, or a plain statement when there is no data.
+
+    In the request's language; `noun` is given in it.
+    """
     if total <= 0:
-        return f"no {noun} yet"
+        return t("rate.none", noun=noun)
     low, high = wilson_interval(successes, total)
-    text = f"{successes / total:.1%} (n = {total:,} {noun}, 95% CI {low:.0%}–{high:.0%})"
-    if total < MIN_TRUSTED_COUNT:
-        text += " — too few to judge"
-    return text
+    text = t(
+        "rate.text",
+        rate=percent(successes / total),
+        count=count(total),
+        noun=noun,
+        low=percent(low, 0),
+        high=percent(high, 0),
+    )
+    return text + t("rate.too_few") if total < MIN_TRUSTED_COUNT else text

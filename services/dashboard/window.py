@@ -11,7 +11,6 @@ PRESETS: dict[str, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-PRESET_LABELS = {"1h": "Last hour", "24h": "Last day", "7d": "Last week", "30d": "Last 30 days"}
 CUSTOM = "custom"
 
 # Bucket widths to choose from: the finest one that keeps a graph readable wins.
