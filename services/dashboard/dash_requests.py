@@ -18,6 +18,8 @@ from dash.fingerprint import check_fingerprint
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.dashboard.window import range_problem
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +42,14 @@ def callback_problem(body: bytes, dash_app: Dash) -> str | None:
             isinstance(item, dict) and "id" in item and "property" in item for item in items
         ):
             return f"the callback request's {key} are malformed"
-    return None
+    values = {
+        (item["id"], item["property"]): item.get("value") for item in payload.get("inputs", [])
+    }
+    return range_problem(
+        values.get(("range-preset", "value")),
+        values.get(("range-custom", "start_date")),
+        values.get(("range-custom", "end_date")),
+    )
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -79,6 +79,26 @@ def _parse_day(value: object) -> date | None:
         return None
 
 
+# The longest custom range: MAX_BUCKETS of the widest bucket, so every graph keeps its budget.
+MAX_RANGE = MAX_BUCKETS * BUCKETS[-1]
+
+
+def range_problem(preset: object, start_day: object, end_day: object) -> str | None:
+    """Why a custom range cannot be drawn (a day past the calendar, a span too long), or None.
+
+    Unparseable or missing days are no problem: `resolve` falls back to the default range.
+    """
+    first, last = _parse_day(start_day), _parse_day(end_day)
+    if preset != CUSTOM or first is None or last is None:
+        return None
+    first, last = min(first, last), max(first, last)
+    if last >= date.max:
+        return f"a custom range must end before {date.max.isoformat()}"
+    if last - first + timedelta(days=1) > MAX_RANGE:
+        return f"a custom range covers at most {MAX_RANGE.days} days"
+    return None
+
+
 def resolve(
     preset: str | None,
     start_day: str | None,

@@ -111,6 +111,37 @@ def test_malformed_callback_requests_are_400_not_500(client: TestClient, body: b
     assert response.json()["detail"].startswith("the callback request")
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "reason"),
+    [
+        ("2026-01-01", "9999-12-31", "a custom range must end before 9999-12-31"),
+        ("2020-01-01", "2026-01-01", "a custom range covers at most 1400 days"),
+    ],
+)
+def test_custom_ranges_that_cannot_be_drawn_are_400_with_the_reason(
+    client: TestClient, start: str, end: str, reason: str
+) -> None:
+    body = {
+        "output": "graph-confidence.figure",
+        "outputs": {"id": "graph-confidence", "property": "figure"},
+        "inputs": [
+            {"id": "range-preset", "property": "value", "value": "custom"},
+            {"id": "range-custom", "property": "start_date", "value": start},
+            {"id": "range-custom", "property": "end_date", "value": end},
+            {"id": "refresh", "property": "n_intervals", "value": 0},
+        ],
+    }
+    response = client.post("/monitoring/_dash-update-component", json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"] == reason
+
+
+def test_the_longest_custom_range_is_drawn_within_the_point_budget(client: TestClient) -> None:
+    outputs = [("graph-confidence", "figure")]
+    figures = call_callback(client, outputs, "custom", "2022-01-01", "2025-10-31")  # 1400 days
+    assert "No predictions between 2022-01-01" in figure_text(figures["graph-confidence"]["figure"])
+
+
 def test_odd_range_values_fall_back_to_the_default_range(client: TestClient) -> None:
     figures = call_callback(client, SERIES, preset=7, start=["x"], end={"y": 1})  # type: ignore[arg-type]
     for figure in figures.values():
