@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -491,3 +492,14 @@ def test_the_ingress_buffers_requests_and_bounds_what_one_client_holds(overlay: 
     assert int(annotations[prefix + "limit-connections"]) <= 50
     for timeout in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout"):
         assert int(annotations[prefix + timeout]) <= 60, timeout
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_believe_forwarded_addresses_from_the_pod_network_only(overlay: str) -> None:
+    (shared,) = [
+        config["data"]
+        for config in by_kind(rendered(overlay), "ConfigMap").values()
+        if "FORWARDED_ALLOW_IPS" in config.get("data", {})
+    ]
+    networks = [ipaddress.ip_network(n) for n in shared["FORWARDED_ALLOW_IPS"].split(",")]
+    assert networks and all(network.is_private for network in networks)

@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         # app at MAX_CONCURRENCY, connections by the protocol at MAX_CONNECTIONS: uvicorn's
         # own limit counts idle connections as requests and answers uncounted 503s.
         h11_max_incomplete_event_size=16 * 1024,
+        # Every per-client limit keys on the client address: a forwarded one is believed only
+        # from the proxies named, never by default (uvicorn would trust any loopback peer).
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     return 0
 

@@ -62,6 +62,11 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="Seconds a connection has to send a request line and headers, else 408.",
     )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+        "names the client; unset, the peer is the client and the header is ignored.",
+    )
     db_pool_max_size: int = Field(default=10, ge=1, description="asyncpg pool size per process.")
     db_connect_timeout_s: float = Field(default=3.0, gt=0, description="Per-connection timeout.")
     db_probe_interval_s: float = Field(default=2.0, gt=0, description="How often the DB is probed.")
@@ -86,6 +91,11 @@ class ServiceSettings(BaseSettings):
             DocumentedNamesOnly(dotenv_settings),
             DocumentedNamesOnly(file_secret_settings),
         )
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _blank_trusts_no_proxy(cls, value: object) -> object:
+        return blank_is_unset(value)
 
     @field_validator("log_level")
     @classmethod
