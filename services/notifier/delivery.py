@@ -23,7 +23,7 @@ from services.notifier.discord import (
     edit_key,
     redact,
 )
-from services.notifier.formatting import plain_fallback
+from services.notifier.formatting import plain_fallback, stale_summary
 from services.notifier.outbox import Claimed, Outbox
 from services.notifier.settings import Settings
 
@@ -113,6 +113,8 @@ class Dispatcher:
             await asyncio.wait_for(self._wakeup.wait(), pause)
 
     async def _deliver(self, message: Claimed) -> None:
+        if await self._collapsed(message):
+            return
         url = self._settings.webhook_for(message.route)
         if url is None:
             logger.info(
@@ -179,6 +181,21 @@ class Dispatcher:
                 await self._misconfigured(message, url, status, code)
             case Rejected():
                 await self._rejected(message, url, outcome)
+
+    async def _collapsed(self, message: Claimed) -> bool:
+        """Send only what still says something: the latest rendering of each part, and one
+        summary for a group that resolved before any of it was posted (after an outage)."""
+        outbox = self.outbox
+        folded = await outbox.fold_if_stale(message, self.owner, stale_summary)
+        if folded:
+            metrics.COLLAPSED.labels("resolved_unsent").inc(folded)
+            # The summaries replaced the rows, this one included (its lease with them): the
+            # next claim sends them, in the group's order.
+            return True
+        if await outbox.superseded(message, self.owner):
+            metrics.COLLAPSED.labels("superseded").inc()
+            return True
+        return False
 
     def _backoff(self, failures: int) -> float:
         return backoff_s(

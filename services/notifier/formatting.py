@@ -37,6 +37,8 @@ HIDDEN_LABELS = frozenset({"alertname", "severity", "__name__", "prometheus", "m
 MAX_LABEL_FIELDS = 10
 LABEL_NAME_MAX = 64
 LABEL_VALUE_MAX = 256
+# Ten alerts of a part, named in one summary line, fit Discord's 2000-character content.
+SUMMARY_NAME_MAX = 150
 FOOTER_MAX = 256
 # The smallest description kept when an embed must shrink to fit 6000 characters.
 MIN_DESCRIPTION = 64
@@ -410,6 +412,42 @@ def notification_message(
         payload["content"] = mention_text(mentions)
     keys = [notification.dedup_key] if notification.dedup_key else []
     return OutboundMessage(presentation.route_of({"severity": level}), payload, keys)
+
+
+def _alert_name(alert: AlertmanagerAlert, group_labels: Mapping[str, str]) -> str:
+    """An alert told apart from the others of its group: its name, the labels that differ."""
+    own = [
+        f"{name}={value}"
+        for name, value in sorted(alert.labels.items())
+        if name not in HIDDEN_LABELS and group_labels.get(name) != value
+    ]
+    name = alert.labels.get("alertname", "Alert")
+    return truncate(f"{name} ({', '.join(own) or alert.identity()})", SUMMARY_NAME_MAX)
+
+
+def stale_summary(episode: Episode, part: int) -> dict[str, Any]:
+    """One line for a part of a group that resolved before any of it reached Discord: each of
+    its alerts named, with when it fired and resolved; it pings no one."""
+    names = []
+    for alert in episode.alerts_of(part):
+        fired = discord_time(alert.starts_at) or "?"
+        ended = discord_time(alert.ends_at) or "?"
+        names.append(f"{_alert_name(alert, episode.group_labels)} {fired} → {ended}")
+    count = len(episode.alerts)
+    noun = "alert" if count == 1 else "alerts"
+    parts = len(episode.parts)
+    line = (
+        f"✅ **RESOLVED** before it could be posted · {count} {noun} · "
+        f"{truncate(_group_description(episode.group_labels), 300)}"
+        + (f" · part {part + 1}/{parts}" if parts > 1 else "")
+        + ": "
+        + "; ".join(names)
+    )
+    return {
+        "content": truncate(line, limits.CONTENT),
+        "embeds": [],
+        "allowed_mentions": {"parse": []},
+    }
 
 
 def plain_fallback(payload: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,13 @@ RETRIED = Counter(
     "Messages put back in the outbox for a later attempt, by reason.",
     ["reason"],
 )
+COLLAPSED = Counter(
+    "cv_notifier_messages_collapsed_total",
+    "Queued messages never sent as rendered: replaced by a later rendering of the same part "
+    "(superseded), or folded into one summary line of a group resolved before any of it "
+    "reached Discord (resolved_unsent).",
+    ["reason"],
+)
 DROPPED = Counter(
     "cv_notifier_messages_dropped_total",
     "Messages given up on (Discord refused even the plain-text rendering), by reason.",

@@ -44,9 +44,49 @@ SET receiver = $2, group_labels = $3::jsonb, alerts = $4::jsonb, parts = $5::jso
     resolved_at = CASE WHEN $6 THEN now() END
 WHERE id = $1
 """
+# A rendering of a part with a later one pending goes unsent: only the latest state matters.
+_SUPERSEDED = """
+UPDATE notifier_outbox o
+SET state = 'collapsed', delivered_at = now(), lease_owner = NULL, lease_until = NULL,
+    last_error = 'replaced by a later rendering of the same part'
+WHERE o.id = $1 AND o.lease_owner = $2 AND EXISTS (
+    SELECT 1 FROM notifier_outbox later
+    WHERE later.episode_id = o.episode_id AND later.part = o.part
+      AND later.state = 'pending' AND later.id > o.id
+)
+"""
+_OWNER = "SELECT lease_owner FROM notifier_outbox WHERE id = $1 FOR UPDATE"
+# Resolved, and no part of it ever reached Discord.
+_STALE_EPISODE = """
+SELECT e.id, e.receiver, e.group_labels::text AS group_labels, e.alerts::text AS alerts,
+       e.parts::text AS parts
+FROM notifier_episodes e
+WHERE e.id = $1 AND e.resolved_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM notifier_episode_messages m WHERE m.episode_id = e.id)
+FOR UPDATE
+"""
+_EPISODE_ROWS = """
+SELECT id, part FROM notifier_outbox
+WHERE episode_id = $1 AND state = 'pending' AND part IS NOT NULL
+ORDER BY id
+FOR UPDATE
+"""
+_FOLDED = """
+UPDATE notifier_outbox
+SET state = 'collapsed', delivered_at = now(), lease_owner = NULL, lease_until = NULL,
+    last_error = 'resolved before it reached Discord: folded into its summary'
+WHERE id = ANY($1::bigint[])
+"""
+# A summary is a message of its own (no part): it is never collapsed nor edited.
+_SUMMARY = """
+UPDATE notifier_outbox
+SET payload = $2::jsonb, part = NULL, lease_owner = NULL, lease_until = NULL
+WHERE id = $1
+"""
 _MESSAGE_OF = "SELECT message_id FROM notifier_episode_messages WHERE episode_id = $1 AND part = $2"
 _FORGET_MESSAGE = """
-DELETE FROM notifier_episode_messages WHERE episode_id = $1 AND part = $2 AND message_id = $3
+UPDATE notifier_episode_messages SET message_id = NULL
+WHERE episode_id = $1 AND part = $2 AND message_id = $3
 """
 # Only the oldest pending row of each group on each route is a candidate, so a group is
 # delivered in order on every webhook, and one webhook's trouble holds back no other;
@@ -148,6 +188,18 @@ def _storable() -> Iterator[None]:
         raise UnstorableText(
             "the payload holds characters PostgreSQL cannot store (e.g. NUL)"
         ) from error
+
+
+def _episode_of(row: asyncpg.Record, group_key: str, route: str) -> Episode:
+    return Episode(
+        id=row["id"],
+        group_key=group_key,
+        route=route,
+        receiver=row["receiver"],
+        group_labels=json.loads(row["group_labels"]),
+        alerts=Episode.alerts_from(json.loads(row["alerts"])),
+        parts=json.loads(row["parts"]),
+    )
 
 
 class LivingMessages(Protocol):
@@ -271,15 +323,7 @@ class Outbox:
         await connection.execute(_OPEN_EPISODE, group_key, route)
         row = await connection.fetchrow(_LOCK_EPISODE, group_key, route)
         assert row is not None, "the open episode was just ensured, under this transaction"
-        return Episode(
-            id=row["id"],
-            group_key=group_key,
-            route=route,
-            receiver=row["receiver"],
-            group_labels=json.loads(row["group_labels"]),
-            alerts=Episode.alerts_from(json.loads(row["alerts"])),
-            parts=json.loads(row["parts"]),
-        )
+        return _episode_of(row, group_key, route)
 
     @staticmethod
     async def _insert(
@@ -356,6 +400,42 @@ class Outbox:
     async def forget_message(self, claimed: Claimed, message_id: str) -> None:
         """The message was deleted in Discord: the part is posted anew."""
         await self._pool.execute(_FORGET_MESSAGE, claimed.episode_id, claimed.part, message_id)
+
+    async def superseded(self, claimed: Claimed, owner: str) -> bool:
+        """Settle the claimed rendering as collapsed when a later one of its part is pending."""
+        if claimed.episode_id is None or claimed.part is None:
+            return False
+        status = await self._pool.execute(_SUPERSEDED, claimed.id, owner)
+        return bool(status == "UPDATE 1")
+
+    async def fold_if_stale(
+        self,
+        claimed: Claimed,
+        owner: str,
+        summarise: Callable[[Episode, int], dict[str, Any]],
+    ) -> int:
+        """When the claimed row's episode is resolved and none of it reached Discord, fold its
+        pending rows into one summary per part (the part's latest row becomes it); returns the
+        rows folded (0: not stale). The summaries are left pending, unleased, in place."""
+        if claimed.episode_id is None or claimed.part is None:
+            return 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            # A lease lost meanwhile means another sender has the row: leave it to it.
+            if await connection.fetchval(_OWNER, claimed.id) != owner:
+                return 0
+            row = await connection.fetchrow(_STALE_EPISODE, claimed.episode_id)
+            if row is None:
+                return 0
+            episode = _episode_of(row, claimed.group_key, claimed.route)
+            rows = await connection.fetch(_EPISODE_ROWS, claimed.episode_id)
+            latest = {record["part"]: record["id"] for record in rows}
+            others = [record["id"] for record in rows if record["id"] not in latest.values()]
+            await connection.execute(_FOLDED, others)
+            await connection.executemany(
+                _SUMMARY,
+                [(row_id, json.dumps(summarise(episode, part))) for part, row_id in latest.items()],
+            )
+        return len(rows)
 
     async def release_all(self, owner: str) -> None:
         """Hand back every lease of `owner` (graceful shutdown), so others need not wait."""

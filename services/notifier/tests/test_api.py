@@ -171,7 +171,9 @@ def test_a_message_deleted_in_discord_is_posted_anew(
     (again,) = fake_discord.wait_for_messages(1)
     fake_discord.wait_until(lambda _: _settled(db))
     assert again["id"] != first["id"]
-    assert "RESOLVED" in again["content"]
+    # The group did reach Discord: it comes back whole, not as a stale summary.
+    assert again["content"].startswith("✅ **RESOLVED** · 1 alert")
+    assert fingerprints_posted([again]) == ["a"]
     statuses = [(r.method, r.status) for r in fake_discord.requests()]
     assert statuses == [("POST", 200), ("PATCH", 404), ("POST", 200)]
     assert _metric("cv_notifier_messages_retried_total", reason="unknown_message") == before + 1
@@ -466,3 +468,68 @@ def test_routes_and_mentions_are_read_as_json_from_the_environment(
         Settings(notifier_token=SecretStr(TOKEN), routes={"ml": "https://x"})
     with pytest.raises(ValueError, match="roles"):
         Settings(notifier_token=SecretStr(TOKEN), mentions={"critical": {"roles": ["@everyone"]}})
+
+
+def test_a_group_resolved_during_an_outage_is_one_line_naming_each_alert(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    before = _metric("cv_notifier_messages_collapsed_total", reason="resolved_unsent")
+    fake_discord.fail("status", seconds=600, status=503)
+    pair = [
+        alert(fingerprint="a", labels={"pod": "p1"}),
+        alert(fingerprint="b", labels={"pod": "p2"}),
+    ]
+    assert client.post("/alertmanager", json=webhook(pair)).status_code == 202
+    fake_discord.wait_until(lambda fake: len(fake.requests()) >= 1)
+    resolved = webhook(
+        [{**a, "status": "resolved", "endsAt": "2026-11-28T23:00:00Z"} for a in pair]
+    )
+    assert client.post("/alertmanager", json=resolved).json()["messages"] == 1
+    other = webhook([alert("DiskFull", "c")], group_key='{}:{alertname="DiskFull"}')
+    assert client.post("/alertmanager", json=other).status_code == 202
+    fake_discord.heal()
+    fake_discord.wait_for_messages(2)
+    fake_discord.wait_until(lambda _: _settled(db))
+    # Two groups: each in its own order, not one after the other.
+    firing, summary = sorted(fake_discord.messages(), key=lambda m: bool(m["embeds"]) is False)
+    assert summary["content"].startswith(
+        "✅ **RESOLVED** before it could be posted · 2 alerts · alertname=HighErrorRate: "
+    )
+    assert (
+        "HighErrorRate (job=inference, pod=p1) <t:1795903200:f> → <t:1795906800:f>"
+        in (summary["content"])
+    )
+    assert "HighErrorRate (job=inference, pod=p2)" in summary["content"]
+    assert summary["embeds"] == []
+    assert summary["allowed_mentions"] == {"parse": []}
+    assert fingerprints_posted([firing]) == ["c"]
+    assert len(fake_discord.messages()) == 2
+    assert [r.status for r in fake_discord.requests()].count(200) == 2
+    states = db.execute("SELECT state, count(*) FROM notifier_outbox GROUP BY 1 ORDER BY 1")
+    assert states.fetchall() == [("collapsed", 1), ("delivered", 2)]
+    assert _metric("cv_notifier_messages_collapsed_total", reason="resolved_unsent") == before + 2
+
+
+def test_edits_queued_during_an_outage_send_only_the_latest(
+    client: TestClient, fake_discord: FakeDiscord, db: psycopg.Connection
+) -> None:
+    before = _metric("cv_notifier_messages_collapsed_total", reason="superseded")
+    assert client.post("/alertmanager", json=webhook([alert(fingerprint="a")])).status_code == 202
+    fake_discord.wait_for_messages(1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    fake_discord.fail("status", seconds=600, status=503)
+    for fingerprints in (["a", "b"], ["a", "b", "c"]):
+        body = webhook([alert(fingerprint=f) for f in fingerprints])
+        assert client.post("/alertmanager", json=body).json()["messages"] == 1
+    fake_discord.wait_until(lambda fake: any(r.status == 503 for r in fake.requests()))
+    gone = webhook([alert(fingerprint="a", status="resolved")])
+    assert client.post("/alertmanager", json=gone).json()["messages"] == 1
+    fake_discord.heal()
+    fake_discord.wait_until(lambda fake: fake.messages()[0]["edits"] == 1)
+    fake_discord.wait_until(lambda _: _settled(db))
+    (message,) = fake_discord.messages()
+    assert fingerprints_posted([message]) == ["a", "b", "c"]
+    assert "(1 resolved)" in message["content"]
+    patches = [r.status for r in fake_discord.requests() if r.method == "PATCH"]
+    assert patches.count(200) == 1
+    assert _metric("cv_notifier_messages_collapsed_total", reason="superseded") == before + 2
