@@ -34,9 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml"
 # What the world may reach; everything else talks over the compose network only.
 PUBLISHED = {
-    "inference": ["8000:8000"],
-    "feedback": ["8001:8001"],
-    "dashboard": ["8050:8050"],
+    "proxy": ["8000:8000", "8001:8001", "8050:8050"],
     "grafana": ["3000:3000"],
     "prometheus": ["127.0.0.1:9090:9090"],
 }
@@ -422,8 +420,54 @@ def test_the_page_posts_feedback_to_a_published_origin_feedback_accepts(
 ) -> None:
     services = compose_file["services"]
     public = services["inference"]["environment"]["FEEDBACK_PUBLIC_URL"]
-    page_origin = "http://localhost:" + services["inference"]["ports"][0].split(":")[0]
+    published = {service: port for port, service in proxied_ports().items()}
+    page_origin = f"http://localhost:{published['inference']}"
     allowed = services["feedback"]["environment"]["FEEDBACK_ALLOWED_ORIGINS"].split(",")
     assert page_origin in allowed
-    published_port = public.rsplit(":", 1)[1].rstrip("/")
-    assert f"{published_port}:8001" in services["feedback"]["ports"]
+    assert public.rsplit(":", 1)[1].rstrip("/") == str(published["feedback"])
+
+
+NGINX_CONFIG = REPO_ROOT / "deploy" / "docker" / "nginx.conf"
+# One `server` of nginx.conf: the port it listens on, the service and port it passes to.
+NGINX_SERVER = re.compile(r"listen (\d+);.*?set \$service (\w+):(\d+);", re.S)
+
+
+def proxied_ports() -> dict[int, str]:
+    """Port the proxy listens on -> the service it passes requests to (nginx.conf)."""
+    servers = NGINX_SERVER.findall(NGINX_CONFIG.read_text())
+    assert servers, "no server found in nginx.conf"
+    return {int(listen): name for listen, name, _ in servers}
+
+
+def test_the_proxy_publishes_each_service_on_the_port_the_service_listens_on(
+    compose_raw: dict[str, Any],
+) -> None:
+    for listen, name, port in NGINX_SERVER.findall(NGINX_CONFIG.read_text()):
+        code_port = settings_class(name).model_fields["port"].default
+        assert int(listen) == int(port) == code_port, name
+    published = sorted(int(m.split(":")[0]) for m in compose_raw["services"]["proxy"]["ports"])
+    assert published == sorted(proxied_ports())
+
+
+def test_the_proxy_buffers_requests_with_deadlines_and_sets_the_forwarded_client() -> None:
+    text = NGINX_CONFIG.read_text()
+    for directive in (
+        r"client_header_timeout \d+s;",
+        r"client_body_timeout \d+s;",
+        r"proxy_request_buffering on;",
+        r"limit_conn per_client \d+;",
+        # Replaced, never `$proxy_add_x_forwarded_for`: a client must not choose its address.
+        r"proxy_set_header X-Forwarded-For \$remote_addr;",
+    ):
+        assert re.search(directive, text), directive
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_proxy_config(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["nginx", "-t", "-c", str(NGINX_CONFIG), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
