@@ -59,6 +59,7 @@ async def purge(
     try:
         purged = await purge_older_than(connection, cutoff, batch_size=batch_size)
         await purge_tombstones(connection, cutoff_for(tombstone_days))
+        await reclaim_photo_space(connection)
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
     metrics.RETENTION_PURGED.inc(purged)
@@ -66,6 +67,21 @@ async def purge(
     metrics.RETENTION_LAST_SUCCESS.set(time.time())
     logger.info("retention purge done", extra={"purged": purged, "cutoff": cutoff.isoformat()})
     return PurgeResult(cutoff=cutoff, purged=purged)
+
+
+async def reclaim_photo_space(connection: asyncpg.Connection) -> None:
+    """VACUUM the photos (their TOAST table with them) after each purge.
+
+    A deleted or erased photo stays in the table's files as a dead row until VACUUM reclaims
+    it, which autovacuum may put off for a long while on a table that is mostly inserted
+    into; run on the purge's schedule, this bounds that to RETENTION_INTERVAL_S. The bytes
+    may then linger in freed pages until overwritten, and in WAL and backups until they are
+    recycled (docs/security.md).
+    """
+    try:
+        await connection.execute("VACUUM (ANALYZE) prediction_photos")
+    except asyncpg.InsufficientPrivilegeError:
+        logger.warning("photo space not reclaimed: VACUUM needs the table's owner")
 
 
 async def count_expired(connection: asyncpg.Connection, *, days: int) -> int:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from harness.services import REPO_ROOT
+from harness.waiting import wait_until
 from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
@@ -131,3 +132,25 @@ def test_old_erasure_tombstones_are_forgotten(
         (recent,),
     ).fetchone() == (1,)
     assert db.execute("SELECT count(*) FROM erased_predictions").fetchone() == (1,)
+
+
+def test_each_purge_reclaims_the_space_of_erased_photos(
+    client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
+) -> None:
+    def vacuums() -> int:
+        row = db.execute(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'prediction_photos'"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    erased = prediction(rgpd_consent=True, photo=jpeg())
+    assert client.delete(f"/predictions/{erased}").status_code == 204
+    before = vacuums()
+
+    response = client.post(
+        "/admin/retention/purge", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+
+    assert response.status_code == 200
+    assert wait_until(lambda: vacuums() > before, timeout_s=10), "prediction_photos not vacuumed"
