@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from services.dashboard.language import moment, percent, t
 from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, VersionFigures
 from services.dashboard.rates import Z95, wilson_interval, wilson_intervals
 
@@ -22,10 +23,16 @@ VERSION_COLORS = ("#3d5a80", "#e07a5f", "#81b29a", "#f2cc8f", "#6d597a", "#98c1d
 SHADOW_COLOR = "#6d597a"
 DRIFT_COLOR = "#c1121f"
 GRID = "#eceff3"
-SHARE_HOVER = "%{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>"
 Figure = dict[str, Any]
 Buckets = Sequence[datetime]  # the window's every bucket start, in order (Window.buckets)
 Rows = Sequence[Any]
+
+
+def _share_hover(extra: str = "") -> str:
+    """Hover text of a share: `12.5% (3 of 24)`; Plotly fills in the `%{…}` fields."""
+    return (
+        f"%{{y:.1%}} (%{{customdata[0]}} {t('figure.of')} %{{customdata[1]}})<extra>{extra}</extra>"
+    )
 
 
 def _time(value: datetime) -> str:
@@ -43,6 +50,8 @@ def _layout(y_title: str = "", *, percent: bool = False, **extra: Any) -> dict[s
     if percent:
         yaxis.update(tickformat=".0%", range=[0, 1.02])
     layout = {
+        # Plotly's decimal and thousands separators, as the page's language writes numbers.
+        "separators": t("figure.separators"),
         "height": 280,
         "margin": {"l": 55, "r": 20, "t": 10, "b": 40},
         "paper_bgcolor": "white",
@@ -89,11 +98,15 @@ def traffic(rows: Rows, buckets: Buckets) -> Figure:
     """Predictions per bucket, stacked by predicted class (an empty bucket is a zero)."""
     x = [_time(b) for b in buckets]
     data = [
-        {"type": "bar", "x": x, "y": [per.get(b, 0) for b in buckets], "name": label,
+        {"type": "bar", "x": x, "y": [per.get(b, 0) for b in buckets],
+         "name": t(f"label.{label}") if label in COLORS else label,
          "marker": {"color": COLORS.get(label)}}
         for label, per in sorted(_sums(rows, "label", "n").items())
     ]  # fmt: skip
-    return {"data": data, "layout": _layout("predictions", barmode="stack", bargap=0.05)}
+    return {
+        "data": data,
+        "layout": _layout(t("figure.predictions"), barmode="stack", bargap=0.05),
+    }
 
 
 def versions(rows: Rows, buckets: Buckets) -> Figure:
@@ -106,7 +119,7 @@ def versions(rows: Rows, buckets: Buckets) -> Figure:
          "line": {"color": VERSION_COLORS[i % len(VERSION_COLORS)], "width": 0.5}}
         for i, (version, per) in enumerate(sorted(_sums(rows, "version", "n").items()))
     ]  # fmt: skip
-    return {"data": data, "layout": _layout("predictions")}
+    return {"data": data, "layout": _layout(t("figure.predictions"))}
 
 
 def _share(rows: Rows, buckets: Buckets, field: str, name: str, color: str) -> Figure:
@@ -118,7 +131,7 @@ def _share(rows: Rows, buckets: Buckets, field: str, name: str, color: str) -> F
         "x": [_time(b) for b in buckets],
         "y": [part[b] / total[b] if total[b] else None for b in buckets],
         "customdata": [[part[b], total[b]] for b in buckets],
-        "hovertemplate": SHARE_HOVER,
+        "hovertemplate": _share_hover(),
         "mode": "lines",
         "connectgaps": False,
         "line": {"color": color},
@@ -129,12 +142,12 @@ def _share(rows: Rows, buckets: Buckets, field: str, name: str, color: str) -> F
 
 def low_confidence(rows: Rows, buckets: Buckets) -> Figure:
     """Share of answers below the confidence threshold per bucket."""
-    return _share(rows, buckets, "low", "low-confidence share", COLORS["cat"])
+    return _share(rows, buckets, "low", t("figure.low_confidence_share"), COLORS["cat"])
 
 
 def consent(rows: Rows, buckets: Buckets) -> Figure:
     """Share of predictions whose user consented to keeping their data, per bucket."""
-    return _share(rows, buckets, "consented", "consented share", "#6d597a")
+    return _share(rows, buckets, "consented", t("figure.consented_share"), "#6d597a")
 
 
 def _on_grid(rows: Rows, buckets: Buckets, value: Callable[[Any], Any]) -> list[Any]:
@@ -152,7 +165,7 @@ def latency_series(rows: Rows, buckets: Buckets) -> Figure:
          "line": {"color": COLORS[key], "dash": "dot" if key == "max" else "solid"}}
         for key in ("p50", "p95", "max")
     ]  # fmt: skip
-    return {"data": data, "layout": _layout("inference time (ms)")}
+    return {"data": data, "layout": _layout(t("figure.inference_time"))}
 
 
 def _latency_label(index: int) -> str:
@@ -171,11 +184,13 @@ def latency_histogram(rows: Rows) -> Figure:
         "x": [_latency_label(i) for i in bins],
         "y": [counts.get(i, 0) for i in bins],
         "marker": {"color": COLORS["dog"]},
-        "name": "predictions",
+        "name": t("figure.predictions"),
     }
-    layout = _layout("predictions", hovermode="closest")
+    layout = _layout(t("figure.predictions"), hovermode="closest")
     layout["margin"]["b"] = 75
-    layout["xaxis"].update(title={"text": "inference time (ms)", "standoff": 8}, type="category")
+    layout["xaxis"].update(
+        title={"text": t("figure.inference_time"), "standoff": 8}, type="category"
+    )
     return {"data": [trace], "layout": layout}
 
 
@@ -192,14 +207,14 @@ def confidence_histogram(rows: Rows, threshold: float) -> Figure:
         "marker": {
             "color": [COLORS["cat"] if left < threshold else COLORS["dog"] for left in lefts]
         },
-        "name": "predictions",
+        "name": t("figure.predictions"),
     }
     threshold_line = {
         "type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
         "line": {"dash": "dash", "color": "#555"},
     }  # fmt: skip
-    layout = _layout("predictions", hovermode="closest", shapes=[threshold_line])
-    layout["xaxis"].update(title={"text": "confidence"}, range=[0.5, 1.0])
+    layout = _layout(t("figure.predictions"), hovermode="closest", shapes=[threshold_line])
+    layout["xaxis"].update(title={"text": t("figure.confidence")}, range=[0.5, 1.0])
     return {"data": [trace], "layout": layout}
 
 
@@ -211,31 +226,33 @@ def satisfaction(rows: Rows, buckets: Buckets) -> Figure:
     bound = [(None, None) if interval is None else interval for interval in intervals]
     data = [
         {"type": "bar", "x": x, "y": [n or 0 for n in _on_grid(rows, buckets, lambda r: r["n"])],
-         "name": "feedbacks", "yaxis": "y2", "marker": {"color": "rgba(61,90,128,0.35)"}},
+         "name": t("figure.feedbacks"), "yaxis": "y2", "marker": {"color": "rgba(61,90,128,0.35)"}},
         {"type": "scatter", "x": x, "y": [high for _, high in bound], "mode": "lines",
          "connectgaps": False, "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
         {"type": "scatter", "x": x, "y": [low for low, _ in bound], "mode": "lines",
          "connectgaps": False, "line": {"width": 0}, "fill": "tonexty",
-         "fillcolor": "rgba(129,178,154,0.3)", "name": "95% interval", "hoverinfo": "skip"},
+         "fillcolor": "rgba(129,178,154,0.3)", "name": t("figure.interval"),
+         "hoverinfo": "skip"},
         {"type": "scatter", "x": x,
          "y": _on_grid(rows, buckets, lambda row: row["satisfied"] / row["n"]),
          "mode": "lines+markers", "connectgaps": False, "line": {"color": "#2a9d8f"},
-         "marker": {"size": 4}, "name": "satisfied share",
+         "marker": {"size": 4}, "name": t("figure.satisfied_share"),
          "customdata": _on_grid(rows, buckets, lambda row: [row["satisfied"], row["n"]]),
-         "hovertemplate": SHARE_HOVER.replace("<extra></extra>", "<extra>satisfied</extra>")},
+         "hovertemplate": _share_hover(t("figure.satisfied"))},
     ]  # fmt: skip
     second_axis = {
-        "overlaying": "y", "side": "right", "showgrid": False, "title": {"text": "feedbacks"},
+        "overlaying": "y", "side": "right", "showgrid": False,
+        "title": {"text": t("figure.feedbacks")},
         "rangemode": "tozero", "tickformat": "d",
     }  # fmt: skip
-    layout = _layout("satisfied share", percent=True, yaxis2=second_axis)
+    layout = _layout(t("figure.satisfied_share"), percent=True, yaxis2=second_axis)
     layout["margin"]["r"] = 60
     return {"data": data, "layout": layout}
 
 
 def version_label(item: VersionFigures) -> str:
     """How a version is named on the page: shadows are marked, as their answers were not shown."""
-    return f"{item.version} (shadow)" if item.shadow else item.version
+    return t("figure.shadow", version=item.version) if item.shadow else item.version
 
 
 def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
@@ -243,8 +260,8 @@ def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
     labelled = [item for item in items if item.labelled]
     intervals = wilson_intervals([i.correct for i in labelled], [i.labelled for i in labelled])
     data = []
-    for shadow, name, color in ((False, "answers given", COLORS["dog"]),
-                                (True, "shadow answers (not shown)", SHADOW_COLOR)):  # fmt: skip
+    for shadow, name, color in ((False, t("figure.answers_given"), COLORS["dog"]),
+                                (True, t("figure.shadow_answers"), SHADOW_COLOR)):  # fmt: skip
         picked = [(item, interval) for item, interval in zip(labelled, intervals, strict=True)
                   if item.shadow is shadow and interval is not None]  # fmt: skip
         if not picked:
@@ -262,12 +279,12 @@ def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
                          "arrayminus": [y - low for low, y in zip(lows, accuracy, strict=True)]},
              "customdata": [[item.correct, item.labelled, low, high]
                             for (item, _), low, high in zip(picked, lows, highs, strict=True)],
-             "hovertemplate": "%{y:.1%} (%{customdata[0]} of %{customdata[1]} labelled; "
-                              "95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
-                              "<extra>%{x}</extra>"}
+             "hovertemplate": f"%{{y:.1%}} (%{{customdata[0]}} {t('figure.of')} "
+                              f"%{{customdata[1]}} {t('figure.labelled')}; {t('figure.ci')} "
+                              "%{customdata[2]:.1%}–%{customdata[3]:.1%})<extra>%{x}</extra>"}
         )  # fmt: skip
     lowest = min((interval[0] for interval in intervals if interval), default=0.0)
-    layout = _layout("accuracy on labelled feedback", percent=True, hovermode="closest")
+    layout = _layout(t("figure.accuracy_on_labelled"), percent=True, hovermode="closest")
     # Versions usually differ by a few points: start the axis just under the lowest bar.
     layout["yaxis"]["range"] = [math.floor(lowest * 10) / 10, 1.01]
     layout["xaxis"].update(type="category")
@@ -297,21 +314,23 @@ def drift(rows: Rows, buckets: Buckets) -> Figure:
         data += [
             {"type": "scatter", "mode": "lines", "x": x, "y": score, "name": version,
              "legendgroup": version, "line": {"color": color}, "connectgaps": False,
-             "hovertemplate": "%{y:.4f}<extra>" + version + " score</extra>"},
+             "hovertemplate": f"%{{y:.4f}}<extra>{t('figure.score', version=version)}</extra>"},
             {"type": "scatter", "mode": "lines", "x": x, "y": threshold, "showlegend": False,
              "legendgroup": version, "line": {"color": color, "dash": "dash", "width": 1},
              "connectgaps": False,
-             "hovertemplate": "%{y:.4f}<extra>" + version + " threshold</extra>"},
-            {"type": "scatter", "mode": "markers", "name": f"{version} drifted",
+             "hovertemplate":
+                 f"%{{y:.4f}}<extra>{t('figure.threshold', version=version)}</extra>"},
+            {"type": "scatter", "mode": "markers",
+             "name": t("figure.drifted", version=version),
              "legendgroup": version, "showlegend": False,
              "x": [_time(row["bucket"]) for row in drifted],
              "y": [row["drift_score"] for row in drifted],
              "customdata": [[row["drifted"], row["checks"]] for row in drifted],
-             "hovertemplate": "%{customdata[0]} of %{customdata[1]} checks drifted"
-                              "<extra>" + version + "</extra>",
+             "hovertemplate": f"%{{customdata[0]}} {t('figure.of')} %{{customdata[1]}} "
+                              f"{t('figure.checks_drifted')}<extra>{version}</extra>",
              "marker": {"color": DRIFT_COLOR, "symbol": "x", "size": 9}},
         ]  # fmt: skip
-    return {"data": data, "layout": _layout("MMD² to the training photos")}
+    return {"data": data, "layout": _layout(t("figure.mmd"))}
 
 
 def estimated_accuracy(rows: Rows, buckets: Buckets) -> Figure:
@@ -333,17 +352,19 @@ def estimated_accuracy(rows: Rows, buckets: Buckets) -> Figure:
              "showlegend": False, "hoverinfo": "skip", "connectgaps": False},
             {"type": "scatter", "x": x, "y": low, "mode": "lines", "line": {"width": 0},
              "fill": "tonexty", "fillcolor": _translucent(color), "connectgaps": False,
-             "name": f"{version} 95% band", "showlegend": False, "hoverinfo": "skip"},
+             "name": t("figure.band", version=version), "showlegend": False,
+             "hoverinfo": "skip"},
             {"type": "scatter", "x": x, "y": value, "mode": "lines", "connectgaps": False,
-             "line": {"color": color}, "name": f"{version} estimated",
-             "hovertemplate": "%{y:.1%}<extra>estimated</extra>"},
+             "line": {"color": color}, "name": t("figure.estimated", version=version),
+             "hovertemplate": f"%{{y:.1%}}<extra>{t('figure.estimate')}</extra>"},
             {"type": "scatter", "x": x, "y": feedback, "mode": "lines+markers",
              "connectgaps": False, "line": {"color": color, "dash": "dot"},
-             "marker": {"size": 5}, "name": f"{version} feedback",
+             "marker": {"size": 5}, "name": t("figure.feedback", version=version),
              "customdata": [[count] for count in counts],
-             "hovertemplate": "%{y:.1%} of %{customdata[0]} labelled<extra>feedback</extra>"},
+             "hovertemplate": f"%{{y:.1%}} {t('figure.of')} %{{customdata[0]}} "
+                              f"{t('figure.labelled')}<extra>{t('figure.by_feedback')}</extra>"},
         ]  # fmt: skip
-    layout = _layout("accuracy", percent=True)
+    layout = _layout(t("figure.accuracy"), percent=True)
     lowest = min((y for trace in data for y in trace["y"] if y is not None), default=0.0)
     # Estimates sit near the top: start the axis just under the lowest point.
     layout["yaxis"]["range"] = [max(0.0, math.floor(lowest * 10) / 10), 1.01]
@@ -355,7 +376,7 @@ def reliability(latest: Rows) -> Figure:
     bin against the diagonal a calibrated model follows (marker area: answers in the bin)."""
     data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "lines", "x": [0.5, 1.0], "y": [0.5, 1.0],
-         "line": {"color": "#999", "dash": "dash", "width": 1}, "name": "calibrated",
+         "line": {"color": "#999", "dash": "dash", "width": 1}, "name": t("figure.calibrated"),
          "hoverinfo": "skip"},
     ]  # fmt: skip
     for i, version, own in _by_version(latest):
@@ -369,18 +390,21 @@ def reliability(latest: Rows) -> Figure:
                 if count]  # fmt: skip
         largest = max(count for _, _, count in bins)
         data.append(
-            {"type": "scatter", "mode": "lines+markers", "name":
-             f"{version} (ECE {row['reliability_error']:.1%}, {row['reliability_at']:%d %b %H:%M})",
+            {"type": "scatter", "mode": "lines+markers",
+             "name": t("figure.curve", version=version, ece=percent(row["reliability_error"]),
+                       at=moment(row["reliability_at"], t("figure.day_format"))),
              "x": [confidence for confidence, _, _ in bins],
              "y": [accuracy for _, accuracy, _ in bins],
              "customdata": [[count] for _, _, count in bins],
-             "hovertemplate": "confidence %{x:.1%}: right on %{y:.1%} of "
-                              "%{customdata[0]}<extra></extra>",
+             "hovertemplate": f"{t('figure.confidence')} %{{x:.1%}}: {t('figure.right_on')} "
+                              f"%{{y:.1%}} {t('figure.of')} %{{customdata[0]}}<extra></extra>",
              "line": {"color": VERSION_COLORS[i % len(VERSION_COLORS)]},
              "marker": {"size": [6 + 14 * math.sqrt(count / largest) for _, _, count in bins]}}
         )  # fmt: skip
-    layout = _layout("accuracy of labelled answers", percent=True, hovermode="closest")
-    layout["xaxis"].update(title={"text": "confidence"}, range=[0.5, 1.0], tickformat=".0%")
+    layout = _layout(t("figure.accuracy_of_labelled"), percent=True, hovermode="closest")
+    layout["xaxis"].update(
+        title={"text": t("figure.confidence")}, range=[0.5, 1.0], tickformat=".0%"
+    )
     return {"data": data, "layout": layout}
 
 

@@ -46,7 +46,7 @@ def test_both_catalogues_have_every_key_the_code_names() -> None:
     assert load_catalogues(SOURCE / "i18n") == CATALOGUES
     code = "".join(
         (SOURCE / name).read_text(encoding="utf-8")
-        for name in ("layout.py", "callbacks.py", "rates.py", "language.py")
+        for name in ("layout.py", "callbacks.py", "figures.py", "rates.py", "language.py")
     )
     named = set(re.findall(r'\bt\(\s*"([\w.]+)"', code))
     named |= set(GRAPHS.values()) | set(WATCH_GRAPHS.values())
@@ -119,6 +119,11 @@ def test_every_filled_panel_speaks_french(client: TestClient, database_url: str)
     assert any(re.fullmatch(r"\d+,\d\u202f%", text) for text in kpis), kpis
     assert any("IC à 95 %" in text for text in kpis), kpis
 
+    traffic = call_callback(client, SERIES)["graph-traffic"]["figure"]
+    assert {trace["name"] for trace in traffic["data"]} == {"chat", "chien"}
+    assert traffic["layout"]["yaxis"]["title"]["text"] == "prédictions"
+    assert traffic["layout"]["separators"] == ", "
+
     shown = texts(call_callback(client, TABLES)["latest-table"]["children"])
     assert {"heure (UTC)", "consentement", "oui", "non"} <= set(shown)
     assert {"chat", "chien"} & set(shown)
@@ -132,6 +137,10 @@ def test_every_filled_panel_speaks_french(client: TestClient, database_url: str)
     watch = texts(call_callback(client, WATCH)["watch-table"]["children"])
     assert "dérive des plongements" in watch
     assert any(re.search(r"(pas de )?dérive \(p = \d,\d{3}, ", text) for text in watch), watch
+    drift = call_callback(client, WATCH)["graph-drift"]["figure"]
+    hovers = [trace.get("hovertemplate", "") for trace in drift["data"]]
+    assert any("seuil</extra>" in hover for hover in hovers), hovers
+    assert drift["layout"]["yaxis"]["title"]["text"] == CATALOGUES["fr"]["figure.mmd"]
 
 
 @pytest.mark.browser
