@@ -13,6 +13,7 @@ from services.common.metrics import mark_process_dead
 from services.common.web import create_service_app
 from services.notifier import metrics
 from services.notifier.delivery import Dispatcher
+from services.notifier.digest import DigestScheduler
 from services.notifier.discord import DiscordClient, redact
 from services.notifier.routes import router
 from services.notifier.settings import Settings, get_settings
@@ -36,6 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dispatcher = Dispatcher(database, discord, settings)
     app.state.dispatcher = dispatcher
     dispatcher.start()
+    digests = DigestScheduler(database, settings, dispatcher.wake)
+    digests.start()
     metrics.WEBHOOK_MISCONFIGURED.set(0)
     if settings.enabled:
         logger.info(
@@ -47,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await digests.stop()
         await dispatcher.stop()
         await discord.close()
         await database.close()

@@ -8,7 +8,8 @@ It goes through the notifier service when NOTIFIER_URL is set and answers (queue
 retried, de-duplicated), and straight to DISCORD_WEBHOOK_URL otherwise. With neither set it
 runs disabled: `notifier.enabled` is False and messages are only logged.
 
-CLI: `python -m services.notifier.client test-alert --help`.
+CLI: `python -m services.notifier.client test-alert --help`; `… digest` queues the daily
+model-health digest now (`--print`: only prints it).
 """
 
 from __future__ import annotations
@@ -209,11 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     deployment = commands.add_parser("deployment", help="announce a successful deployment")
     deployment.add_argument("version", help="the version now serving")
+    digest = commands.add_parser(
+        "digest",
+        help="queue the model-health digest of the last 24 hours in the notifier's outbox "
+        "(DATABASE_URL and the notifier's settings)",
+    )
+    digest.add_argument("--print", action="store_true", help="only print it, queue nothing")
     args = parser.parse_args(argv)
 
     from services.common.logs import configure_logging
 
     configure_logging("WARNING")
+    if args.command == "digest":
+        return _digest(send=not args.print)
     if args.command == "deployment":
         how = notifier.deliver(
             "Deployment succeeded", f"Version {args.version} is deployed and serving.", "success"
@@ -228,6 +237,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(explanations[how])
     return 0 if how in {"service", "discord"} else 1
+
+
+def _digest(*, send: bool) -> int:
+    """Print the digest, queued first when `send`; exit 1 when PostgreSQL cannot be reached."""
+    import asyncio
+
+    from services.common.db import DATABASE_ERRORS
+    from services.notifier.digest import on_demand
+    from services.notifier.settings import Settings
+
+    try:
+        text = asyncio.run(on_demand(Settings(), send=send))
+    except DATABASE_ERRORS as error:
+        print(f"not sent: the database cannot be reached ({type(error).__name__})")
+        return 1
+    print(text)
+    print("queued in the notifier's outbox" if send else "(printed only)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -76,6 +76,20 @@ class Settings(ServiceSettings):
         description="Alertmanager as people reach it, for the prefilled silence links "
         "(default: the externalURL Alertmanager sends).",
     )
+    digest_hour: int | None = Field(
+        default=None,
+        ge=0,
+        le=23,
+        validation_alias="NOTIFIER_DIGEST_HOUR",
+        description="Hour (UTC) of the daily model-health digest, about the 24 hours before "
+        "it; unset: no daily digest (the CLI still sends one on demand).",
+    )
+    digest_check_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="NOTIFIER_DIGEST_CHECK_S",
+        description="How often the notifier checks whether the day's digest is due.",
+    )
     discord_timeout_s: float = Field(default=10.0, gt=0, description="Per Discord request.")
     delivery_lease_s: float = Field(
         validation_alias="NOTIFIER_LEASE_S",
@@ -145,6 +159,7 @@ class Settings(ServiceSettings):
         "runbook_base_url",
         "prometheus_public_url",
         "alertmanager_public_url",
+        "digest_hour",
         mode="before",
     )
     @classmethod
