@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -503,3 +504,33 @@ def test_services_believe_forwarded_addresses_from_the_pod_network_only(overlay:
     ]
     networks = [ipaddress.ip_network(n) for n in shared["FORWARDED_ALLOW_IPS"].split(",")]
     assert networks and all(network.is_private for network in networks)
+
+
+INTERNAL_PATHS = [
+    "/metrics", "/ready", "/health", "/docs", "/openapi.json", "/redoc",
+    "/admin/models", "/admin/feedback", "/admin/retention/purge",
+]  # fmt: skip
+
+
+def routed(paths: list[dict[str, Any]], request_path: str) -> bool:
+    """Whether an Ingress path list sends `request_path` anywhere (Kubernetes' matching)."""
+    for path in paths:
+        if path["pathType"] == "Exact" and request_path == path["path"]:
+            return True
+        prefix = path["path"].rstrip("/")
+        if path["pathType"] == "Prefix" and (
+            prefix == "" or request_path == prefix or request_path.startswith(prefix + "/")
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_routes_only_public_paths(overlay: str) -> None:
+    (ingress,) = by_kind(rendered(overlay), "Ingress").values()
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    exposed = [path for path in INTERNAL_PATHS if routed(paths, path)]
+    assert exposed == [], f"internal routes reachable through the Ingress: {exposed}"
+    for public in ("/", "/predict", "/model", "/static/app.js", "/feedback", "/monitoring/"):
+        assert routed(paths, public), public
+    assert routed(paths, f"/predictions/{uuid.uuid4()}")
