@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
-from services.common.i18n import choose_language
+from services.common.i18n import LANGUAGES, choose_language
 from services.inference import metrics
 from services.inference.answering import Photo, answer, keepable, record
 from services.inference.lineup import LineupManager
@@ -198,6 +198,9 @@ async def upload_page(request: Request, settings: SettingsDep) -> HTMLResponse:
 
 
 @router.get("/monitoring", include_in_schema=False)
-async def monitoring(settings: SettingsDep) -> RedirectResponse:
-    """Send people to the dashboard."""
-    return RedirectResponse(settings.dashboard_public_url, status_code=307)
+async def monitoring(settings: SettingsDep, lang: str | None = None) -> RedirectResponse:
+    """Send people to the dashboard, in the page's language when it names one."""
+    target = settings.dashboard_public_url
+    if lang in LANGUAGES:
+        target += ("&" if "?" in target else "?") + f"lang={lang}"
+    return RedirectResponse(target, status_code=307)

@@ -79,6 +79,12 @@ def test_page_is_in_the_language_asked_for_or_the_browsers(
     assert json.loads(config.group(1))["requests_pathname_prefix"] == f"/monitoring/{language}/"
 
 
+def test_bare_address_keeps_the_language_it_was_asked_for(client: TestClient) -> None:
+    response = client.get("/monitoring?lang=fr", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/monitoring/?lang=fr"
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_layout_is_in_the_language_of_its_address(client: TestClient, language: str) -> None:
     words = CATALOGUES[language]

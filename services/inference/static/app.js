@@ -229,8 +229,9 @@ document.addEventListener("prediction", (event) => {
     `${feedbackUrl}/predictions/${encodeURIComponent(currentPrediction.prediction_id)}`;
 });
 
-// A language chosen with the switch redraws what the page wrote itself.
-i18n.onChange(() => {
+// A language chosen with the switch redraws what the page wrote itself; the dashboard opens in it.
+i18n.onChange((language) => {
+  document.getElementById("monitoring-link").href = `/monitoring?lang=${language}`;
   if (lastAnswer) showFigures(lastAnswer);
   if (shownError) showError(shownError.key, shownError.values);
   if (said) say(said.key, said.values, said.failed);

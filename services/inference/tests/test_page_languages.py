@@ -76,3 +76,20 @@ def test_catalogues_are_served_beside_the_page(client: TestClient, language: str
     response = client.get(f"/static/i18n/{language}.json")
     assert response.status_code == 200
     assert response.json() == CATALOGUES[language]
+
+
+@pytest.mark.parametrize(
+    ("query", "location"),
+    [
+        ("?lang=fr", "http://localhost:8050/monitoring/?lang=fr"),
+        ("?lang=en", "http://localhost:8050/monitoring/?lang=en"),
+        ("?lang=xx", "http://localhost:8050/monitoring/"),
+        ("", "http://localhost:8050/monitoring/"),
+    ],
+)
+def test_the_dashboard_link_carries_the_pages_language(
+    client: TestClient, query: str, location: str
+) -> None:
+    response = client.get("/monitoring" + query, follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == location

@@ -126,6 +126,9 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
     expect(page.locator("#drop-text")).to_have_text(words["upload.drop"])
     expect(page.locator(".consent legend")).to_have_text(words["consent.legend"])
     expect(page.locator("#submit")).to_have_text(words["upload.submit"])
+    expect(page.locator("#monitoring-link")).to_have_attribute(
+        "href", f"/monitoring?lang={language}"
+    )
 
     # A refused upload shows the page's words for its status, not the API's English detail.
     page.set_input_files(
