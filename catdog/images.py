@@ -68,6 +68,18 @@ def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> Image.
     return decode(image)
 
 
+def decoded_pixels(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> int:
+    """How many pixels `load_image` would decode, from the header alone (JPEG at its reduced
+    scale); 0 for an upload it would refuse, which costs no decoding."""
+    try:
+        image = open_image(data, limits)
+    except ImageRejected:
+        return 0
+    request_draft(image, spec)
+    width, height = image.size
+    return width * height
+
+
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     """Identify and check an upload without decoding its pixels yet."""
     if not data:

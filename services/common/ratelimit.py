@@ -49,16 +49,17 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return bucket
 
-    def retry_after(self, key: str) -> int:
-        """Whole seconds until `key` may try again, without spending; 0 means now."""
+    def retry_after(self, key: str, cost: float = 1.0) -> int:
+        """Whole seconds until `key` may spend `cost`, without spending; 0 means now."""
         bucket = self._bucket(key)
-        if bucket.tokens >= 1:
+        if bucket.tokens >= cost:
             return 0
-        return max(1, math.ceil((1 - bucket.tokens) / self._rate))
+        return max(1, math.ceil((cost - bucket.tokens) / self._rate))
 
-    def acquire(self, key: str) -> int:
-        """Spend one token; returns 0 when allowed, else the seconds to wait (Retry-After)."""
-        wait = self.retry_after(key)
+    def acquire(self, key: str, cost: float = 1.0) -> int:
+        """Spend `cost` tokens (one request, by default); returns 0 when allowed, else the
+        seconds to wait (Retry-After). A cost over `burst` is never allowed."""
+        wait = self.retry_after(key, cost)
         if wait == 0:
-            self._buckets[key].tokens -= 1
+            self._buckets[key].tokens -= cost
         return wait

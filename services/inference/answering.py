@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 from fastapi import HTTPException, Request
 
-from catdog.images import ImageRejected, ImageTooLarge, UnsupportedImage
+from catdog.images import ImageRejected, ImageTooLarge, UnsupportedImage, decoded_pixels
 from services.common.ratelimit import RateLimiter
 from services.inference import metrics
 from services.inference import photos as kept_photos
@@ -58,6 +58,7 @@ async def answer(
     manager: LineupManager = request.app.state.lineup
     lineup: Lineup = manager.lineup
     calls: CallCounts = request.app.state.calls
+    spend_decode_budget(request, photos, lineup.active)
     ids = [uuid.uuid4() for _ in photos]
     groups: dict[str, tuple[Predictor, list[int]]] = {}
     for index, prediction_id in enumerate(ids):
@@ -89,6 +90,28 @@ async def answer(
         if not result.is_cat_or_dog:
             metrics.NOT_A_PET.labels(model_version=version).inc()
     return answered
+
+
+def spend_decode_budget(request: Request, photos: list[bytes], predictor: Predictor) -> None:
+    """Charge the client the megapixels its photos will decode, or refuse them (429).
+
+    Decoding costs CPU by the pixel, not by the byte: a 30 KB GIF may declare 40 megapixels.
+    Each client's share refills at `DECODE_MEGAPIXELS_PER_CLIENT_PER_MINUTE`; read from the
+    headers alone, so refusing costs next to nothing.
+    """
+    budget: RateLimiter = request.app.state.decode_budget
+    spec = predictor.classifier.card.preprocessing
+    megapixels = sum(decoded_pixels(data, spec, predictor.limits) for data in photos) / 1e6
+    client = request.client.host if request.client else "unknown"
+    wait_s = budget.acquire(client, megapixels)
+    if wait_s:
+        metrics.REJECTED.labels(reason="DecodeBudget").inc()
+        raise HTTPException(
+            429,
+            f"these photos would decode {megapixels:.0f} megapixels, over this client's share: "
+            f"retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
 
 
 async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> list[Prediction]:

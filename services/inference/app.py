@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shadow.start()
     app.state.shadow = shadow
     app.state.calls = CallCounts()
+    per_minute = settings.decode_megapixels_per_client_per_minute
+    # The burst admits the largest photo allowed at all, or it could never be sent.
+    app.state.decode_budget = RateLimiter(
+        rate_per_s=per_minute / 60,
+        burst=max(math.ceil(per_minute), math.ceil(settings.max_image_pixels / 1e6)),
+    )
     per_hour = settings.kept_photos_per_client_per_hour
     app.state.photo_quota = RateLimiter(rate_per_s=per_hour / 3600, burst=per_hour)
     analysis = CanaryAnalysis(

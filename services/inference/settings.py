@@ -122,6 +122,12 @@ class Settings(RegistrySettings):
     )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Body limit.")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="Decompression-bomb cap.")
+    decode_megapixels_per_client_per_minute: float = Field(
+        default=600.0,
+        gt=0,
+        description="Megapixels one client's photos may make us decode per minute (JPEG at its "
+        "reduced scale), in a burst or spread; past it, 429 with Retry-After.",
+    )
     upload_idle_timeout_s: float = Field(
         default=15.0,
         gt=0,
