@@ -79,7 +79,7 @@ const i18n = (() => {
     return new Intl.NumberFormat(language, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(value);
   }
 
-  const ready = use(initial())
+  use(initial())
     .catch(() => use("en"))
     .finally(() => document.documentElement.classList.remove("i18n-pending"));
 
@@ -95,7 +95,6 @@ const i18n = (() => {
     t,
     number,
     percent,
-    ready,
     get language() { return language; },
     onChange(listener) { listeners.push(listener); },
   };
