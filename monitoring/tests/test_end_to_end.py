@@ -8,7 +8,9 @@ One scenario, because each step needs the state the previous one built:
 3. every SQL query of the Grafana dashboard runs against that PostgreSQL and returns rows;
 4. a burst of unsatisfied feedback: every PromQL query of the dashboard runs against that
    Prometheus and returns data, and CVUnsatisfiedFeedbackSpike reaches Discord via the notifier;
-5. PostgreSQL stops: CVDatabaseDisconnected reaches Discord (straight from Alertmanager: the
+5. an alert raised and resolved through Alertmanager's API is one notifier message, posted
+   firing and edited to resolved;
+6. PostgreSQL stops: CVDatabaseDisconnected reaches Discord (straight from Alertmanager: the
    notifier's outbox is in that database); PostgreSQL returns: the resolution arrives.
 Only intervals are shortened (scrape/evaluation, Alertmanager's group timers); the rules, their
 `for:` and `keep_firing_for:`, and the routes are the committed ones.
@@ -161,6 +163,36 @@ def _check_dashboard_promql(prometheus: Prometheus) -> None:
         assert result, f"no data for: {expr}"
 
 
+def _an_alert_resolves_in_its_own_message(stack: MonitoredStack) -> None:
+    """An alert raised and resolved through Alertmanager's API (as Prometheus does) is one
+    Discord message from the notifier, posted firing and edited to resolved."""
+    probe = {
+        "labels": {"alertname": "CVEndToEndProbe", "severity": "warning", "service": "e2e"},
+        "annotations": {"summary": "A probe of the notifier's living messages."},
+        "generatorURL": "http://prometheus.invalid/graph?g0.expr=vector(1)",
+        "startsAt": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+    }
+    alerts_api = f"{stack.alertmanager_url}/api/v2/alerts"
+    assert httpx.post(alerts_api, json=[probe], timeout=10).status_code == 200
+    assert wait_until(lambda: stack.message_about("[FIRING] CVEndToEndProbe"), 60), (
+        stack.discord_texts()
+    )
+    (firing,) = [m for m in stack.discord.messages() if "CVEndToEndProbe" in json.dumps(m)]
+    assert "· notifier" in json.dumps(firing, ensure_ascii=False)
+    resolved = {**probe, "endsAt": datetime.now(UTC).isoformat()}
+    assert httpx.post(alerts_api, json=[resolved], timeout=10).status_code == 200
+    assert wait_until(lambda: stack.message_about("[RESOLVED] CVEndToEndProbe"), 60), (
+        stack.discord_texts()
+    )
+    (message,) = [m for m in stack.discord.messages() if "CVEndToEndProbe" in json.dumps(m)]
+    assert message["id"] == firing["id"], "the resolution edits the firing message"
+    assert message["edits"] >= 1
+    assert message["content"].startswith("✅ **RESOLVED**")
+    assert message["embeds"][0]["color"] == 0x2ECC71
+    fields = {item["name"] for item in message["embeds"][0]["fields"]}
+    assert {"Fired at", "Resolved at"} <= fields
+
+
 def test_alerts_travel_from_real_conditions_to_discord_and_resolve(
     monitored_stack: MonitoredStack, postgres: PrivatePostgres
 ) -> None:
@@ -203,6 +235,8 @@ def test_alerts_travel_from_real_conditions_to_discord_and_resolve(
     assert 50 < float(share[1]) <= 100
     assert "warning" in spike
     assert "· notifier" in spike, "warnings travel through the notifier (its embed footer)"
+
+    _an_alert_resolves_in_its_own_message(stack)
 
     postgres.stop("fast")
     # "[FIRING:1] name" is Alertmanager's own Discord title: the direct route, not the notifier.
