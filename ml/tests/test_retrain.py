@@ -109,8 +109,7 @@ def send_feedback(
             )
             assert response.status_code == 200, response.text
             body = response.json()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            sent.append((body["prediction_id"], label, body["prediction"], digest))
+            sent.append((body["prediction_id"], label, body["prediction"], ""))
         response = inference.post(
             "/predict",
             files={"file": (unconsented.name, unconsented.read_bytes(), "image/jpeg")},
@@ -128,6 +127,13 @@ def send_feedback(
             ),
             timeout_s=10,
         )
+        # What training reads is the picture inference kept (re-encoded, never the upload).
+        kept_digests = {
+            str(prediction_id): hashlib.sha256(image).hexdigest()
+            for prediction_id, image in connection.execute(
+                "SELECT prediction_id, image FROM prediction_photos"
+            ).fetchall()
+        }
     with feedback_client(database_url) as feedback:
         for prediction_id, label, predicted, _ in sent:
             right = predicted == label
@@ -138,7 +144,10 @@ def send_feedback(
                 "true_label": None if right else label,
             }
             assert feedback.post("/feedback", json=body).status_code == 201
-    kept = [Sent(prediction_id, label, digest) for prediction_id, label, _, digest in sent[:-1]]
+    kept = [
+        Sent(prediction_id, label, kept_digests[prediction_id])
+        for prediction_id, label, *_ in sent[:-1]
+    ]
     return kept, sent[-1][0]
 
 
