@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -160,7 +161,7 @@ def latency_series(rows: Rows, buckets: Buckets) -> Figure:
     """p50, p95 and max inference time per bucket; no line across buckets without answers."""
     x = [_time(b) for b in buckets]
     data = [
-        {"type": "scatter", "x": x, "y": _on_grid(rows, buckets, lambda row, key=key: row[key]),
+        {"type": "scatter", "x": x, "y": _on_grid(rows, buckets, operator.itemgetter(key)),
          "name": key, "mode": "lines", "connectgaps": False,
          "line": {"color": COLORS[key], "dash": "dot" if key == "max" else "solid"}}
         for key in ("p50", "p95", "max")

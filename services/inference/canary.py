@@ -298,7 +298,7 @@ class CanaryAnalysis:
             await asyncio.sleep(every_s)
             try:
                 await self.check()
-            except (*DATABASE_ERRORS, RegistryError) as error:
+            except (*DATABASE_ERRORS, RegistryError) as error:  # type: ignore[misc]
                 logger.warning("canary analysis skipped", extra={"error": repr(error)})
             except Exception:  # the loop must survive anything a round can raise
                 logger.exception("canary analysis failed")
