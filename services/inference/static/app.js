@@ -24,9 +24,15 @@ function hideError() {
   errorBox.hidden = true;
 }
 
-// The formats the file input accepts, as people name them: "JPEG, PNG, …".
+// The formats the file input accepts, as people name them: "JPEG, PNG, WebP, …", from its MIME
+// types (the extensions after them are there for systems that do not know HEIC's or AVIF's type).
+const FORMAT_NAMES = { webp: "WebP" };
 function acceptedFormats() {
-  return fileInput.accept.split(",").map((type) => type.trim().replace(/^image\//, "").toUpperCase()).join(", ");
+  const names = fileInput.accept.split(",").map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith("image/"))
+    .map((type) => type.slice("image/".length))
+    .map((subtype) => FORMAT_NAMES[subtype] || subtype.toUpperCase());
+  return [...new Set(names)].join(", ");
 }
 
 function predictError(status) {

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from harness.services import ServiceProcess
 from services.common.i18n import load_catalogues
 from services.inference.routes import STATIC_DIR
-from tests.support.images import jpeg
+from tests.support.images import encode, jpeg, solid
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -136,6 +136,21 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
     )
     page.click("#submit")
     expect(page.locator("#error")).to_have_text(words["error.predict.400"])
+    # A format the decoder refuses: the page names the ones it takes, as people know them.
+    page.set_input_files(
+        "#file-input",
+        files=[
+            {
+                "name": "scan.tif",
+                "mimeType": "image/tiff",
+                "buffer": encode(solid((1, 2, 3)), "TIFF"),
+            }
+        ],
+    )
+    page.click("#submit")
+    expect(page.locator("#error")).to_have_text(
+        words["error.predict.415"].format(formats="JPEG, PNG, WebP, GIF, BMP, HEIC, HEIF, AVIF")
+    )
 
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg((220, 20, 20)))
@@ -170,7 +185,7 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
 
     assert problems == []
     assert page.evaluate("window.__violations") == []
-    assert refused == ["400 /predict"]
+    assert refused == ["400 /predict", "415 /predict"]
     page.context.close()
 
 
