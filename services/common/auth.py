@@ -9,8 +9,6 @@ from fastapi import HTTPException, Request
 
 from services.common.ratelimit import RateLimiter
 
-# RFC 6750: a 401 tells the client which scheme to use.
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="admin"'}
 # Failed attempts one client may make: a burst an operator's typos never reach, then one
 # every 6 s. Guessing a 64-hex-digit token is hopeless anyway; this keeps a guesser from
 # spending our CPU and log lines at thousands of attempts a second.
@@ -34,15 +32,20 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def bearer_token_dependency(expected: str | None) -> Callable[[Request], None]:
+def bearer_token_dependency(
+    expected: str | None, *, realm: str = "admin"
+) -> Callable[[Request], None]:
     """A FastAPI dependency answering 401 unless the request carries `expected`, and 429 to a
     client past `FAILURE_BURST` failed attempts (refilled at `FAILURES_PER_MINUTE`).
 
     With no token configured (possible only in DEV_MODE, see `require_secret`) every request
-    is refused: an unset secret must never mean "open".
+    is refused: an unset secret must never mean "open". `realm` names what the 401's challenge
+    protects.
     """
 
     failures = RateLimiter(rate_per_s=FAILURES_PER_MINUTE / 60, burst=FAILURE_BURST)
+    # RFC 6750: a 401 tells the client which scheme to use.
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}"'}
 
     def require_bearer_token(request: Request) -> None:
         client = request.client.host if request.client else "unknown"
@@ -56,6 +59,6 @@ def bearer_token_dependency(expected: str | None) -> Callable[[Request], None]:
             )
         if not token_matches(bearer_token(request), expected):
             failures.acquire(client)
-            raise HTTPException(401, "a valid bearer token is required", headers=_CHALLENGE)
+            raise HTTPException(401, "a valid bearer token is required", headers=challenge)
 
     return require_bearer_token

@@ -15,7 +15,7 @@ from services.notifier import metrics
 from services.notifier.delivery import Dispatcher
 from services.notifier.digest import DigestScheduler
 from services.notifier.discord import DiscordClient, redact
-from services.notifier.routes import router
+from services.notifier.routes import notifier_router
 from services.notifier.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,13 @@ async def readiness(request: Request) -> dict[str, str]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing heavy happens before the lifespan starts."""
     settings = settings or get_settings()
+    token = settings.notifier_token.get_secret_value() if settings.notifier_token else None
     return create_service_app(
         title="Cat or dog — notifier",
         version="1.0.0",
         settings=settings,
         lifespan=lifespan,
-        routers=[router],
+        routers=[notifier_router(token)],
         readiness=readiness,
         required=("database",),
         max_body_bytes=MAX_BODY_BYTES,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 
-from services.common.auth import bearer_token, token_matches
+from services.common.auth import bearer_token_dependency
 from services.common.db import Database, DatabaseDep
 from services.common.errors import ErrorBody
 from services.notifier import metrics
@@ -42,23 +43,25 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
-    """401 unless the request carries NOTIFIER_TOKEN as a bearer token."""
-    expected = settings.notifier_token.get_secret_value() if settings.notifier_token else None
-    if not token_matches(bearer_token(request), expected):
-        raise HTTPException(
-            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
+def token_first_route(check: Callable[[Request], None]) -> type[APIRoute]:
+    """A route class running `check` before FastAPI reads the body.
 
+    FastAPI reads and parses a JSON body before it solves any dependency, so a token checked
+    as a dependency comes too late: anyone could make us take in and parse 8 MiB of JSON.
+    Here the refusal (401, or 429 once throttled) is answered with the body unread.
+    """
 
-router = APIRouter(
-    tags=["notifications"],
-    dependencies=[Depends(require_token)],
-    responses={
-        401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
-        503: {"model": ErrorBody, "description": "Not queued (database unreachable): retry."},
-    },
-)
+    class TokenFirst(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def token_first(request: Request) -> Response:
+                check(request)
+                return await handler(request)
+
+            return token_first
+
+    return TokenFirst
 
 
 def presentation_of(settings: Settings) -> Presentation:
@@ -81,7 +84,6 @@ def alert_dedup_key(group_key: str, alert: AlertmanagerAlert) -> str:
     return "am:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
-@router.post("/alertmanager", status_code=202)
 async def alertmanager(
     webhook: AlertmanagerWebhook,
     database: DatabaseDep,
@@ -100,7 +102,6 @@ async def alertmanager(
     return Queued(messages=queued, duplicates=duplicates)
 
 
-@router.post("/notify", status_code=202)
 async def notify(
     notification: Notification,
     database: DatabaseDep,
@@ -118,6 +119,22 @@ async def notify(
         database, dispatcher, settings, "notify", "notify", [(notification, key)], render
     )
     return Queued(messages=queued, duplicates=duplicates)
+
+
+def notifier_router(token: str | None) -> APIRouter:
+    """`/alertmanager` and `/notify`, each refused without `token` before its body is read."""
+    router = APIRouter(
+        tags=["notifications"],
+        route_class=token_first_route(bearer_token_dependency(token, realm="notifier")),
+        responses={
+            401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+            429: {"model": ErrorBody, "description": "Too many failed tokens from this client."},
+            503: {"model": ErrorBody, "description": "Not queued (database unreachable): retry."},
+        },
+    )
+    router.add_api_route("/alertmanager", alertmanager, methods=["POST"], status_code=202)
+    router.add_api_route("/notify", notify, methods=["POST"], status_code=202)
+    return router
 
 
 async def _enqueue(

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.services import ServiceProcess
 from harness.stack import wait_for
-from tests.system.test_hostile_http import open_upload, read_status
+from tests.system.test_hostile_http import answered, open_upload, read_status
 
 pytestmark = pytest.mark.slow
 
@@ -34,18 +33,6 @@ def inference(tmp_path: Path, database_url: str, model_path: Path) -> Iterator[S
     }
     with ServiceProcess("inference", env, tmp_path) as service:
         yield service
-
-
-def answered(service: ServiceProcess) -> Counter[str]:
-    """`http_requests_total` of POST /predict by status group."""
-    text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    counts: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == "http_requests_total" and labels.get("handler") == "/predict":
-                counts[labels["status"]] += int(sample.value)
-    return counts
 
 
 def streamed_oversized_upload(service: ServiceProcess) -> int:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.services import ServiceProcess
-from harness.stack import Stack, running_stack
+from harness.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +50,18 @@ def read_status(sock: socket.socket) -> int | None:
             return None
         data += chunk
     return int(data.split(b" ", 2)[1])
+
+
+def answered(service: ServiceProcess, handler: str = "/predict") -> Counter[str]:
+    """`http_requests_total` of one route (POST /predict by default) by status group."""
+    text = httpx.get(f"{service.url}/metrics", timeout=10).text
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "http_requests_total" and labels.get("handler") == handler:
+                counts[labels["status"]] += int(sample.value)
+    return counts
 
 
 def test_stalled_upload_is_closed_with_408(inference: ServiceProcess) -> None:
@@ -108,14 +122,23 @@ def json_services(
         yield running
 
 
-def open_json_post(stack: Stack, service: str, declared_length: int) -> socket.socket:
+def open_json_post(
+    stack: Stack,
+    service: str,
+    declared_length: int,
+    *,
+    path: str | None = None,
+    token: str | None = None,
+    body_start: bytes = b'{"title": ',
+) -> socket.socket:
+    """A JSON POST whose head is sent whole and its body only begun (`body_start`)."""
     sock = socket.create_connection(("127.0.0.1", stack.services[service].port), timeout=40)
     head = (
-        f"POST {JSON_ROUTES[service]} HTTP/1.1\r\nHost: test\r\n"
-        f"Authorization: Bearer {stack.secrets.notifier_token}\r\n"
+        f"POST {path or JSON_ROUTES[service]} HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: Bearer {token or stack.secrets.notifier_token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {declared_length}\r\n\r\n"
     )
-    sock.sendall(head.encode() + b'{"title": ')
+    sock.sendall(head.encode() + body_start)
     return sock
 
 
@@ -159,3 +182,26 @@ def test_oversized_headers_are_refused_by_every_json_service(
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
         pass  # closing the connection on an absurd request (a reset, mid-send) also refuses it
     assert httpx.get(f"{json_services.url(service)}/health").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/notify", "/alertmanager"])
+def test_a_wrong_token_is_refused_before_the_body_is_read(json_services: Stack, path: str) -> None:
+    """L7: a client with no token cannot make the notifier read, let alone parse, 8 MiB of JSON.
+    Only the head is sent: the 401 can only come before the body."""
+    notifier = json_services.services["notifier"]
+    before = answered(notifier, path)["4xx"]
+    sock = open_json_post(
+        json_services, "notifier", 8 * 1024 * 1024 - 1, path=path, token="wrong", body_start=b""
+    )
+    sock.settimeout(5)  # the body deadline (UPLOAD_IDLE_TIMEOUT_S) is 15 s: a 408 comes later
+    try:
+        status = read_status(sock)
+    except TimeoutError:
+        status = None  # still waiting for the body
+    finally:
+        sock.close()
+    assert status == 401
+    wait_for(lambda: answered(notifier, path)["4xx"] == before + 1, 5, "the 401 counted")
+    right = {**json_services.notifier_auth, "content-type": "application/json"}
+    invalid = httpx.post(notifier.url + path, content=b"{not json", headers=right, timeout=10)
+    assert invalid.status_code == 422
