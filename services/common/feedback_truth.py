@@ -7,6 +7,6 @@ other class (there are two). It reads the feedback row as `f` and the prediction
 
 from __future__ import annotations
 
-TRUTH_SQL = """COALESCE(f.true_label,
-         CASE WHEN f.satisfaction = 'satisfied' THEN m.prediction_result
-              WHEN m.prediction_result = 'cat' THEN 'dog' ELSE 'cat' END)"""
+# The rule itself is the SQL function `feedback_truth` (migration 0103), which the dashboard's
+# roll-ups evaluate inside PostgreSQL too.
+TRUTH_SQL = "feedback_truth(f.true_label, f.satisfaction, m.prediction_result)"

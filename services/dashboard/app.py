@@ -6,12 +6,14 @@ health, readiness and metrics share one process, one event loop and one asyncpg 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from dash.backends._fastapi import DashMiddleware
@@ -21,6 +23,7 @@ from starlette.middleware import Middleware
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.web import create_service_app
+from services.dashboard import rollups
 from services.dashboard.auth import BasicAuth
 from services.dashboard.callbacks import register_callbacks
 from services.dashboard.dash_requests import DashRequests
@@ -55,7 +58,8 @@ def content_security_policy(inline_script: str) -> str:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Connect to PostgreSQL (lazily: the page explains when it is down); close on the way out."""
+    """Connect to PostgreSQL (lazily: the page explains when it is down), keep the roll-ups
+    rolling; stop both on the way out."""
     settings: Settings = app.state.settings
     database = Database.from_settings(settings)
     await database.start()
@@ -67,9 +71,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     if not settings.login_required:
         logger.warning("dashboard login disabled: DEV_MODE without DASHBOARD_PASSWORD")
+    rolling = asyncio.create_task(
+        rollups.run_forever(
+            database,
+            interval_s=settings.rollup_interval_s,
+            grace=timedelta(seconds=settings.rollup_grace_s),
+        ),
+        name="roll-ups",
+    )
     try:
         yield
     finally:
+        rolling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rolling
         await database.close()
         mark_process_dead()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10)
 
@@ -25,4 +25,19 @@ QUERY_FAILURES = Counter(
 )
 LOGIN_FAILURES = Counter(
     "cv_dashboard_login_failures_total", "Requests refused for missing or wrong credentials."
+)
+ROLLUP_RUNS = Counter(
+    "cv_dashboard_rollup_runs_total",
+    "Turns of the roll-up loop, by outcome (ok, unavailable, failed).",
+    ["outcome"],
+)
+ROLLUP_SECONDS = Histogram(
+    "cv_dashboard_rollup_seconds",
+    "Time of one turn of the roll-up loop (catching up every closed hour).",
+    buckets=_LATENCY_BUCKETS,
+)
+ROLLUP_LAG = Gauge(
+    "cv_dashboard_rollup_lag_seconds",
+    "How far behind now the roll-ups' watermark is (an hour and the grace when up to date).",
+    multiprocess_mode="max",
 )

@@ -2,8 +2,10 @@
 
 All queries take a half-open window [$1, $2) on `created_at`, so they use its indexes (see the
 0300 migrations); time series are bucketed with `date_bin` from a fixed origin so that buckets
-stay put when the window slides. Feedback and shadow answers count for the window of the
-prediction they belong to: they are joined by prediction id, not filtered by their own times.
+stay put when the window slides. Windows with buckets of an hour or more read the roll-ups
+where they cover them (`rollups`): the same figures, with interpolated percentiles. Feedback
+and shadow answers count for the window of the prediction they belong to: they are joined by
+prediction id, not filtered by their own times.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import asyncpg
 
 from services.common.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
 from services.common.feedback_truth import TRUTH_SQL
-from services.dashboard import metrics
+from services.common.thresholds import LOW_CONFIDENCE
+from services.dashboard import metrics, rollups
 from services.dashboard.window import Window
 
 # Inference times (ms) where the histogram's bars start; the last bar is open-ended.
@@ -252,8 +255,36 @@ class Queries:
             ) from error
         return rows
 
+    async def _tiers(
+        self, window: Window, low_confidence: float = LOW_CONFIDENCE
+    ) -> rollups.Tiers | None:
+        """The roll-up tiers the window reads, or None for the raw tables alone (the roll-ups
+        count low confidence at LOW_CONFIDENCE only)."""
+        if window.bucket < rollups.HOUR or low_confidence != LOW_CONFIDENCE:
+            return None
+        rows = await self.fetch("rolled_until", rollups.ROLLED_UNTIL)
+        return rollups.tiers_for(window, rows[0][0])
+
     async def summary(self, window: Window, low_confidence: float) -> Summary:
         """Headline numbers of the window."""
+        tiers = await self._tiers(window, low_confidence)
+        if tiers is not None:
+            heads, bins = await asyncio.gather(
+                self.fetch("rolled_summary", rollups.SUMMARY, *tiers.args()),
+                self.fetch("rolled_latency_bins", rollups.LATENCY_BINS, *tiers.args()),
+            )
+            head = heads[0]
+            counts = [(row["bin"], row["n"]) for row in bins]
+            return Summary(
+                predictions=head["predictions"],
+                cats=head["cats"],
+                p50_ms=rollups.latency_percentile(counts, 0.5),
+                p95_ms=rollups.latency_percentile(counts, 0.95),
+                low_confidence=head["low_confidence"],
+                consented=head["consented"],
+                feedback=head["feedback"],
+                satisfied=head["satisfied"],
+            )
         heads, feedbacks = await asyncio.gather(
             self.fetch("summary", SUMMARY, window.start, window.end, low_confidence),
             self.fetch("feedback_summary", FEEDBACK_SUMMARY, window.start, window.end),
@@ -278,36 +309,83 @@ class Queries:
 
     async def series(self, window: Window, threshold: float) -> list[asyncpg.Record]:
         """(bucket, label, version, n, low, consented): per bucket, class and model version."""
+        tiers = await self._tiers(window, threshold)
+        if tiers is not None:
+            return await self.fetch("rolled_series", rollups.SERIES, *tiers.args(), window.bucket)
         return await self.fetch(
             "series", SERIES, window.start, window.end, window.bucket, threshold
         )
 
     async def latency_series(self, window: Window) -> list[asyncpg.Record]:
         """(bucket, p50, p95, max) of inference time in ms."""
+        tiers = await self._tiers(window)
+        if tiers is not None:
+            bins, maxima = await asyncio.gather(
+                self.fetch(
+                    "rolled_latency_series",
+                    rollups.LATENCY_SERIES_BINS,
+                    *tiers.args(),
+                    window.bucket,
+                ),
+                self.fetch(
+                    "rolled_latency_max",
+                    rollups.LATENCY_SERIES_MAX,
+                    *tiers.args(),
+                    window.bucket,
+                ),
+            )
+            ceiling = {row["bucket"]: row["max"] for row in maxima}
+            return [
+                {
+                    "bucket": bucket,
+                    "p50": rollups.latency_percentile(counts, 0.5, ceiling[bucket]),
+                    "p95": rollups.latency_percentile(counts, 0.95, ceiling[bucket]),
+                    "max": ceiling[bucket],
+                }
+                for (bucket,), counts in rollups.grouped_bins(bins, "bucket").items()
+            ]
         return await self.fetch(
             "latency_series", LATENCY_SERIES, window.start, window.end, window.bucket
         )
 
     async def latency_histogram(self, window: Window) -> list[asyncpg.Record]:
         """(bin, n) over LATENCY_EDGES_MS; bin i counts [edge[i-1], edge[i])."""
+        tiers = await self._tiers(window)
+        if tiers is not None:
+            return await self.fetch(
+                "rolled_latency_histogram", rollups.HISTOGRAM, *tiers.args(), "latency_bar"
+            )
         return await self.fetch(
             "latency_histogram", LATENCY_HISTOGRAM, window.start, window.end, LATENCY_EDGES_MS
         )
 
     async def confidence_histogram(self, window: Window) -> list[asyncpg.Record]:
         """(bin, n): confidence in CONFIDENCE_BINS equal bins over [0.5, 1]."""
+        tiers = await self._tiers(window)
+        if tiers is not None:
+            return await self.fetch(
+                "rolled_confidence_histogram", rollups.HISTOGRAM, *tiers.args(), "confidence"
+            )
         return await self.fetch(
             "confidence_histogram", CONFIDENCE_HISTOGRAM, window.start, window.end, CONFIDENCE_BINS
         )
 
     async def feedback_series(self, window: Window) -> list[asyncpg.Record]:
         """(bucket, n, satisfied): feedback received per bucket (by prediction time)."""
+        tiers = await self._tiers(window)
+        if tiers is not None:
+            return await self.fetch(
+                "rolled_feedback_series", rollups.FEEDBACK_SERIES, *tiers.args(), window.bucket
+            )
         return await self.fetch(
             "feedback_series", FEEDBACK_SERIES, window.start, window.end, window.bucket
         )
 
     async def versions(self, window: Window) -> list[VersionFigures]:
         """Every version that answered in the window (most answers first), then the shadows."""
+        tiers = await self._tiers(window)
+        if tiers is not None:
+            return await self._rolled_versions(tiers)
         answers, feedback, shadows = await asyncio.gather(
             self.fetch("version_answers", VERSION_ANSWERS, window.start, window.end),
             self.fetch("version_feedback", VERSION_FEEDBACK, window.start, window.end),
@@ -340,6 +418,35 @@ class Queries:
         return [figures(row, shadow=False) for row in answers] + [
             figures(row, shadow=True) for row in shadows
         ]
+
+    async def _rolled_versions(self, tiers: rollups.Tiers) -> list[VersionFigures]:
+        rows, bins = await asyncio.gather(
+            self.fetch("rolled_versions", rollups.VERSIONS, *tiers.args()),
+            self.fetch("rolled_version_bins", rollups.VERSION_BINS, *tiers.args()),
+        )
+        latencies = rollups.grouped_bins(bins, "version", "shadow")
+        total = sum(row["answers"] for row in rows if not row["shadow"])
+
+        def figures(row: asyncpg.Record) -> VersionFigures:
+            counts = latencies.get((row["version"], row["shadow"]), [])
+            return VersionFigures(
+                version=row["version"],
+                shadow=row["shadow"],
+                role=row["role"],
+                canary_share=row["canary_share"],
+                role_since=row["role_since"],
+                answers=row["answers"],
+                share=row["answers"] / total if total else 0.0,
+                cats=row["cats"] or 0,
+                mean_confidence=row["mean_confidence"],
+                p50_ms=rollups.latency_percentile(counts, 0.5, row["max_ms"]) or 0.0,
+                p95_ms=rollups.latency_percentile(counts, 0.95, row["max_ms"]) or 0.0,
+                labelled=row["labelled"],
+                correct=row["correct"],
+                agreed=row["agreed"] if row["shadow"] else None,
+            )
+
+        return [figures(row) for row in rows]
 
     async def watch_series(self, window: Window) -> list[asyncpg.Record]:
         """(bucket, version, drift and accuracy figures): the model watch's checks per bucket."""

@@ -9,7 +9,20 @@ from pydantic import Field, model_validator
 from services.common.settings import ServiceSettings, require_secret
 
 
-class Settings(ServiceSettings):
+class RollupSettings(ServiceSettings):
+    """What the roll-up needs; its CLI reads only these (no dashboard password involved)."""
+
+    rollup_interval_s: float = Field(
+        default=60.0, gt=0, description="How often the dashboard rolls closed hours."
+    )
+    rollup_grace_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="An hour is rolled this long after it ends (later writes re-roll it).",
+    )
+
+
+class Settings(RollupSettings):
     """Every variable is documented in `.env.example`."""
 
     port: int = Field(

@@ -161,3 +161,44 @@ def tables_holding(db: psycopg.Connection, prediction_id: uuid.UUID) -> list[str
         if db.execute(query, (value,)).fetchone():
             found.append(f"{schema}.{table}.{column}")
     return found
+
+
+def rollup_mismatches(db: psycopg.Connection) -> list[str]:
+    """How the dashboard's roll-ups differ from the raw tables they summarise (empty: none).
+
+    Every rolled hour must equal what migration 0302's functions compute from the raw rows
+    now, and every day the sum of its hours; nothing may be rolled past the watermark.
+    """
+    found = []
+    rolled = db.execute("SELECT rolled_until FROM monitoring_rollup_state").fetchone()
+    assert rolled is not None
+    until = rolled[0]
+    checks = {
+        "monitoring_hourly": "SELECT * FROM monitoring_rollup_rows('-infinity', %(until)s)",
+        "monitoring_hourly_bins": "SELECT * FROM monitoring_rollup_bins('-infinity', %(until)s)",
+        "monitoring_daily": """
+            SELECT monitoring_rollup_day(period_start), model_version, prediction_result, shadow,
+                   sum(predictions), sum(low_confidence), sum(consented), sum(confidence_sum),
+                   max(latency_max_ms), sum(feedback), sum(satisfied), sum(labelled),
+                   sum(correct), sum(agreed)
+            FROM monitoring_rollup_rows('-infinity', %(until)s) GROUP BY 1, 2, 3, 4""",
+        "monitoring_daily_bins": """
+            SELECT monitoring_rollup_day(period_start), histogram, model_version, shadow, bin,
+                   sum(n)
+            FROM monitoring_rollup_bins('-infinity', %(until)s) GROUP BY 1, 2, 3, 4, 5""",
+    }
+    for table, expected_sql in checks.items():
+        stored = db.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))).fetchall()
+        expected = db.execute(expected_sql, {"until": until}).fetchall() if until else []
+        # Sums of doubles differ in their last bits with the order they are added in.
+        stored_set = {tuple(_rounded(v) for v in row) for row in stored}
+        expected_set = {tuple(_rounded(v) for v in row) for row in expected}
+        for row in sorted(stored_set - expected_set, key=str):
+            found.append(f"{table} holds {row}, which the raw rows do not give")
+        for row in sorted(expected_set - stored_set, key=str):
+            found.append(f"{table} lacks {row}, which the raw rows give")
+    return found
+
+
+def _rounded(value: object) -> object:
+    return round(value, 6) if isinstance(value, float) else value
