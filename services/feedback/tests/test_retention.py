@@ -17,6 +17,7 @@ from services.feedback.app import create_app
 from services.feedback.settings import Settings
 from services.feedback.tests.conftest import ADMIN_TOKEN, InsertPrediction, feedback_body
 from tests.support.images import jpeg
+from tests.support.postgres import rollup_mismatches
 
 
 def purged_total() -> float:
@@ -25,11 +26,14 @@ def purged_total() -> float:
 
 
 def remaining(db: psycopg.Connection) -> dict[str, int]:
-    """Rows left in each table retention must clear."""
-    return {
+    """Rows left in each table retention must clear, and predictions the roll-ups count."""
+    counts = {
         table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
         for table in ("monitoring", "prediction_photos", "feedback")
     }
+    rolled = db.execute("SELECT coalesce(sum(predictions), 0) FROM monitoring_daily").fetchone()
+    assert rolled is not None
+    return {**counts, "rolled": int(rolled[0])}
 
 
 def arrange_old_and_recent(
@@ -43,7 +47,8 @@ def arrange_old_and_recent(
     recent = prediction(created_at=now - timedelta(days=days) + timedelta(hours=1), photo=jpeg())
     for one in [*old, recent]:
         assert client.post("/feedback", json=feedback_body(one)).status_code == 201
-    assert remaining(db) == {"monitoring": 3, "prediction_photos": 3, "feedback": 3}
+    db.execute("SELECT monitoring_rollup_advance(now(), 100000)")  # the dashboard's roll-up
+    assert remaining(db) == {"monitoring": 3, "prediction_photos": 3, "feedback": 3, "rolled": 3}
     return old, recent
 
 
@@ -59,7 +64,8 @@ def test_admin_purge_removes_expired_predictions_and_all_they_hold(
 
     assert response.status_code == 200
     assert response.json()["purged"] == 2
-    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1}
+    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1, "rolled": 1}
+    assert rollup_mismatches(db) == []
     assert db.execute("SELECT id FROM monitoring").fetchone() == (recent,)
     assert purged_total() == before + 2
 
@@ -76,7 +82,7 @@ def test_the_service_purges_on_its_own_schedule(
         deadline = time.monotonic() + 20
         while remaining(db)["monitoring"] != 1 and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1}
+    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1, "rolled": 1}
 
 
 def test_the_cli_purges_by_hand_and_can_count_first(
@@ -95,7 +101,7 @@ def test_the_cli_purges_by_hand_and_can_count_first(
     done = subprocess.run([*command, "--days", "10"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     assert "purged 2 prediction(s)" in done.stdout
-    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1}
+    assert remaining(db) == {"monitoring": 1, "prediction_photos": 1, "feedback": 1, "rolled": 1}
 
 
 def test_the_cli_explains_itself() -> None:

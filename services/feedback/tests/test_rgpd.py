@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -19,16 +20,33 @@ from services.feedback.tests.conftest import (
     feedback_body,
 )
 from tests.support.images import jpeg
-from tests.support.postgres import tables_holding
+from tests.support.postgres import rollup_mismatches, tables_holding
+
+
+def rolled_counts(db: psycopg.Connection) -> tuple[int, ...]:
+    """Predictions, consented and feedback counted in the dashboard's hourly and daily roll-ups."""
+    found = db.execute(
+        "SELECT (SELECT coalesce(sum(predictions), 0) FROM monitoring_hourly),"
+        " (SELECT coalesce(sum(consented), 0) FROM monitoring_hourly),"
+        " (SELECT coalesce(sum(feedback), 0) FROM monitoring_hourly),"
+        " (SELECT coalesce(sum(predictions), 0) FROM monitoring_daily),"
+        " (SELECT coalesce(sum(labelled), 0) FROM monitoring_daily)"
+    ).fetchone()
+    assert found is not None
+    return tuple(int(value) for value in found)
 
 
 def test_erasure_leaves_no_trace_of_the_prediction_in_any_table(
     client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
 ) -> None:
-    prediction_id = prediction(rgpd_consent=True, photo=jpeg())
-    other = prediction(rgpd_consent=True, photo=jpeg())
+    # Made hours ago, so that the dashboard's roll-ups count them.
+    made = datetime.now(UTC) - timedelta(hours=3)
+    prediction_id = prediction(rgpd_consent=True, photo=jpeg(), created_at=made)
+    other = prediction(rgpd_consent=True, photo=jpeg(), created_at=made)
+    db.execute("SELECT monitoring_rollup_advance(now(), 1000)")
     for one in (prediction_id, other):
         assert client.post("/feedback", json=feedback_body(one)).status_code == 201
+    assert rolled_counts(db) == (2, 2, 2, 2, 2)
     assert set(tables_holding(db, prediction_id)) >= {
         "public.monitoring.id",
         "public.prediction_photos.prediction_id",
@@ -41,6 +59,9 @@ def test_erasure_leaves_no_trace_of_the_prediction_in_any_table(
     assert response.content == b""
     assert tables_holding(db, prediction_id) == []
     assert "public.feedback.prediction_id" in tables_holding(db, other)
+    # No aggregate counts it any more: every roll-up equals what the rows left give.
+    assert rolled_counts(db) == (1, 1, 1, 1, 1)
+    assert rollup_mismatches(db) == []
     assert client.delete(f"/predictions/{prediction_id}").status_code == 202
     assert client.get(f"/predictions/{prediction_id}").status_code == 404
 
