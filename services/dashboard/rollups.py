@@ -223,14 +223,14 @@ async def catch_up(
     connection: asyncpg.Connection,
     *,
     grace: timedelta,
-    on_step: Callable[[int], object] | None = None,
+    on_step: Callable[[datetime], object] | None = None,
 ) -> datetime:
-    """Roll every closed hour, a step at a time; `on_step` is told how many hours each took."""
+    """Roll every closed hour, a step at a time; `on_step` is told each new watermark."""
     previous = await rolled_until(connection)
     while True:
         watermark = await advance(connection, grace=grace)
-        if on_step is not None and previous is not None:
-            on_step(int((watermark - previous) / HOUR))
+        if on_step is not None:
+            on_step(watermark)
         if watermark == previous:
             return watermark
         previous = watermark
@@ -272,7 +272,11 @@ async def _main_async(database_url: str, *, grace: timedelta) -> str:
         start = before or (floor_to(oldest, HOUR) if oldest else None)
         total = int((floor_to(datetime.now(UTC) - grace, HOUR) - start) / HOUR) if start else 0
         with tqdm(total=max(total, 0), unit="h", desc="rolling hours") as bar:
-            watermark = await catch_up(connection, grace=grace, on_step=bar.update)
+
+            def show(watermark: datetime) -> None:
+                bar.update(int((watermark - start) / HOUR) - bar.n if start else 0)
+
+            watermark = await catch_up(connection, grace=grace, on_step=show)
     finally:
         await connection.close()
     return f"rolled up to {watermark.isoformat()}"

@@ -292,3 +292,19 @@ CREATE TRIGGER shadow_predictions_rollup_insert AFTER INSERT ON shadow_predictio
 CREATE TRIGGER shadow_predictions_rollup_delete AFTER DELETE ON shadow_predictions
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();
+
+-- TRUNCATE fires no row or statement DELETE trigger: emptying the predictions empties the
+-- roll-ups with them.
+CREATE FUNCTION monitoring_rollup_truncate() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7302000);
+    TRUNCATE monitoring_hourly, monitoring_hourly_bins, monitoring_daily, monitoring_daily_bins;
+    UPDATE monitoring_rollup_state SET rolled_until = NULL;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER monitoring_rollup_truncate AFTER TRUNCATE ON monitoring
+    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_truncate();

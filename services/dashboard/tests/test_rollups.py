@@ -185,7 +185,7 @@ def hour_total(db: psycopg.Connection, at: datetime, column: str = "predictions"
 def test_every_later_write_erasure_and_purge_re_rolls_its_hour(
     database_url: str, db: psycopg.Connection
 ) -> None:
-    past = NOW - timedelta(days=3)
+    past = rollups.floor_to(NOW - timedelta(days=3), rollups.HOUR) + timedelta(minutes=5)
     ids = [insert(db, past + timedelta(minutes=i), consent=True) for i in range(5)]
     insert(db, NOW - timedelta(days=10))
     roll(database_url)
@@ -228,7 +228,7 @@ def test_every_later_write_erasure_and_purge_re_rolls_its_hour(
 def test_a_late_write_during_a_roll_up_is_not_lost(
     database_url: str, db: psycopg.Connection
 ) -> None:
-    past = NOW - timedelta(hours=5)
+    past = rollups.floor_to(NOW - timedelta(hours=5), rollups.HOUR)
     insert(db, past)
     rolling = psycopg.connect(database_url)
     # The roll-up has read the hour and not committed; a late write to that hour arrives.
@@ -256,7 +256,7 @@ def test_the_rollups_bin_and_count_as_the_dashboard_does(
     database_url: str, db: psycopg.Connection
 ) -> None:
     # Values on and around every edge: LOW_CONFIDENCE, the latency bars, the confidence bins.
-    at = NOW - timedelta(days=2)
+    at = rollups.floor_to(NOW - timedelta(days=2), rollups.HOUR)
     confidences = [LOW_CONFIDENCE, LOW_CONFIDENCE - 1e-9, 0.5, 1.0] + [
         0.5 + i * 0.5 / CONFIDENCE_BINS for i in range(CONFIDENCE_BINS + 1)
     ]
@@ -337,3 +337,16 @@ def test_the_dashboard_rolls_closed_hours_on_its_own(
         assert lag is not None and 0 <= lag < 3 * 3600
     after = REGISTRY.get_sample_value("cv_dashboard_rollup_runs_total", {"outcome": "ok"})
     assert after is not None and after > runs
+
+
+def test_emptying_the_predictions_empties_the_rollups(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    insert(db, NOW - timedelta(days=1))
+    roll(database_url)
+    assert hour_total(db, NOW - timedelta(days=1)) == 1
+    db.execute("TRUNCATE monitoring CASCADE")
+    for table in ("monitoring_hourly", "monitoring_hourly_bins", "monitoring_daily"):
+        found = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert found == (0,), table
+    assert db.execute("SELECT rolled_until FROM monitoring_rollup_state").fetchone() == (None,)
