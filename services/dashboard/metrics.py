@@ -36,8 +36,9 @@ ROLLUP_SECONDS = Histogram(
     "Time of one turn of the roll-up loop (catching up every closed hour).",
     buckets=_LATENCY_BUCKETS,
 )
-ROLLUP_LAG = Gauge(
-    "cv_dashboard_rollup_lag_seconds",
-    "How far behind now the roll-ups' watermark is (an hour and the grace when up to date).",
+ROLLUP_WATERMARK = Gauge(
+    "cv_dashboard_rollup_watermark_timestamp_seconds",
+    "Every hour before this instant is rolled (an hour and the grace behind now when up to "
+    "date).",
     multiprocess_mode="max",
 )

@@ -236,10 +236,6 @@ async def catch_up(
         previous = watermark
 
 
-def _observe(watermark: datetime) -> None:
-    metrics.ROLLUP_LAG.set(max(0.0, (datetime.now(UTC) - watermark).total_seconds()))
-
-
 async def run_forever(database: Database, *, interval_s: float, grace: timedelta) -> None:
     """The dashboard's schedule: catch up now, then every `interval_s`, surviving outages.
 
@@ -250,7 +246,8 @@ async def run_forever(database: Database, *, interval_s: float, grace: timedelta
         started = time.perf_counter()
         try:
             async with database.connection() as connection:
-                _observe(await catch_up(connection, grace=grace))
+                watermark = await catch_up(connection, grace=grace)
+            metrics.ROLLUP_WATERMARK.set(watermark.timestamp())
             metrics.ROLLUP_RUNS.labels(outcome="ok").inc()
         except DatabaseUnavailable:
             metrics.ROLLUP_RUNS.labels(outcome="unavailable").inc()
