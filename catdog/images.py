@@ -17,6 +17,11 @@ from catdog.preprocessing import PreprocessSpec, request_draft
 pillow_heif.register_heif_opener()
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "HEIF", "AVIF"})
+# File names of those formats, as Pillow (and pillow-heif) register them: what a folder of
+# photos is read for (training, evaluation).
+IMAGE_SUFFIXES = frozenset(
+    suffix for suffix, name in Image.registered_extensions().items() if name in ACCEPTED_FORMATS
+)
 
 # Formats people do upload that Pillow cannot or should not decode here: say "unsupported"
 # rather than "corrupt". Each is (offset, magic bytes, name).

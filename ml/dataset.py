@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.images import ImageLimits, load_image
+from catdog.images import IMAGE_SUFFIXES, ImageLimits, load_image
 from catdog.preprocessing import PreprocessSpec, preprocess
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"})
 
 
 @dataclass(frozen=True)

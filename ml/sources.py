@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catdog.images import IMAGE_SUFFIXES
 from ml.card import LABELS
-from ml.dataset import IMAGE_SUFFIXES, LabelledImage, fingerprint, list_labelled
+from ml.dataset import LabelledImage, fingerprint, list_labelled
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,14 @@ import io
 import pytest
 from PIL import Image
 
-from catdog.images import ImageLimits, ImageTooLarge, UnsupportedImage, load_image, open_image
+from catdog.images import (
+    IMAGE_SUFFIXES,
+    ImageLimits,
+    ImageTooLarge,
+    UnsupportedImage,
+    load_image,
+    open_image,
+)
 from catdog.preprocessing import PreprocessSpec, upright
 from tests.support.images import encode, solid
 
@@ -66,3 +73,10 @@ def test_a_damaged_exif_block_counts_as_no_orientation() -> None:
     # The container's own rotation was applied on decoding; the broken block adds none.
     assert upright(image) is image
     assert image.size == (32, 64)
+
+
+def test_photo_folders_are_read_for_every_accepted_format_and_no_other() -> None:
+    assert {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".heic", ".heif", ".avif"} <= (
+        IMAGE_SUFFIXES
+    )
+    assert not {".tif", ".tiff", ".pdf", ".svg"} & IMAGE_SUFFIXES
