@@ -15,7 +15,8 @@ from services.notifier import metrics
 from services.notifier.delivery import Dispatcher
 from services.notifier.digest import DigestScheduler
 from services.notifier.discord import DiscordClient, redact
-from services.notifier.routes import notifier_router
+from services.notifier.priority import QueueFull
+from services.notifier.routes import notifier_router, queue_full
 from services.notifier.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing heavy happens before the lifespan starts."""
     settings = settings or get_settings()
     token = settings.notifier_token.get_secret_value() if settings.notifier_token else None
-    return create_service_app(
+    app = create_service_app(
         title="Cat or dog — notifier",
         version="1.0.0",
         settings=settings,
@@ -89,3 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "retry later",
         unavailable_retry_after_s=RETRY_AFTER_S,
     )
+    app.add_exception_handler(QueueFull, queue_full)
+    return app

@@ -15,6 +15,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from services.notifier import limits
 from services.notifier.episodes import Episode
 from services.notifier.limits import truncate
+from services.notifier.priority import lane_of, most_urgent
 from services.notifier.schemas import (
     AlertmanagerAlert,
     AlertmanagerWebhook,
@@ -88,6 +89,8 @@ class OutboundMessage:
     payload: dict[str, Any]
     dedup_keys: list[str] = field(default_factory=list)
     part: int | None = None
+    # The severity lane it is delivered in (see `priority.py`).
+    lane: str = "info"
 
 
 def route_for(severity: str) -> str:
@@ -324,6 +327,9 @@ def episode_messages(
         alert.labels.get("severity", "none") for alert in episode.alerts if alert.status == "firing"
     )
     group = _group_description(episode.group_labels)
+    # The whole group in its most severe alert's lane, resolved ones included: the message
+    # saying a critical alert is over is news to whom it paged.
+    lane = most_urgent(alert.labels.get("severity", "none") for alert in episode.alerts)
     messages: list[OutboundMessage] = []
     for part in range(len(episode.parts)):
         alerts = episode.alerts_of(part)
@@ -337,7 +343,7 @@ def episode_messages(
             "embeds": embeds,
             "allowed_mentions": allowed_mentions(mentions),
         }
-        messages.append(OutboundMessage(episode.route, payload, part=part))
+        messages.append(OutboundMessage(episode.route, payload, part=part, lane=lane))
     return messages
 
 
@@ -411,7 +417,8 @@ def notification_message(
     if mentions:
         payload["content"] = mention_text(mentions)
     keys = [notification.dedup_key] if notification.dedup_key else []
-    return OutboundMessage(presentation.route_of({"severity": level}), payload, keys)
+    route = presentation.route_of({"severity": level})
+    return OutboundMessage(route, payload, keys, lane=lane_of(level))
 
 
 def _alert_name(alert: AlertmanagerAlert, group_labels: Mapping[str, str]) -> str:

@@ -12,6 +12,12 @@ QUEUED = Counter(
     "Discord messages committed to the outbox, by source.",
     ["source"],
 )
+REFUSED = Counter(
+    "cv_notifier_requests_refused_total",
+    "Requests answered 429 because their caller already had NOTIFIER_MAX_PENDING_PER_CALLER "
+    "messages pending in the request's severity lane, by source and lane.",
+    ["source", "severity"],
+)
 DUPLICATES = Counter(
     "cv_notifier_duplicates_total",
     "Alerts or notifications not queued again because they already were, by source.",

@@ -13,6 +13,7 @@ import asyncpg
 from services.common.errors import InvalidInput
 from services.notifier.episodes import Episode
 from services.notifier.formatting import OutboundMessage
+from services.notifier.priority import QueueFull, Quota, most_urgent, rank_of
 from services.notifier.schemas import AlertmanagerAlert
 
 T = TypeVar("T")
@@ -25,8 +26,19 @@ WHERE notifier_dedup.last_queued_at < now() - make_interval(secs => $2)
 RETURNING dedup_key
 """
 _INSERT = """
-INSERT INTO notifier_outbox (group_key, route, source, payload, episode_id, part)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+INSERT INTO notifier_outbox (group_key, route, source, payload, episode_id, part, severity_rank,
+                             caller)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
+"""
+# One caller's requests are admitted one at a time, so concurrent ones cannot all pass the cap.
+_LOCK_CALLER = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# Counts no further than the cap: the cost of the check is bounded whatever the backlog.
+_CALLER_PENDING = """
+SELECT count(*) FROM (
+    SELECT 1 FROM notifier_outbox
+    WHERE state = 'pending' AND caller = $1 AND severity_rank = $2
+    LIMIT $3
+) AS capped
 """
 _OPEN_EPISODE = """
 INSERT INTO notifier_episodes (group_key, route) VALUES ($1, $2)
@@ -91,9 +103,13 @@ WHERE episode_id = $1 AND part = $2 AND message_id = $3
 # Only the oldest pending row of each group on each route is a candidate, so a group is
 # delivered in order on every webhook, and one webhook's trouble holds back no other;
 # SKIP LOCKED lets two replicas claim at the same time without waiting on each other.
+# Due heads go by severity first, then age: a critical message never waits behind info. A
+# head carries the most urgent rank pending in its group, so that a group's critical edit is
+# not held back behind its own earlier, milder rendering.
 _CLAIM = """
 WITH heads AS (
-    SELECT DISTINCT ON (group_key, route) id
+    SELECT DISTINCT ON (group_key, route) id,
+           min(severity_rank) OVER (PARTITION BY group_key, route) AS urgency
     FROM notifier_outbox
     WHERE state = 'pending'
     ORDER BY group_key, route, id
@@ -102,7 +118,7 @@ claimable AS (
     SELECT o.id
     FROM notifier_outbox o JOIN heads h ON h.id = o.id
     WHERE o.next_attempt_at <= now() AND (o.lease_until IS NULL OR o.lease_until < now())
-    ORDER BY o.next_attempt_at, o.id
+    ORDER BY h.urgency, o.next_attempt_at, o.id
     LIMIT $3
     FOR UPDATE OF o SKIP LOCKED
 )
@@ -250,17 +266,20 @@ class Outbox:
         source: str,
         candidates: Sequence[tuple[T, str]],
         render: Callable[[list[tuple[T, str]]], list[OutboundMessage]],
+        quota: Quota | None = None,
     ) -> tuple[int, int]:
         """Keep the candidates whose keys are new, render them, queue; one transaction.
 
         `candidates` are (item, dedup key) pairs (key "" means never a duplicate) and `render`
         turns the kept pairs into `OutboundMessage`s. Returns (messages queued, duplicates).
+        Raises `QueueFull` past the `quota`, queueing nothing.
         """
         with _storable():
             async with self._pool.acquire() as connection, connection.transaction():
                 kept = await self._new_only(connection, candidates)
                 messages = render(kept) if kept else []
-                await self._insert(connection, group_key, source, messages, None)
+                await self._admit(connection, source, quota, messages)
+                await self._insert(connection, group_key, source, messages, None, quota)
         return len(messages), len(candidates) - len(kept)
 
     async def enqueue_alerts(
@@ -269,13 +288,15 @@ class Outbox:
         source: str,
         candidates: Sequence[tuple[AlertmanagerAlert, str]],
         living: LivingMessages,
+        quota: Quota | None = None,
     ) -> tuple[int, int]:
         """Merge the new alerts into their open episodes (opened when there is none) and queue
         every part of each changed episode's living message; one transaction.
 
-        Returns (messages queued, duplicates).
+        Returns (messages queued, duplicates). Raises `QueueFull` past the `quota`, leaving
+        the episodes and the de-duplication keys as they were: a retry is queued whole.
         """
-        queued = 0
+        rendered: list[tuple[int, list[OutboundMessage]]] = []
         with _storable():
             async with self._pool.acquire() as connection, connection.transaction():
                 kept = await self._new_only(connection, candidates)
@@ -295,10 +316,12 @@ class Outbox:
                         json.dumps(episode.parts),
                         episode.resolved,
                     )
-                    messages = living.render(episode)
-                    await self._insert(connection, group_key, source, messages, episode.id)
-                    queued += len(messages)
-        return queued, len(candidates) - len(kept)
+                    rendered.append((episode.id, living.render(episode)))
+                everything = [message for _, messages in rendered for message in messages]
+                await self._admit(connection, source, quota, everything)
+                for episode_id, messages in rendered:
+                    await self._insert(connection, group_key, source, messages, episode_id, quota)
+        return sum(len(messages) for _, messages in rendered), len(candidates) - len(kept)
 
     async def _new_only(
         self, connection: asyncpg.Connection, candidates: Sequence[tuple[T, str]]
@@ -326,12 +349,34 @@ class Outbox:
         return _episode_of(row, group_key, route)
 
     @staticmethod
+    async def _admit(
+        connection: asyncpg.Connection,
+        source: str,
+        quota: Quota | None,
+        messages: Sequence[OutboundMessage],
+    ) -> None:
+        """Refuse the request when its caller already has its quota pending in the request's
+        most urgent lane. Judged before the request, which is then taken whole: one webhook
+        larger than the quota still gets in, and a request carrying a critical alert is never
+        refused because of the caller's info backlog."""
+        if quota is None or not messages:
+            return
+        lane = most_urgent(message.lane for message in messages)
+        await connection.execute(_LOCK_CALLER, quota.caller)
+        pending = await connection.fetchval(
+            _CALLER_PENDING, quota.caller, rank_of(lane), quota.max_pending
+        )
+        if pending >= quota.max_pending:
+            raise QueueFull(source, lane)
+
+    @staticmethod
     async def _insert(
         connection: asyncpg.Connection,
         group_key: str,
         source: str,
         messages: Sequence[OutboundMessage],
         episode_id: int | None,
+        quota: Quota | None,
     ) -> None:
         await connection.executemany(
             _INSERT,
@@ -343,6 +388,8 @@ class Outbox:
                     json.dumps(message.payload),
                     episode_id,
                     message.part,
+                    rank_of(message.lane),
+                    quota.caller if quota else None,
                 )
                 for message in messages
             ],

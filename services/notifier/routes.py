@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from services.common.auth import bearer_token_dependency
@@ -21,6 +22,7 @@ from services.notifier.formatting import (
     notification_message,
 )
 from services.notifier.outbox import Outbox
+from services.notifier.priority import QUEUE_FULL_RETRY_AFTER_S, QueueFull, Quota
 from services.notifier.schemas import AlertmanagerAlert, AlertmanagerWebhook, Notification, Queued
 from services.notifier.settings import Settings
 
@@ -84,8 +86,28 @@ def alert_dedup_key(group_key: str, alert: AlertmanagerAlert) -> str:
     return "am:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
+def quota_of(request: Request, source: str, settings: Settings) -> Quota:
+    """The caller is the route and the client's address (`FORWARDED_ALLOW_IPS` decides when a
+    proxy's `X-Forwarded-For` is believed): everyone holds the same token, so a name a caller
+    gave itself would let it take any other's share."""
+    client = request.client.host if request.client else "unknown"
+    return Quota(caller=f"{source}@{client}", max_pending=settings.max_pending_per_caller)
+
+
+async def queue_full(request: Request, exc: Exception) -> JSONResponse:
+    """429 with Retry-After, counted: the caller retries, nothing is dropped."""
+    assert isinstance(exc, QueueFull)
+    metrics.REFUSED.labels(exc.source, exc.lane).inc()
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=429,
+        headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)},
+    )
+
+
 async def alertmanager(
     webhook: AlertmanagerWebhook,
+    request: Request,
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
@@ -94,9 +116,10 @@ async def alertmanager(
     candidates = [(alert, alert_dedup_key(webhook.group_key, alert)) for alert in webhook.alerts]
     rendering = WebhookRendering(webhook, presentation_of(settings))
     outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
+    quota = quota_of(request, "alertmanager", settings)
     with database.guard():
         queued, duplicates = await outbox.enqueue_alerts(
-            f"am:{webhook.group_key}", "alertmanager", candidates, rendering
+            f"am:{webhook.group_key}", "alertmanager", candidates, rendering, quota
         )
     _count("alertmanager", queued, duplicates, dispatcher)
     return Queued(messages=queued, duplicates=duplicates)
@@ -104,6 +127,7 @@ async def alertmanager(
 
 async def notify(
     notification: Notification,
+    request: Request,
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
@@ -116,7 +140,14 @@ async def notify(
         return [notification_message(item, presentation) for item, _ in kept]
 
     queued, duplicates = await _enqueue(
-        database, dispatcher, settings, "notify", "notify", [(notification, key)], render
+        database,
+        dispatcher,
+        settings,
+        "notify",
+        "notify",
+        [(notification, key)],
+        render,
+        quota_of(request, "notify", settings),
     )
     return Queued(messages=queued, duplicates=duplicates)
 
@@ -128,7 +159,11 @@ def notifier_router(token: str | None) -> APIRouter:
         route_class=token_first_route(bearer_token_dependency(token, realm="notifier")),
         responses={
             401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
-            429: {"model": ErrorBody, "description": "Too many failed tokens from this client."},
+            429: {
+                "model": ErrorBody,
+                "description": "Too many failed tokens from this client, or too many of its "
+                "messages of this severity waiting for Discord: retry after Retry-After.",
+            },
             503: {"model": ErrorBody, "description": "Not queued (database unreachable): retry."},
         },
     )
@@ -145,11 +180,12 @@ async def _enqueue(
     source: str,
     candidates: Sequence[tuple[T, str]],
     render: Callable[[list[tuple[T, str]]], list[OutboundMessage]],
+    quota: Quota,
 ) -> tuple[int, int]:
     """Commit to the outbox; wake the sender when something new was queued."""
     outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
     with database.guard():
-        queued, duplicates = await outbox.enqueue(group_key, source, candidates, render)
+        queued, duplicates = await outbox.enqueue(group_key, source, candidates, render, quota)
     _count(source, queued, duplicates, dispatcher)
     return queued, duplicates
 

@@ -136,6 +136,14 @@ class Settings(ServiceSettings):
         le=4096,
         description="Characters of summary + description per alert embed (Discord allows 4096).",
     )
+    max_pending_per_caller: int = Field(
+        validation_alias="NOTIFIER_MAX_PENDING_PER_CALLER",
+        default=500,
+        ge=1,
+        description="Messages one caller (route and client address) may have waiting for "
+        "Discord in each severity lane (critical, warning, info); past it, 429 with "
+        "Retry-After. A request is judged before it is queued, then taken whole.",
+    )
     outbox_retention_days: float = Field(
         validation_alias="NOTIFIER_RETENTION_DAYS",
         default=7.0,

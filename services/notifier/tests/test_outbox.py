@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from services.notifier.delivery import backoff_s
 from services.notifier.formatting import OutboundMessage
 from services.notifier.outbox import Outbox
+from services.notifier.priority import QueueFull, Quota
 
 
 def _render(kept: list[tuple[str, str]]) -> list[OutboundMessage]:
@@ -160,3 +162,75 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     high = [backoff_s(n, base_s=1, max_s=60, rng=lambda: 1.0) for n in range(1, 9)]
     assert low == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert high == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def _in_lane(lane: str) -> Callable[[list[tuple[str, str]]], list[OutboundMessage]]:
+    def render(kept: list[tuple[str, str]]) -> list[OutboundMessage]:
+        return [OutboundMessage("default", {"content": text}, lane=lane) for text, _ in kept]
+
+    return render
+
+
+async def _drain(outbox: Outbox) -> list[str]:
+    sent: list[str] = []
+    while claimed := await outbox.claim("a", lease_s=30):
+        sent.append(claimed[0].payload["content"])
+        await outbox.delivered(claimed[0], "a", None)
+    return sent
+
+
+@pytest.mark.asyncio
+async def test_due_messages_go_by_severity_first_each_group_still_in_order(
+    database_url: str,
+) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=60)
+        for number in range(3):
+            await outbox.enqueue("flood", "test", [(f"info-{number}", "")], _in_lane("info"))
+        await outbox.enqueue("w", "test", [("warning", "")], _in_lane("warning"))
+        await outbox.enqueue("c", "test", [("critical", "")], _in_lane("critical"))
+        # A group turning critical: its first, milder row goes first, at the critical's rank.
+        await outbox.enqueue("g", "test", [("g-info", "")], _in_lane("info"))
+        await outbox.enqueue("g", "test", [("g-critical", "")], _in_lane("critical"))
+        assert await _drain(outbox) == [
+            "critical",
+            "g-info",
+            "g-critical",
+            "warning",
+            "info-0",
+            "info-1",
+            "info-2",
+        ]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_caller_past_its_quota_in_a_lane_is_refused_with_nothing_queued(
+    database_url: str,
+) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        outbox = Outbox(pool, dedup_window_s=60)
+        quota = Quota(caller="test@10.0.0.1", max_pending=2)
+        # Judged before the request, then taken whole: three messages fit in a quota of two.
+        many = [(f"info-{n}", f"k{n}") for n in range(3)]
+        assert await outbox.enqueue("g", "test", many, _in_lane("info"), quota) == (3, 0)
+        with pytest.raises(QueueFull) as refused:
+            await outbox.enqueue("g", "test", [("more", "k-more")], _in_lane("info"), quota)
+        assert (refused.value.source, refused.value.lane) == ("test", "info")
+        # Other lanes, and other callers, have their own share.
+        critical = [("critical", "k-critical")]
+        assert await outbox.enqueue("g", "test", critical, _in_lane("critical"), quota) == (1, 0)
+        other = Quota(caller="test@10.0.0.2", max_pending=2)
+        assert await outbox.enqueue("g", "test", [("x", "")], _in_lane("info"), other) == (1, 0)
+        assert await outbox.enqueue("g", "test", [("y", "")], _in_lane("info")) == (1, 0)
+        assert "more" not in await _drain(outbox)
+        # The refused key was not kept: the retry is queued, not taken for a duplicate.
+        assert await outbox.enqueue("g", "test", [("more", "k-more")], _in_lane("info"), quota) == (
+            1,
+            0,
+        )
+    finally:
+        await pool.close()
