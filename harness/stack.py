@@ -157,16 +157,19 @@ def running_stack(
     inference_workers: int = 1,
     prometheus: bool = True,
     announce: bool = False,
+    discord_limit: tuple[int, float] = (50, 1.0),
 ) -> Iterator[Stack]:
     """Start the services (and Alertmanager, and Prometheus unless told not to), stop them all.
 
     With `announce`, the other services post their own events (a start, a model swap, a
-    rollback) through the notifier, as in production.
+    rollback) through the notifier, as in production. The fake Discord accepts
+    `discord_limit` (requests, per seconds) per webhook: generous by default, `(5, 2.0)` is
+    Discord's own.
     """
     secrets_ = Secrets.generate()
     log_dir = work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    discord = FakeDiscord(limit=50, window_s=1.0).start()
+    discord = FakeDiscord(limit=discord_limit[0], window_s=discord_limit[1]).start()
     webhook = discord.webhook_url("424242424242424242", secrets_.webhook_token)
     env = service_env(
         database_url,
