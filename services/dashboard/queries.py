@@ -273,13 +273,12 @@ class Queries:
                 self.fetch("rolled_summary", rollups.SUMMARY, *tiers.args()),
                 self.fetch("rolled_latency_bins", rollups.LATENCY_BINS, *tiers.args()),
             )
-            head = heads[0]
-            counts = [(row["bin"], row["n"]) for row in bins]
+            head, histogram = heads[0], (bins[0]["bins"], bins[0]["counts"])
             return Summary(
                 predictions=head["predictions"],
                 cats=head["cats"],
-                p50_ms=rollups.latency_percentile(counts, 0.5),
-                p95_ms=rollups.latency_percentile(counts, 0.95),
+                p50_ms=rollups.latency_percentile(*histogram, 0.5),
+                p95_ms=rollups.latency_percentile(*histogram, 0.95),
                 low_confidence=head["low_confidence"],
                 consented=head["consented"],
                 feedback=head["feedback"],
@@ -337,12 +336,16 @@ class Queries:
             ceiling = {row["bucket"]: row["max"] for row in maxima}
             return [
                 {
-                    "bucket": bucket,
-                    "p50": rollups.latency_percentile(counts, 0.5, ceiling[bucket]),
-                    "p95": rollups.latency_percentile(counts, 0.95, ceiling[bucket]),
-                    "max": ceiling[bucket],
+                    "bucket": row["bucket"],
+                    "p50": rollups.latency_percentile(
+                        row["bins"], row["counts"], 0.5, ceiling[row["bucket"]]
+                    ),
+                    "p95": rollups.latency_percentile(
+                        row["bins"], row["counts"], 0.95, ceiling[row["bucket"]]
+                    ),
+                    "max": ceiling[row["bucket"]],
                 }
-                for (bucket,), counts in rollups.grouped_bins(bins, "bucket").items()
+                for row in bins
             ]
         return await self.fetch(
             "latency_series", LATENCY_SERIES, window.start, window.end, window.bucket
@@ -424,11 +427,11 @@ class Queries:
             self.fetch("rolled_versions", rollups.VERSIONS, *tiers.args()),
             self.fetch("rolled_version_bins", rollups.VERSION_BINS, *tiers.args()),
         )
-        latencies = rollups.grouped_bins(bins, "version", "shadow")
+        latencies = {(row["version"], row["shadow"]): (row["bins"], row["counts"]) for row in bins}
         total = sum(row["answers"] for row in rows if not row["shadow"])
 
         def figures(row: asyncpg.Record) -> VersionFigures:
-            counts = latencies.get((row["version"], row["shadow"]), [])
+            histogram = latencies.get((row["version"], row["shadow"]), (None, None))
             return VersionFigures(
                 version=row["version"],
                 shadow=row["shadow"],
@@ -439,8 +442,8 @@ class Queries:
                 share=row["answers"] / total if total else 0.0,
                 cats=row["cats"] or 0,
                 mean_confidence=row["mean_confidence"],
-                p50_ms=rollups.latency_percentile(counts, 0.5, row["max_ms"]) or 0.0,
-                p95_ms=rollups.latency_percentile(counts, 0.95, row["max_ms"]) or 0.0,
+                p50_ms=rollups.latency_percentile(*histogram, 0.5, row["max_ms"]) or 0.0,
+                p95_ms=rollups.latency_percentile(*histogram, 0.95, row["max_ms"]) or 0.0,
                 labelled=row["labelled"],
                 correct=row["correct"],
                 agreed=row["agreed"] if row["shadow"] else None,

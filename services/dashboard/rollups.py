@@ -18,11 +18,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import numpy as np
 
 from services.common.db import Database, DatabaseUnavailable
 from services.dashboard import metrics
@@ -68,10 +69,12 @@ SELECT coalesce(sum(predictions), 0)                                     AS pred
        coalesce(sum(satisfied), 0)                                       AS satisfied
 FROM r WHERE NOT shadow
 """  # noqa: S608
+# Fine latency histograms come back as two arrays (bins ascending, counts) per group: a few
+# hundred rows for a year instead of tens of thousands.
 LATENCY_BINS = f"""
-WITH b AS ({_BINS})
-SELECT bin, sum(n) AS n FROM b WHERE histogram = 'latency' AND NOT shadow
-GROUP BY 1 ORDER BY 1
+WITH b AS ({_BINS}),
+bins AS (SELECT bin, sum(n) AS n FROM b WHERE histogram = 'latency' AND NOT shadow GROUP BY 1)
+SELECT array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts FROM bins
 """  # noqa: S608
 SERIES = f"""
 WITH r AS ({_ROWS})
@@ -81,9 +84,13 @@ FROM r WHERE NOT shadow
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """  # noqa: S608
 LATENCY_SERIES_BINS = f"""
-WITH b AS ({_BINS})
-SELECT {_BUCKET} AS bucket, bin, sum(n) AS n FROM b WHERE histogram = 'latency' AND NOT shadow
-GROUP BY 1, 2 ORDER BY 1, 2
+WITH b AS ({_BINS}),
+bins AS (
+    SELECT {_BUCKET} AS bucket, bin, sum(n) AS n FROM b
+    WHERE histogram = 'latency' AND NOT shadow GROUP BY 1, 2
+)
+SELECT bucket, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts
+FROM bins GROUP BY 1 ORDER BY 1
 """  # noqa: S608
 LATENCY_SERIES_MAX = f"""
 WITH r AS ({_ROWS})
@@ -115,12 +122,19 @@ FROM versions v LEFT JOIN model_versions m USING (version)
 ORDER BY v.shadow, v.answers DESC, v.version
 """  # noqa: S608
 VERSION_BINS = f"""
-WITH b AS ({_BINS})
-SELECT model_version AS version, shadow, bin, sum(n) AS n FROM b WHERE histogram = 'latency'
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+WITH b AS ({_BINS}),
+bins AS (
+    SELECT model_version AS version, shadow, bin, sum(n) AS n FROM b
+    WHERE histogram = 'latency' GROUP BY 1, 2, 3
+)
+SELECT version, shadow, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts
+FROM bins GROUP BY 1, 2
 """  # noqa: S608
 ROLLED_UNTIL = "SELECT rolled_until FROM monitoring_rollup_state"
 ADVANCE = "SELECT monitoring_rollup_advance($1, $2)"
+ANALYZE = (
+    "ANALYZE monitoring_hourly, monitoring_hourly_bins, monitoring_daily, monitoring_daily_bins"
+)
 
 
 def floor_to(at: datetime, step: timedelta) -> datetime:
@@ -168,39 +182,29 @@ def tiers_for(window: Window, rolled_until: datetime | None) -> Tiers | None:
 
 
 def latency_percentile(
-    bins: Sequence[tuple[int, int]], q: float, ceiling_ms: float | None = None
+    bins: Sequence[int] | None,
+    counts: Sequence[int] | None,
+    q: float,
+    ceiling_ms: float | None = None,
 ) -> float | None:
-    """The q-quantile of the latencies a fine histogram counts (bins ascending), as
-    `percentile_cont` computes it (between the values ranked ⌊q(n − 1)⌋ and ⌈q(n − 1)⌉), each
-    value placed inside its bin; never above `ceiling_ms`, the exact maximum."""
-    total = sum(n for _, n in bins)
-    if total == 0:
+    """The q-quantile of the latencies a fine histogram counts (bins ascending, their counts),
+    as `percentile_cont` computes it (between the values ranked ⌊q(n − 1)⌋ and ⌈q(n − 1)⌉),
+    each value placed inside its bin; never above `ceiling_ms`, the exact maximum."""
+    if not bins or not counts:
         return None
-    rank = q * (total - 1)
-    low, high = _ranked(bins, math.floor(rank)), _ranked(bins, math.ceil(rank))
+    ends = np.cumsum(counts)
+    rank = q * (int(ends[-1]) - 1)
+
+    def ranked(at: int) -> float:
+        # The bin's values are taken as spread evenly over it in log scale: the value found is
+        # within the bin, so within 5 %, of the true one.
+        index = int(np.searchsorted(ends, at, side="right"))
+        position = (at - (ends[index] - counts[index]) + 0.5) / counts[index]
+        return float(LATENCY_BIN_BASE_MS * LATENCY_BIN_RATIO ** (bins[index] + position))
+
+    low, high = ranked(math.floor(rank)), ranked(math.ceil(rank))
     value = low + (rank - math.floor(rank)) * (high - low)
     return min(value, ceiling_ms) if ceiling_ms is not None else value
-
-
-def _ranked(bins: Sequence[tuple[int, int]], rank: int) -> float:
-    """The value ranked `rank` (from 0), taking a bin's values as spread evenly over it in log
-    scale: within one bin, so within 5 %, of the true one."""
-    seen = 0
-    for index, n in bins:
-        if rank < seen + n:
-            return LATENCY_BIN_BASE_MS * LATENCY_BIN_RATIO ** (index + (rank - seen + 0.5) / n)
-        seen += n
-    raise ValueError(f"rank {rank} is past the {seen} values counted")
-
-
-def grouped_bins(
-    rows: Iterable[asyncpg.Record], *keys: str
-) -> dict[tuple[object, ...], list[tuple[int, int]]]:
-    """Rows of (keys…, bin, n), ordered by keys then bin, as one bin list per key."""
-    grouped: dict[tuple[object, ...], list[tuple[int, int]]] = {}
-    for row in rows:
-        grouped.setdefault(tuple(row[key] for key in keys), []).append((row["bin"], row["n"]))
-    return grouped
 
 
 async def rolled_until(connection: asyncpg.Connection) -> datetime | None:
@@ -274,6 +278,9 @@ async def _main_async(database_url: str, *, grace: timedelta) -> str:
                 bar.update(int((watermark - start) / HOUR) - bar.n if start else 0)
 
             watermark = await catch_up(connection, grace=grace, on_step=show)
+        # After catching up many hours at once, give the planner their statistics now rather
+        # than when autovacuum comes by.
+        await connection.execute(ANALYZE)
     finally:
         await connection.close()
     return f"rolled up to {watermark.isoformat()}"

@@ -50,7 +50,8 @@ CREATE TABLE monitoring_hourly_bins (
     shadow         boolean NOT NULL,
     bin            integer NOT NULL,
     n              integer NOT NULL,
-    PRIMARY KEY (period_start, histogram, model_version, shadow, bin)
+    -- Histogram first: each query reads one histogram over a range of periods.
+    PRIMARY KEY (histogram, period_start, model_version, shadow, bin)
 );
 CREATE TABLE monitoring_daily_bins (LIKE monitoring_hourly_bins INCLUDING ALL);
 
