@@ -38,7 +38,6 @@ ROLLUP_SECONDS = Histogram(
 )
 ROLLUP_WATERMARK = Gauge(
     "cv_dashboard_rollup_watermark_timestamp_seconds",
-    "Every hour before this instant is rolled (an hour and the grace behind now when up to "
-    "date).",
+    "Every hour before this instant is rolled (an hour and the grace behind now when up to date).",
     multiprocess_mode="max",
 )
