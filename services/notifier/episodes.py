@@ -48,30 +48,45 @@ class Episode:
 
     def alerts_of(self, part: int) -> list[AlertmanagerAlert]:
         """The alerts one part shows, in order."""
+        return self.alerts_by_part()[part]
+
+    def alerts_by_part(self) -> list[list[AlertmanagerAlert]]:
+        """The alerts each part shows, in order: one index of the alerts for every part."""
         by_identity = {alert.identity(): alert for alert in self.alerts}
-        return [by_identity[identity] for identity in self.parts[part]]
+        return [[by_identity[identity] for identity in part] for part in self.parts]
 
     def merge(
         self, incoming: Iterable[AlertmanagerAlert], size_of: Callable[[AlertmanagerAlert], int]
     ) -> None:
-        """Take the newest state of each alert; a new alert joins the last part with room."""
+        """Take the newest state of each alert; a new alert joins the last part with room.
+
+        Linear in the alerts: a 5 000-alert webhook must not hold the event loop for long, so
+        sizes are computed once per alert and looked up by identity.
+        """
         position = {alert.identity(): index for index, alert in enumerate(self.alerts)}
+        sizes: dict[str, int] = {}
+
+        def size(identity: str) -> int:
+            if identity not in sizes:
+                sizes[identity] = size_of(self.alerts[position[identity]])
+            return sizes[identity]
+
         for alert in incoming:
             identity = alert.identity()
             if identity in position:
                 self.alerts[position[identity]] = alert
+                sizes.pop(identity, None)
                 continue
             position[identity] = len(self.alerts)
             self.alerts.append(alert)
-            self._place(identity, size_of(alert), size_of)
+            self._place(identity, size)
 
-    def _place(self, identity: str, size: int, size_of: Callable[[AlertmanagerAlert], int]) -> None:
+    def _place(self, identity: str, size: Callable[[str], int]) -> None:
         if self.parts:
             last = self.parts[-1]
-            by_identity = {alert.identity(): alert for alert in self.alerts}
-            used = sum(size_of(by_identity[other]) for other in last)
+            used = sum(size(other) for other in last)
             budget = limits.EMBEDS_TOTAL - PART_HEADROOM
-            if len(last) < limits.EMBEDS_PER_MESSAGE and used + size <= budget:
+            if len(last) < limits.EMBEDS_PER_MESSAGE and used + size(identity) <= budget:
                 last.append(identity)
                 return
         self.parts.append([identity])

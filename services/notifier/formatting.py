@@ -331,8 +331,7 @@ def episode_messages(
     # saying a critical alert is over is news to whom it paged.
     lane = most_urgent(alert.labels.get("severity", "none") for alert in episode.alerts)
     messages: list[OutboundMessage] = []
-    for part in range(len(episode.parts)):
-        alerts = episode.alerts_of(part)
+    for part, alerts in enumerate(episode.alerts_by_part()):
         embeds = fit_part([episode_embed(episode, a, presentation) for a in alerts])
         header = _header(firing, len(episode.alerts), group, part + 1, len(episode.parts))
         if truncated_alerts and part == 0:

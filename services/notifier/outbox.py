@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -306,7 +307,9 @@ class Outbox:
                 # Sorted, so that concurrent requests lock the episodes in the same order.
                 for route in sorted(by_route):
                     episode = await self._open_episode(connection, group_key, route)
-                    living.merge(episode, by_route[route])
+                    # Off the event loop: thousands of alerts take seconds to lay out, and
+                    # health checks and other callers must still be answered meanwhile.
+                    await asyncio.to_thread(living.merge, episode, by_route[route])
                     await connection.execute(
                         _SAVE_EPISODE,
                         episode.id,
@@ -316,7 +319,7 @@ class Outbox:
                         json.dumps(episode.parts),
                         episode.resolved,
                     )
-                    rendered.append((episode.id, living.render(episode)))
+                    rendered.append((episode.id, await asyncio.to_thread(living.render, episode)))
                 everything = [message for _, messages in rendered for message in messages]
                 await self._admit(connection, source, quota, everything)
                 for episode_id, messages in rendered:
