@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -217,6 +218,26 @@ def _failure(cause: BaseException | None) -> tuple[str, str]:
     return "refused", "PostgreSQL refused the query (see the dashboard's log)"
 
 
+def _version_figures(row: Mapping[str, Any], *, shadow: bool, total: int) -> VersionFigures:
+    """One version's row (served or shadow), whichever source it came from."""
+    return VersionFigures(
+        version=row["version"],
+        shadow=shadow,
+        role=row["role"],
+        canary_share=row["canary_share"],
+        role_since=row["role_since"],
+        answers=row["answers"],
+        share=row["answers"] / total if total else 0.0,
+        cats=row["cats"],
+        mean_confidence=row["mean_confidence"],
+        p50_ms=row["p50_ms"],
+        p95_ms=row["p95_ms"],
+        labelled=row["labelled"],
+        correct=row["correct"],
+        agreed=row["agreed"] if shadow else None,
+    )
+
+
 class Queries:
     """Runs the dashboard's SQL on the service's pool, timing and classifying failures."""
 
@@ -388,68 +409,46 @@ class Queries:
         """Every version that answered in the window (most answers first), then the shadows."""
         tiers = await self._tiers(window)
         if tiers is not None:
-            return await self._rolled_versions(tiers)
-        answers, feedback, shadows = await asyncio.gather(
-            self.fetch("version_answers", VERSION_ANSWERS, window.start, window.end),
-            self.fetch("version_feedback", VERSION_FEEDBACK, window.start, window.end),
-            self.fetch("shadow_answers", SHADOW_ANSWERS, window.start, window.end),
-        )
-        labels = {row["version"]: (row["labelled"], row["correct"]) for row in feedback}
-        total = sum(row["answers"] for row in answers)
-
-        def figures(row: asyncpg.Record, *, shadow: bool) -> VersionFigures:
-            labelled, correct = (
-                (row["labelled"], row["correct"]) if shadow else labels.get(row["version"], (0, 0))
+            served, shadows = await self._rolled_versions(tiers)
+        else:
+            answers, feedback, shadow_rows = await asyncio.gather(
+                self.fetch("version_answers", VERSION_ANSWERS, window.start, window.end),
+                self.fetch("version_feedback", VERSION_FEEDBACK, window.start, window.end),
+                self.fetch("shadow_answers", SHADOW_ANSWERS, window.start, window.end),
             )
-            return VersionFigures(
-                version=row["version"],
-                shadow=shadow,
-                role=row["role"],
-                canary_share=row["canary_share"],
-                role_since=row["role_since"],
-                answers=row["answers"],
-                share=row["answers"] / total if total else 0.0,
-                cats=row["cats"],
-                mean_confidence=row["mean_confidence"],
-                p50_ms=row["p50_ms"],
-                p95_ms=row["p95_ms"],
-                labelled=labelled,
-                correct=correct,
-                agreed=row["agreed"] if shadow else None,
-            )
-
-        return [figures(row, shadow=False) for row in answers] + [
-            figures(row, shadow=True) for row in shadows
+            labels = {row["version"]: (row["labelled"], row["correct"]) for row in feedback}
+            served = [
+                {**row, "labelled": labels.get(row["version"], (0, 0))[0],
+                 "correct": labels.get(row["version"], (0, 0))[1], "agreed": None}
+                for row in answers
+            ]  # fmt: skip
+            shadows = [dict(row) for row in shadow_rows]
+        total = sum(row["answers"] for row in served)
+        return [_version_figures(row, shadow=False, total=total) for row in served] + [
+            _version_figures(row, shadow=True, total=total) for row in shadows
         ]
 
-    async def _rolled_versions(self, tiers: rollups.Tiers) -> list[VersionFigures]:
+    async def _rolled_versions(
+        self, tiers: rollups.Tiers
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(served, shadows) as the raw queries give them, from the roll-ups."""
         rows, bins = await asyncio.gather(
             self.fetch("rolled_versions", rollups.VERSIONS, *tiers.args()),
             self.fetch("rolled_version_bins", rollups.VERSION_BINS, *tiers.args()),
         )
         latencies = {(row["version"], row["shadow"]): (row["bins"], row["counts"]) for row in bins}
-        total = sum(row["answers"] for row in rows if not row["shadow"])
-
-        def figures(row: asyncpg.Record) -> VersionFigures:
+        found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        for row in rows:
             histogram = latencies.get((row["version"], row["shadow"]), (None, None))
-            return VersionFigures(
-                version=row["version"],
-                shadow=row["shadow"],
-                role=row["role"],
-                canary_share=row["canary_share"],
-                role_since=row["role_since"],
-                answers=row["answers"],
-                share=row["answers"] / total if total else 0.0,
-                cats=row["cats"] or 0,
-                mean_confidence=row["mean_confidence"],
-                p50_ms=rollups.latency_percentile(*histogram, 0.5, row["max_ms"]) or 0.0,
-                p95_ms=rollups.latency_percentile(*histogram, 0.95, row["max_ms"]) or 0.0,
-                labelled=row["labelled"],
-                correct=row["correct"],
-                agreed=row["agreed"] if row["shadow"] else None,
+            found[row["shadow"]].append(
+                {
+                    **row,
+                    "cats": row["cats"] or 0,
+                    "p50_ms": rollups.latency_percentile(*histogram, 0.5, row["max_ms"]),
+                    "p95_ms": rollups.latency_percentile(*histogram, 0.95, row["max_ms"]),
+                }
             )
-
-        return [figures(row) for row in rows]
+        return found
 
     async def watch_series(self, window: Window) -> list[asyncpg.Record]:
         """(bucket, version, drift and accuracy figures): the model watch's checks per bucket."""

@@ -7,7 +7,6 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from services.dashboard.app import create_app
 from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, Queries
 from services.dashboard.seed import seed
 from services.dashboard.settings import Settings
+from services.dashboard.tests.test_queries import run
 from services.dashboard.window import Window, resolve
 from tests.support.postgres import rollup_mismatches
 from tests.support.running import run_async
@@ -32,18 +32,6 @@ from tests.support.running import run_async
 T = TypeVar("T")
 NOW = datetime.now(UTC).replace(microsecond=0)
 GRACE = timedelta(minutes=2)
-
-
-def run(database_url: str, work: Callable[[Queries], Awaitable[T]]) -> T:
-    async def main() -> T:
-        database = Database(database_url, max_size=4, probe_interval_s=60)
-        await database.start()
-        try:
-            return await work(Queries(database, timeout_s=30))
-        finally:
-            await database.close()
-
-    return run_async(main())
 
 
 def roll(database_url: str) -> datetime:
