@@ -28,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks and say how long each took."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
-    args, extra = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # What follows `--` belongs to the benchmark, not to this parser.
+    own, extra = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    args = parser.parse_args(own)
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    extra = [arg for arg in extra if arg != "--"]
     names = args.names or list(BENCHMARKS)
     if extra and len(names) != 1:
         parser.error("extra arguments need exactly one benchmark name")
