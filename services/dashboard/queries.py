@@ -298,8 +298,8 @@ class Queries:
             return Summary(
                 predictions=head["predictions"],
                 cats=head["cats"],
-                p50_ms=rollups.latency_percentile(*histogram, 0.5),
-                p95_ms=rollups.latency_percentile(*histogram, 0.95),
+                p50_ms=rollups.latency_percentile(*histogram, 0.5, head["max_ms"]),
+                p95_ms=rollups.latency_percentile(*histogram, 0.95, head["max_ms"]),
                 low_confidence=head["low_confidence"],
                 consented=head["consented"],
                 feedback=head["feedback"],
@@ -340,33 +340,17 @@ class Queries:
         """(bucket, p50, p95, max) of inference time in ms."""
         tiers = await self._tiers(window)
         if tiers is not None:
-            bins, maxima = await asyncio.gather(
-                self.fetch(
-                    "rolled_latency_series",
-                    rollups.LATENCY_SERIES_BINS,
-                    *tiers.args(),
-                    window.bucket,
-                ),
-                self.fetch(
-                    "rolled_latency_max",
-                    rollups.LATENCY_SERIES_MAX,
-                    *tiers.args(),
-                    window.bucket,
-                ),
+            rows = await self.fetch(
+                "rolled_latency_series", rollups.LATENCY_SERIES, *tiers.args(), window.bucket
             )
-            ceiling = {row["bucket"]: row["max"] for row in maxima}
             return [
                 {
                     "bucket": row["bucket"],
-                    "p50": rollups.latency_percentile(
-                        row["bins"], row["counts"], 0.5, ceiling[row["bucket"]]
-                    ),
-                    "p95": rollups.latency_percentile(
-                        row["bins"], row["counts"], 0.95, ceiling[row["bucket"]]
-                    ),
-                    "max": ceiling[row["bucket"]],
+                    "p50": rollups.latency_percentile(row["bins"], row["counts"], 0.5, row["max"]),
+                    "p95": rollups.latency_percentile(row["bins"], row["counts"], 0.95, row["max"]),
+                    "max": row["max"],
                 }
-                for row in bins
+                for row in rows
             ]
         return await self.fetch(
             "latency_series", LATENCY_SERIES, window.start, window.end, window.bucket

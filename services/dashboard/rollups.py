@@ -66,7 +66,8 @@ SELECT coalesce(sum(predictions), 0)                                     AS pred
        coalesce(sum(low_confidence), 0)                                  AS low_confidence,
        coalesce(sum(consented), 0)                                       AS consented,
        coalesce(sum(feedback), 0)                                        AS feedback,
-       coalesce(sum(satisfied), 0)                                       AS satisfied
+       coalesce(sum(satisfied), 0)                                       AS satisfied,
+       max(latency_max_ms)                                               AS max_ms
 FROM r WHERE NOT shadow
 """  # noqa: S608
 # Fine latency histograms come back as two arrays (bins ascending, counts) per group: a few
@@ -83,18 +84,19 @@ SELECT {_BUCKET} AS bucket, prediction_result AS label, model_version AS version
 FROM r WHERE NOT shadow
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """  # noqa: S608
-LATENCY_SERIES_BINS = f"""
-WITH b AS ({_BINS}),
+# Bins and maximum in one statement: one snapshot, so both see the same buckets.
+LATENCY_SERIES = f"""
+WITH b AS ({_BINS}), r AS ({_ROWS}),
 bins AS (
     SELECT {_BUCKET} AS bucket, bin, sum(n) AS n FROM b
     WHERE histogram = 'latency' AND NOT shadow GROUP BY 1, 2
+),
+maxima AS (
+    SELECT {_BUCKET} AS bucket, max(latency_max_ms) AS max FROM r WHERE NOT shadow GROUP BY 1
 )
-SELECT bucket, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts
-FROM bins GROUP BY 1 ORDER BY 1
-"""  # noqa: S608
-LATENCY_SERIES_MAX = f"""
-WITH r AS ({_ROWS})
-SELECT {_BUCKET} AS bucket, max(latency_max_ms) AS max FROM r WHERE NOT shadow GROUP BY 1
+SELECT bins.bucket, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts,
+       min(maxima.max) AS max
+FROM bins JOIN maxima USING (bucket) GROUP BY 1 ORDER BY 1
 """  # noqa: S608
 HISTOGRAM = f"""
 WITH b AS ({_BINS})

@@ -12,9 +12,13 @@
 -- Locks (transaction-scoped advisory locks): rolling closed hours takes the roll-up lock
 -- exclusively; a write that may touch a rolled hour takes it shared before it reads the
 -- watermark, so either it sees the hours rolled or the roll-up waits for it and sees its rows.
--- Re-computing an hour or a day takes that hour's or day's lock (ascending, hours before days),
--- so two re-computations of one hour never interleave. In READ COMMITTED each statement after
--- a lock sees every transaction that held it before.
+-- Re-computing rolled hours takes the refresh lock, one for all hours: two re-computations
+-- never interleave, a transaction that writes to several past hours in several statements
+-- cannot deadlock with another, and a statement touching thousands of hours takes one lock,
+-- not thousands. Writes to past hours are rare (late predictions, feedback, erasure,
+-- retention), so they can take turns. In READ COMMITTED each statement after a lock sees every
+-- transaction that held it before. The functions that add days run in UTC, whatever the
+-- writer's session TimeZone (a day is 24 hours there, even on a daylight-saving change).
 
 -- The constants below are also Python constants, held equal by
 -- services/dashboard/tests/test_rollups.py: LOW_CONFIDENCE (0.8), the latency bars
@@ -71,7 +75,8 @@ AS $$ SELECT date_bin('1 day', at, TIMESTAMPTZ '2000-01-01 00:00:00+00') $$;
 
 CREATE FUNCTION monitoring_latency_bin(ms double precision) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT floor(ln(greatest(ms, 0.1) / 0.1) / ln(1.05))::integer $$;
+-- Clamped at 1 000 s, so that no value (infinity included) can stop the roll-up.
+AS $$ SELECT floor(ln(least(greatest(ms, 0.1), 1e6) / 0.1) / ln(1.05))::integer $$;
 
 -- The hourly rows of the predictions made in [lower, upper).
 CREATE FUNCTION monitoring_rollup_rows(lower timestamptz, upper timestamptz)
@@ -146,17 +151,14 @@ AS $$
     GROUP BY 1, 3, 5
 $$;
 
--- Re-derives the given days from their hourly rows.
+-- Re-derives the given days from their hourly rows; the caller holds the roll-up lock or the
+-- refresh lock.
 CREATE FUNCTION monitoring_rollup_days(days timestamptz[]) RETURNS void
 LANGUAGE plpgsql
+SET TimeZone = 'UTC'
 AS $$
-DECLARE
-    day timestamptz;
 BEGIN
     days := ARRAY(SELECT DISTINCT d FROM unnest(days) d ORDER BY 1);
-    FOREACH day IN ARRAY days LOOP
-        PERFORM pg_advisory_xact_lock(7302002, (extract(epoch FROM day) / 86400)::integer);
-    END LOOP;
     DELETE FROM monitoring_daily WHERE period_start = ANY (days);
     INSERT INTO monitoring_daily
     SELECT monitoring_rollup_day(period_start), model_version, prediction_result, shadow,
@@ -178,10 +180,10 @@ $$;
 -- Re-computes the given hours that are already rolled, and their days.
 CREATE FUNCTION monitoring_rollup_refresh(hours timestamptz[]) RETURNS void
 LANGUAGE plpgsql
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     rolled timestamptz;
-    hour timestamptz;
 BEGIN
     IF cardinality(hours) = 0 THEN
         RETURN;
@@ -192,9 +194,7 @@ BEGIN
     IF cardinality(hours) = 0 THEN
         RETURN;
     END IF;
-    FOREACH hour IN ARRAY hours LOOP
-        PERFORM pg_advisory_xact_lock(7302001, (extract(epoch FROM hour) / 3600)::integer);
-    END LOOP;
+    PERFORM pg_advisory_xact_lock(7302001);
     DELETE FROM monitoring_hourly WHERE period_start = ANY (hours);
     INSERT INTO monitoring_hourly
     SELECT r.* FROM unnest(hours) h, monitoring_rollup_rows(h, h + interval '1 hour') r;
@@ -206,11 +206,13 @@ END
 $$;
 
 -- Rolls the closed hours after the watermark, at most `max_hours` of them, up to `upto` and
--- never into the current hour; returns the new watermark. One call at a time, holding the
--- roll-up lock until the transaction ends.
+-- never within a minute of now by the database's clock (a prediction written in its own hour
+-- takes no lock, so its transaction must have committed by then); returns the watermark,
+-- which never moves back. One call at a time, holding the roll-up lock until it commits.
 CREATE FUNCTION monitoring_rollup_advance(upto timestamptz, max_hours integer)
 RETURNS timestamptz
 LANGUAGE plpgsql
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     rolled timestamptz;
@@ -218,13 +220,13 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(7302000);
     SELECT rolled_until INTO rolled FROM monitoring_rollup_state;
-    upto := monitoring_rollup_hour(least(upto, clock_timestamp()));
+    upto := monitoring_rollup_hour(least(upto, clock_timestamp() - interval '1 minute'));
     IF rolled IS NULL THEN
         -- Nothing rolled yet: start at the oldest prediction (shadow answers follow theirs).
         SELECT monitoring_rollup_hour(min(created_at)) INTO rolled FROM monitoring;
         rolled := least(coalesce(rolled, upto), upto);
     END IF;
-    target := least(upto, rolled + max_hours * interval '1 hour');
+    target := greatest(rolled, least(upto, rolled + max_hours * interval '1 hour'));
     IF target > rolled THEN
         DELETE FROM monitoring_hourly WHERE period_start >= rolled AND period_start < target;
         INSERT INTO monitoring_hourly SELECT * FROM monitoring_rollup_rows(rolled, target);
@@ -267,12 +269,38 @@ BEGIN
 END
 $$;
 
+-- An update may move what it changes to another hour (or prediction): both hours count.
+CREATE FUNCTION monitoring_rollup_touch_updated_predictions() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM monitoring_rollup_refresh(ARRAY(
+        SELECT DISTINCT monitoring_rollup_hour(created_at)
+        FROM (SELECT created_at FROM old_rows UNION ALL SELECT created_at FROM new_rows) moved
+        WHERE created_at < monitoring_rollup_hour(clock_timestamp())));
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION monitoring_rollup_touch_updated_answers() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM monitoring_rollup_refresh(ARRAY(
+        SELECT DISTINCT monitoring_rollup_hour(m.created_at)
+        FROM (SELECT prediction_id FROM old_rows UNION SELECT prediction_id FROM new_rows) c
+        JOIN monitoring m ON m.id = c.prediction_id
+        WHERE m.created_at < monitoring_rollup_hour(clock_timestamp())));
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER monitoring_rollup_insert AFTER INSERT ON monitoring
     REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_predictions();
 CREATE TRIGGER monitoring_rollup_update AFTER UPDATE ON monitoring
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_predictions();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_updated_predictions();
 CREATE TRIGGER monitoring_rollup_delete AFTER DELETE ON monitoring
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_predictions();
@@ -281,8 +309,8 @@ CREATE TRIGGER feedback_rollup_insert AFTER INSERT ON feedback
     REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();
 CREATE TRIGGER feedback_rollup_update AFTER UPDATE ON feedback
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_updated_answers();
 CREATE TRIGGER feedback_rollup_delete AFTER DELETE ON feedback
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();
@@ -290,6 +318,9 @@ CREATE TRIGGER feedback_rollup_delete AFTER DELETE ON feedback
 CREATE TRIGGER shadow_predictions_rollup_insert AFTER INSERT ON shadow_predictions
     REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();
+CREATE TRIGGER shadow_predictions_rollup_update AFTER UPDATE ON shadow_predictions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_updated_answers();
 CREATE TRIGGER shadow_predictions_rollup_delete AFTER DELETE ON shadow_predictions
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION monitoring_rollup_touch_answers();

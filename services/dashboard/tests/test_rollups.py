@@ -340,3 +340,81 @@ def test_emptying_the_predictions_empties_the_rollups(
         found = db.execute(f"SELECT count(*) FROM {table}").fetchone()
         assert found == (0,), table
     assert db.execute("SELECT rolled_until FROM monitoring_rollup_state").fetchone() == (None,)
+
+
+def test_a_writer_in_another_time_zone_keeps_days_of_24_hours(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    # The autumn and spring daylight-saving changes in Paris, hour by hour, rolled.
+    for day in (datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 10, 24, tzinfo=UTC)):
+        for hour in range(72):
+            insert(db, day + timedelta(hours=hour, minutes=10))
+    roll(database_url)
+    with psycopg.connect(database_url, autocommit=True) as paris:
+        paris.execute("SET TimeZone = 'Europe/Paris'")
+        insert(paris, datetime(2026, 3, 29, 12, 30, tzinfo=UTC))
+        insert(paris, datetime(2026, 10, 25, 12, 30, tzinfo=UTC))
+        paris.execute(
+            "DELETE FROM monitoring WHERE created_at = %s",
+            (datetime(2026, 10, 26, 0, 10, tzinfo=UTC),),
+        )
+    assert rollup_mismatches(db) == []
+    found = db.execute(
+        "SELECT predictions FROM monitoring_daily WHERE period_start = %s",
+        (datetime(2026, 3, 29, tzinfo=UTC),),
+    ).fetchone()
+    assert found == (25,)
+
+
+def test_updates_that_move_a_row_re_roll_both_hours(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    first = rollups.floor_to(NOW - timedelta(days=2), rollups.HOUR)
+    moved = insert(db, first + timedelta(minutes=5))
+    other = insert(db, first + timedelta(hours=3))
+    db.execute(
+        "INSERT INTO shadow_predictions (prediction_id, model_version, prediction_result,"
+        " proba_cat, confidence, inference_time_ms) VALUES (%s, 'v2', 'dog', 0.2, 0.8, 30)",
+        (moved,),
+    )
+    db.execute(
+        "INSERT INTO feedback (prediction_id, satisfaction, consent_at) "
+        "VALUES (%s, 'satisfied', now())",
+        (moved,),
+    )
+    roll(database_url)
+    db.execute(
+        "UPDATE monitoring SET created_at = %s WHERE id = %s", (first + timedelta(hours=5), moved)
+    )
+    db.execute("UPDATE shadow_predictions SET prediction_result = 'cat', inference_time_ms = 900")
+    db.execute("UPDATE feedback SET prediction_id = %s", (other,))
+    assert rollup_mismatches(db) == []
+    assert hour_total(db, first) == 0
+
+
+def test_late_writes_to_several_hours_take_turns_without_deadlock(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    day = rollups.floor_to(NOW - timedelta(days=2), rollups.DAY)
+    insert(db, day + timedelta(hours=10))
+    roll(database_url)
+    first = psycopg.connect(database_url)
+    insert(first, day + timedelta(hours=10, minutes=30))  # holds the refresh lock
+    second_done = threading.Event()
+
+    def second() -> None:
+        with psycopg.connect(database_url) as other:
+            insert(other, day + timedelta(hours=11, minutes=30))
+            other.commit()
+        second_done.set()
+
+    writer = threading.Thread(target=second)
+    writer.start()
+    time.sleep(0.5)
+    insert(first, day + timedelta(hours=11, minutes=45))  # the other's hour: no deadlock
+    first.commit()
+    first.close()
+    writer.join(timeout=10)
+    assert second_done.is_set()
+    assert rollup_mismatches(db) == []
+    assert hour_total(db, day + timedelta(hours=11)) == 2
