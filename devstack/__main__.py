@@ -13,23 +13,74 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections import deque
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from devstack.components import DATA_DIR, REPO_ROOT, Component, service_components
 from devstack.console import banner, colour_output, prefix, relay
-from devstack.monitoring import monitoring_components
+from devstack.monitoring import get_settings, monitoring_components
+from devstack.ports import port_holder, port_is_free
 from services.common.migrate import apply_migrations, create_database_if_missing
+from services.common.running_stack import remove_stack_file, stack_file, write_stack_file
+from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN, DEV_NOTIFIER_TOKEN
 
 LOG_DIR = DATA_DIR / "logs"
+# Lines of a dead process's log shown on the console.
+LOG_TAIL_LINES = 15
 
 
 def embedded_database_url() -> str:
     """Start (or reuse) the embedded PostgreSQL and return the project database's DSN."""
-    import pgserver
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (a root shell, a container) platformdirs warns on every run
+        # and falls back to a /tmp folder, which is where the socket may well live.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
 
-    DATA_DIR.mkdir(exist_ok=True)
-    server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
+        DATA_DIR.mkdir(exist_ok=True)
+        server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
     return server.get_uri("predictions_feedback")
+
+
+def without_password(url: str) -> str:
+    """The DSN as it may be printed."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def with_free_ports(components: list[Component]) -> list[Component]:
+    """The components whose port is free; for each other one, a line saying who holds its
+    port and how to choose another."""
+    free = []
+    for component in components:
+        if component.port is None or port_is_free(component.port):
+            free.append(component)
+            continue
+        example = (
+            f"{component.port_variable}=http://localhost:{component.port + 1}"
+            if component.port_variable.endswith("_URL")
+            else f"{component.port_variable}={component.port + 1}"
+        )
+        print(
+            f"{component.name} not started: port {component.port} is taken by "
+            f"{port_holder(component.port)}; choose another with {example} make run",
+            file=sys.stderr,
+            flush=True,
+        )
+    return free
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines of a log file (none when it is missing)."""
+    try:
+        with path.open(errors="replace") as log:
+            return [line.rstrip("\n") for line in deque(log, maxlen=lines)]
+    except OSError:
+        return []
 
 
 def run(
@@ -80,11 +131,25 @@ def run(
             if process.stdout is not None:
                 relay(process.stdout, prefix(name, index, colour=colour))
     exit_code = 0
+    essential = {component.name: component.essential for component in components}
+    watched = dict(processes)
     while not stopping:
-        for name, process in processes.items():
-            if process.poll() is not None:
+        for name, process in list(watched.items()):
+            if process.poll() is None:
+                continue
+            del watched[name]
+            if name in logs:
+                # Its lines went to a file nobody is looking at: show the end of it.
+                tail = log_tail(logs[name])
+                print(f"last lines of {logs[name]}:", *tail, sep="\n  ", file=sys.stderr)
+            if essential[name]:
                 print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
                 exit_code, stopping = 1, True
+            else:
+                print(
+                    f"{name} exited with {process.returncode}; the services keep running",
+                    file=sys.stderr,
+                )
         time.sleep(0.2)
     for process in processes.values():
         if process.poll() is None:
@@ -115,16 +180,21 @@ def main(argv: list[str] | None = None) -> int:
 
     env = dict(os.environ)
     env.setdefault("DEV_MODE", "true")
+    settings = get_settings()
     # Inference announces its start through the local notifier.
-    env.setdefault("NOTIFIER_URL", "http://localhost:8002")
+    env.setdefault("NOTIFIER_URL", f"http://localhost:{settings.notifier_port}")
     database_url = env.get("DATABASE_URL") or embedded_database_url()
     env["DATABASE_URL"] = database_url
     create_database_if_missing(database_url)
     applied = apply_migrations(database_url)
-    print(f"database ready ({len(applied)} migration(s) applied)")
-    components = service_components()
+    print(f"database ready ({len(applied)} migration(s) applied): {without_password(database_url)}")
+    components = service_components(settings.service_ports())
     if not args.no_monitoring:
         components += monitoring_components(DATA_DIR)
+    components = with_free_ports(components)
+    if not components:
+        print("nothing to start: every port is taken", file=sys.stderr)
+        return 1
     log_format = env.get("LOG_FORMAT", "auto")
     console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
     if console:
@@ -132,7 +202,27 @@ def main(argv: list[str] | None = None) -> int:
         env["LOG_FORMAT"] = "console"
     else:
         print("starting:")
-    return run(components, env, console=console)
+    state = stack_file()
+    write_stack_file(state, offered_environment(env), {c.name: c.url for c in components})
+    try:
+        return run(components, env, console=console)
+    finally:
+        remove_stack_file(state)
+
+
+def offered_environment(env: dict[str, str]) -> dict[str, str]:
+    """What the command-line tools need to reach this stack (`services.common.running_stack`):
+    its database and notifier, and in DEV_MODE the development tokens its services accept.
+    Tokens of a person's own are not written down: the tools take them from the environment."""
+    offered = {"DATABASE_URL": env["DATABASE_URL"], "NOTIFIER_URL": env["NOTIFIER_URL"]}
+    if env.get("MODEL_STORE_DIR"):
+        offered["MODEL_STORE_DIR"] = str(Path(env["MODEL_STORE_DIR"]).resolve())
+    if env.get("DEV_MODE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        if not env.get("NOTIFIER_TOKEN"):
+            offered["NOTIFIER_TOKEN"] = DEV_NOTIFIER_TOKEN
+        if not env.get("INFERENCE_ADMIN_TOKEN"):
+            offered["INFERENCE_ADMIN_TOKEN"] = DEV_INFERENCE_ADMIN_TOKEN
+    return offered
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from devstack.components import REPO_ROOT, Component
-from services.common.settings import DEV_NOTIFIER_TOKEN
+from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN, DEV_NOTIFIER_TOKEN
 
 # ANSI colours for the prefixes, one per process in start order.
 _PREFIX_COLOURS = ("36", "35", "34", "33", "32", "96", "95")
@@ -59,11 +59,17 @@ def _notifier(env: Mapping[str, str]) -> str:
     return f"POST /notify with Authorization: Bearer {DEV_NOTIFIER_TOKEN} (DEV_MODE)"
 
 
+def _inference(env: Mapping[str, str]) -> str:
+    if env.get("INFERENCE_ADMIN_TOKEN"):
+        return "admin API with Authorization: Bearer $INFERENCE_ADMIN_TOKEN"
+    return f"admin API with Authorization: Bearer {DEV_INFERENCE_ADMIN_TOKEN} (DEV_MODE)"
+
+
 def banner(
     components: Iterable[Component], env: Mapping[str, str], logs: Mapping[str, Path]
 ) -> str:
     """Every URL, how to log in where one must, and where the monitoring tools' logs go."""
-    notes = {"dashboard": _login(env), "notifier": _notifier(env)}
+    notes = {"dashboard": _login(env), "notifier": _notifier(env), "inference": _inference(env)}
     lines = ["", "cat-dog stack running:"]
     for component in components:
         note = notes.get(component.name, "")
@@ -71,5 +77,9 @@ def banner(
             log = logs[component.name]
             note = f"log: {log.relative_to(REPO_ROOT) if log.is_relative_to(REPO_ROOT) else log}"
         lines.append(f"  {component.name:<13} {component.url:<36} {note}".rstrip())
-    lines += ["Ctrl-C stops everything.", ""]
+    lines += [
+        "Commands run in this checkout (.venv/bin/python -m …, make retrain) reach this stack.",
+        "Ctrl-C stops everything.",
+        "",
+    ]
     return "\n".join(lines)

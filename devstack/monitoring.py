@@ -46,6 +46,15 @@ class LocalSettings(BaseSettings):
     notifier_port: int = Field(default=8002, description="Port of the notifier.")
     dashboard_port: int = Field(default=8050, description="Port of the dashboard.")
 
+    def service_ports(self) -> dict[str, int]:
+        """Each service's port, by name."""
+        return {
+            "inference": self.inference_port,
+            "feedback": self.feedback_port,
+            "notifier": self.notifier_port,
+            "dashboard": self.dashboard_port,
+        }
+
 
 @lru_cache
 def get_settings() -> LocalSettings:
@@ -116,10 +125,7 @@ def monitoring_components(data_dir: Path) -> list[Component]:
             ports={
                 "prometheus": prometheus_port,
                 "alertmanager": alertmanager_port,
-                "inference": settings.inference_port,
-                "feedback": settings.feedback_port,
-                "notifier": settings.notifier_port,
-                "dashboard": settings.dashboard_port,
+                **settings.service_ports(),
             }
         )
         config = write_private(rendered / "prometheus.yml", render_prometheus(targets))
@@ -129,6 +135,9 @@ def monitoring_components(data_dir: Path) -> list[Component]:
                 prometheus_command(prometheus, config, data_dir / "prometheus", prometheus_port),
                 settings.prometheus_url,
                 log_to_file=True,
+                port=prometheus_port,
+                port_variable="PROMETHEUS_URL",
+                essential=False,
             )
         )
 
@@ -157,6 +166,9 @@ def monitoring_components(data_dir: Path) -> list[Component]:
             ),
             settings.alertmanager_url,
             log_to_file=True,
+            port=alertmanager_port,
+            port_variable="ALERTMANAGER_URL",
+            essential=False,
         )
     )
     return components

@@ -45,6 +45,7 @@ from ml.train import (
     neither_figures,
     validate,
 )
+from services.common.cli import run_cli
 from services.common.notify import send
 from services.feedback.export_photos import ExportSummary, export_photos
 from services.inference.registry import (
@@ -333,4 +334,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_cli(main))

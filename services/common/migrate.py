@@ -15,6 +15,8 @@ import psycopg
 from psycopg import sql
 from yoyo import get_backend, read_migrations
 
+from services.common.cli import run_cli
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -92,4 +94,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

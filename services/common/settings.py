@@ -8,14 +8,18 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from services.common.running_stack import stack_environment
+
 # Only in DEV_MODE, so that `make run` works out of the box; refused everywhere else.
 DEV_NOTIFIER_TOKEN = "dev-notifier-token"  # noqa: S105
+DEV_INFERENCE_ADMIN_TOKEN = "dev-inference-admin-token"  # noqa: S105
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password", "admin", "secret"})
 # Values this repository publishes (development and former benchmark defaults): anyone has them.
 PUBLISHED_SECRETS = frozenset(
     {
         DEV_NOTIFIER_TOKEN,
+        DEV_INFERENCE_ADMIN_TOKEN,
         "bench-notifier-token-5d1e",
         "bench-password-not-secret",
     }
@@ -83,13 +87,10 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments first, then the environment, `.env` and secrets, each read only
-        under the documented names."""
-        return (
-            init_settings,
-            DocumentedNamesOnly(env_settings),
-            DocumentedNamesOnly(dotenv_settings),
-            DocumentedNamesOnly(file_secret_settings),
+        """Keyword arguments first, then the environment, the stack `make run` runs, `.env`
+        and secrets, each read only under the documented names."""
+        return with_running_stack(
+            init_settings, env_settings, dotenv_settings, file_secret_settings
         )
 
     @field_validator("forwarded_allow_ips", mode="before")
@@ -132,6 +133,48 @@ class DocumentedNamesOnly(PydanticBaseSettingsSource):
         return {
             key: value for key, value in self._source().items() if key not in self._undocumented
         }
+
+
+class StackFileSource(PydanticBaseSettingsSource):
+    """The variables the stack of `make run` offers (`services.common.running_stack`), read as
+    if they were set in the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._offered = {name.upper(): value for name, value in stack_environment().items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The value under the first of the field's variable names that the stack offers."""
+        for name in documented_names(field_name, field):
+            if name.upper() in self._offered:
+                return self._offered[name.upper()], field_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+def with_running_stack(
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    dotenv_settings: PydanticBaseSettingsSource,
+    file_secret_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The sources of every settings class: the stack of `make run` comes after the
+    environment (what a person sets wins) and before `.env`, whose values it overrides for its
+    own services too."""
+    return (
+        init_settings,
+        DocumentedNamesOnly(env_settings),
+        StackFileSource(env_settings.settings_cls),
+        DocumentedNamesOnly(dotenv_settings),
+        DocumentedNamesOnly(file_secret_settings),
+    )
 
 
 def documented_names(field_name: str, info: FieldInfo) -> tuple[str, ...]:

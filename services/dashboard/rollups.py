@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
+from services.common.cli import run_cli
 from services.common.db import Database, DatabaseUnavailable
 from services.dashboard import metrics
 from services.dashboard.window import BUCKET_ORIGIN, Window
@@ -308,4 +309,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

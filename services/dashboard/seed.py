@@ -21,6 +21,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
+from services.common.cli import run_cli
 from services.common.migrate import apply_migrations, create_database_if_missing
 
 COLUMNS = (
@@ -269,4 +270,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -23,6 +23,8 @@ import psycopg
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from services.common.cli import run_cli
+
 logger = logging.getLogger(__name__)
 
 LABELS = ("cat", "dog")
@@ -176,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from services.common.cli import run_cli
 from services.common.db import Database, DatabaseUnavailable
 from services.feedback import metrics
 from services.feedback.repository import purge_older_than, purge_tombstones
@@ -158,4 +159,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

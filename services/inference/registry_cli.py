@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from services.common.cli import run_cli, unreachable_message
 from services.common.notify import send
 from services.inference.registry import (
     Registry,
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"refused: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
-        print(f"the registry's database cannot be reached: {error}", file=sys.stderr)
+        print(unreachable_message(error), file=sys.stderr)
         return 2
     if isinstance(result, RoleChange):
         if result.from_role != result.to_role:
@@ -146,4 +147,4 @@ def _describe(change: RoleChange) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_cli(main))

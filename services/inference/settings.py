@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from catdog.model import CPU_PROVIDER, provider_name
-from services.common.settings import ServiceSettings
+from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN, ServiceSettings, require_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,6 +215,17 @@ class Settings(RegistrySettings):
             raise ValueError(
                 f"DRIFT_PERMUTATIONS={self.drift_permutations} can never give a p-value under "
                 f"DRIFT_ALPHA={self.drift_alpha}: use more than {1 / self.drift_alpha - 1:.0f}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _admin_token_in_dev_mode(self) -> Settings:
+        # Like the notifier's: `make run` gets a working admin API, production never does.
+        if self.dev_mode and not self.inference_admin_token:
+            self.inference_admin_token = DEV_INFERENCE_ADMIN_TOKEN
+        elif self.inference_admin_token:
+            require_secret(
+                "INFERENCE_ADMIN_TOKEN", self.inference_admin_token, dev_mode=self.dev_mode
             )
         return self
 

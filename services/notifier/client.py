@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from services.common.cli import run_cli
 from services.common.notify import ClientSettings
 from services.notifier.discord import (
     Delivered,
@@ -258,4 +259,4 @@ def _digest(*, send: bool) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))
