@@ -21,6 +21,7 @@ from devstack.components import Component
 loud = [sys.executable, "-u", "-c", "import time; print('hello'); print('second'); time.sleep(60)"]
 tool = [sys.executable, "-u", "-c", "import time; print('tool line'); time.sleep(60)"]
 quits = [sys.executable, "-c", "raise SystemExit(3)"]
+fails = [sys.executable, "-u", "-c", "print('bind: address already in use'); raise SystemExit(1)"]
 components = [
     Component("talker", loud, "http://localhost:8000/"),
     Component("dashboard", loud, "http://localhost:8050/monitoring/"),
@@ -28,6 +29,9 @@ components = [
 ]
 if sys.argv[1] == "quits":
     components.append(Component("quitter", quits, "http://localhost:1/"))
+if sys.argv[1] == "tool fails":
+    components.append(Component("failer", fails, "http://localhost:2/", log_to_file=True,
+                                essential=False))
 sys.exit(run(components, dict(os.environ), console=True, log_dir=Path(sys.argv[2])))
 """
 
@@ -90,3 +94,24 @@ def test_a_process_that_dies_stops_the_stack_and_says_so(tmp_path: Path) -> None
     assert "quitter exited with 3; stopping" in out
     assert out.rstrip().endswith("stopped talker, dashboard, tool, quitter (exit 3)")
     assert process.returncode == 1
+
+
+def test_a_monitoring_tool_that_dies_shows_its_log_and_the_services_keep_running(
+    tmp_path: Path,
+) -> None:
+    process = _start(tmp_path, "tool fails")
+    try:
+        lines = _read_until(
+            process, "failer exited with 1; the services keep running", "talker      │ second"
+        )
+        time.sleep(1)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    log = tmp_path / "logs" / "failer.log"
+    assert f"last lines of {log}:" in lines
+    assert "  bind: address already in use" in lines
+    assert out.rstrip().endswith("stopped talker, dashboard, tool, failer (exit 1)")
+    assert process.returncode == 0

@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
+from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN
 from services.inference.app import create_app
 from services.inference.lineup import canary_draw
 from services.inference.registry import Registry
@@ -253,3 +255,16 @@ def test_registry_errors_are_clear_4xx(client: TestClient, candidate: Path) -> N
         headers=ADMIN,
     )
     assert garbage.status_code == 422
+
+
+def test_only_dev_mode_gives_the_admin_api_its_dev_token(
+    database_url: str, model_path: Path
+) -> None:
+    dev = Settings(database_url=database_url, model_path=model_path, dev_mode=True)
+    assert dev.inference_admin_token == DEV_INFERENCE_ADMIN_TOKEN
+    production = Settings(database_url=database_url, model_path=model_path, dev_mode=False)
+    with TestClient(create_app(production)) as client:
+        dev_token = {"Authorization": f"Bearer {DEV_INFERENCE_ADMIN_TOKEN}"}
+        assert client.get("/admin/models", headers=dev_token).status_code == 401
+    with pytest.raises(ValidationError, match="published in this repository"):
+        Settings(inference_admin_token=DEV_INFERENCE_ADMIN_TOKEN, dev_mode=False)
