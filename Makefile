@@ -14,7 +14,7 @@ ANCHORS_STAMP := $(ANCHORS_VENV)/.installed
 	dashboards generate manifests lock audit anchors up down logs clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV
 	$(PY) -m ml.train --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
 	$(PY) -m ml.evaluate models/cat_dog_classifier.onnx "$(CV_DATASET_DIR)/val" --min-accuracy 0.985
 
-retrain: $(MODEL_STAMP) ## Retrain on consented feedback ($$DATABASE_URL, $$MODEL_STORE_DIR); shadow only if it beats the active model
+retrain: $(MODEL_STAMP) ## Retrain on consented feedback (the running make run's database, else $$DATABASE_URL); shadow only if it beats the active model
 	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
 	$(PY) -m ml.retrain --cache-dir ml/.cache $(RETRAIN_ARGS)
 

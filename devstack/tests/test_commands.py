@@ -90,3 +90,9 @@ def test_a_stack_file_left_by_a_killed_stack_is_ignored(tmp_path: Path) -> None:
     stale = tmp_path / "stack.json"
     stale.write_text(json.dumps({"pid": int(finished.stdout), "environment": {}}))
     assert running_stack(stale) is None
+
+
+def test_make_help_shows_variables_as_a_shell_writes_them() -> None:
+    shown = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "$CV_DATASET_DIR" in shown.stdout
+    assert "$$" not in shown.stdout

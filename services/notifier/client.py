@@ -233,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     explanations = {
         "service": "queued by the notifier service",
         "discord": "posted directly to Discord",
-        "disabled": "not sent: neither NOTIFIER_URL nor DISCORD_WEBHOOK_URL is set",
-        "failed": "not sent: the notifier service and Discord both failed (see the log)",
+        "disabled": "not sent: no stack of `make run` is running here and neither NOTIFIER_URL "
+        "(with NOTIFIER_TOKEN) nor DISCORD_WEBHOOK_URL is set",
+        "failed": "not sent: the notifier service and Discord both failed (see the log; a 401 "
+        "means NOTIFIER_TOKEN is not the notifier's token)",
     }
     print(explanations[how])
     return 0 if how in {"service", "discord"} else 1
