@@ -11,7 +11,7 @@ ANCHORS_VENV := .venv-anchors
 ANCHORS_STAMP := $(ANCHORS_VENV)/.installed
 
 .PHONY: help venv model-deps anchors-deps run test lint format bench model retrain evaluate \
-	dashboards generate manifests lock audit anchors up down logs clean
+	dashboards generate manifests lock audit anchors up down logs images test-containers clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  make %-10s %s\n", $$1, $$2}'
@@ -97,14 +97,26 @@ lock: ## Re-resolve requirements/*.txt from requirements/*.in
 audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 	$(VENV)/bin/pip-audit --strict -r requirements/runtime.txt
 
-up: ## docker compose up (needs a Docker engine and a .env)
-	docker compose up -d --build
+# Docker or podman, whichever is here (deploy/compose.py says which, or that neither is).
+COMPOSE := $(PYTHON) -m deploy.compose
 
-down: ## docker compose down
-	docker compose down
+up: ## Build the images and start docker-compose.yml (Docker or podman; needs a .env)
+	$(COMPOSE) up
 
-logs: ## Follow the compose logs
-	docker compose logs -f --tail=100
+down: ## Stop the compose stack (DOWN_ARGS=--volumes also removes its data)
+	$(COMPOSE) down $(DOWN_ARGS)
+
+logs: ## Follow the compose stack's logs
+	$(COMPOSE) logs
+
+images: $(STAMP) ## Build the project's images with Docker or podman
+	$(PY) -m deploy.compose build
+
+# The stack in a network namespace of its own: its bridge, firewall rules and published ports
+# never reach the host's network. Needs root (unshare) and the images.
+test-containers: images ## The container tier: the compose stack built, run and driven for real
+	CV_HOST_NETNS=$$(readlink /proc/self/ns/net) unshare --net -- \
+		sh -c 'ip link set lo up && exec $(PY) -m pytest -m containers tests/containers $(PYTEST_ARGS)'
 
 clean: ## Remove the environment and local data
 	rm -rf $(VENV) $(ANCHORS_VENV) .data .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devstack.components import Component
-from monitoring.render import local_targets, render_alertmanager, render_prometheus
+from monitoring.render import local_targets, render_alertmanager, render_prometheus, write_private
 from services.common.settings import DEV_NOTIFIER_TOKEN, require_secret
 
 logger = logging.getLogger(__name__)
@@ -97,15 +97,6 @@ def alertmanager_command(binary: str, config: Path, storage: Path, port: int) ->
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
-
-
-def write_private(path: Path, text: str) -> Path:
-    """Write a file only its owner can read (the Alertmanager config holds a token)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-    return path
 
 
 def monitoring_components(data_dir: Path) -> list[Component]:

@@ -481,6 +481,11 @@ class FakeDiscord:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self._server.server_address[1])
+
     # The fake accepts any token: this one is a placeholder, not a secret.
     def webhook_url(self, webhook_id: str = "123456789012345678", token: str = "t0ken") -> str:  # noqa: S107
         """A webhook URL served by this fake."""

@@ -7,6 +7,7 @@ make, and `run_tool` for promtool and amtool.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -15,16 +16,17 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import yaml
 
 from devstack.monitoring import (
     ALERTMANAGER_BINARIES,
     alertmanager_command,
     find_binary,
     prometheus_command,
-    write_private,
 )
 from harness.ports import free_port
 from harness.waiting import wait_until
+from monitoring.render import write_private
 
 INSTALL_HINT = "install Debian's prometheus and prometheus-alertmanager (.ci/run does)"
 
@@ -179,3 +181,35 @@ def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(part) for part in command], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_RULE_DURATIONS = ("for", "keep_firing_for")
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a Prometheus duration such as `2m` or `1h30m`."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def write_scaled_rules(rules_dir: Path, out_dir: Path, factor: float) -> Path:
+    """The committed rule files with every `for:` and `keep_firing_for:` divided by `factor`
+    (at least 1 s): the same alerts on the same expressions, minutes becoming seconds.
+
+    The committed durations are proven by promtool's unit tests in virtual time; a stack that
+    must see an alert fire and resolve in real time runs these.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(rules_dir.glob("*.yml")):
+        document = yaml.safe_load(path.read_text())
+        for group in document.get("groups", []):
+            for rule in group.get("rules", []):
+                for key in _RULE_DURATIONS:
+                    if key in rule:
+                        rule[key] = f"{max(1, round(duration_s(rule[key]) / factor))}s"
+        (out_dir / path.name).write_text(yaml.safe_dump(document, sort_keys=False))
+    return out_dir

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import string
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -199,17 +201,30 @@ def main(argv: list[str] | None = None) -> int:
     alertmanager.add_argument(
         "--notifier-url", default=COMPOSE_NOTIFIER_URL, help="base URL of the notifier"
     )
-    alertmanager.add_argument(
-        "--token-file",
-        type=Path,
-        required=True,
-        help="file holding the notifier's bearer token (kept off the command line)",
-    )
-    alertmanager.add_argument(
+    # Secrets are read from a file or an environment variable, never the command line.
+    token = alertmanager.add_mutually_exclusive_group(required=True)
+    token.add_argument("--token-file", type=Path, help="file holding the notifier's bearer token")
+    token.add_argument("--token-env", metavar="NAME", help="variable holding that token")
+    webhook = alertmanager.add_mutually_exclusive_group()
+    webhook.add_argument(
         "--discord-webhook-file",
         type=Path,
-        help="file holding DISCORD_WEBHOOK_URL, for the alerts that bypass the notifier "
-        "(without it they go to the notifier)",
+        help="file holding DISCORD_WEBHOOK_URL, for the alerts that bypass the notifier; "
+        "missing or blank, they go to the notifier",
+    )
+    webhook.add_argument("--discord-webhook-env", metavar="NAME", help="variable holding it")
+    alertmanager.add_argument(
+        "--route-timing",
+        action="append",
+        default=[],
+        metavar="NAME=DURATION",
+        help="replace group_wait, group_interval or repeat_interval on every route that sets "
+        "it (repeatable; tests use it to see notifications in seconds)",
+    )
+    alertmanager.add_argument(
+        "--owner",
+        metavar="UID:GID",
+        help="hand the written file to this user (the one Alertmanager runs as)",
     )
     for sub in (prometheus, alertmanager):
         sub.add_argument("--out", type=Path, help="write here instead of standard output")
@@ -221,22 +236,64 @@ def main(argv: list[str] | None = None) -> int:
             targets.update(_parse_pairs(args.target, "--target"))
             text = render_prometheus(targets, rules_dir=args.rules_dir)
         else:
-            token = args.token_file.read_text().strip()
-            webhook_file = args.discord_webhook_file
-            webhook = webhook_file.read_text().strip() if webhook_file else None
             text = render_alertmanager(
-                notifier_token=token,
+                notifier_token=_secret(args.token_file, args.token_env),
                 notifier_url=args.notifier_url,
-                discord_webhook_url=webhook or None,
+                discord_webhook_url=_secret(
+                    args.discord_webhook_file, args.discord_webhook_env, optional=True
+                )
+                or None,
+                timings=_parse_pairs(args.route_timing, "--route-timing"),
             )
+        if args.out is None:
+            sys.stdout.write(text)
+        else:
+            owner = _parse_owner(args.owner) if args.command == "alertmanager" else None
+            write_private(args.out, text, owner=owner)
     except (RenderError, OSError) as error:
         parser.error(str(error))
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.write_text(text)
-        args.out.chmod(0o600)
     return 0
+
+
+def _secret(path: Path | None, variable: str | None, *, optional: bool = False) -> str:
+    """A secret from its file or variable; an optional one may be missing (Docker Compose
+    writes no file for an empty secret)."""
+    if variable is not None:
+        return os.environ.get(variable, "").strip()
+    if path is None or (optional and not path.exists()):
+        return ""
+    return path.read_text().strip()
+
+
+def _parse_owner(owner: str | None) -> tuple[int, int] | None:
+    if owner is None:
+        return None
+    uid, sep, gid = owner.partition(":")
+    if not (sep and uid.isdigit() and gid.isdigit()):
+        raise RenderError(f"--owner must be UID:GID in numbers, got {owner!r}")
+    return int(uid), int(gid)
+
+
+def write_private(out: Path, text: str, *, owner: tuple[int, int] | None = None) -> Path:
+    """Replace `out` with a 0600 file holding `text` (it may hold a token), owned by `owner`
+    when given.
+
+    Written beside it and renamed: the previous file may belong to another user that this
+    process (root with CAP_CHOWN only, in a container) can no longer open.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+            os.fchmod(file.fileno(), 0o600)
+            if owner is not None:
+                os.fchown(file.fileno(), *owner)
+        os.replace(temporary, out)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return out
 
 
 if __name__ == "__main__":
