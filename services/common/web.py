@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
 
+from services.common.api_docs import install_api_docs
 from services.common.errors import DEFAULT_UNAVAILABLE_DETAIL, install_error_handlers
 from services.common.health import ReadinessCheck, health_router
 from services.common.logs import configure_logging
@@ -45,8 +46,9 @@ def create_service_app(
     `InvalidInput` 422.
     """
     configure_logging(settings.log_level, settings.log_format)
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    install_api_docs(app)
     install_error_handlers(
         app,
         unavailable_detail=unavailable_detail,
