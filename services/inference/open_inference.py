@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.sizes import readable_bytes
 from services.inference import metrics
 from services.inference.answering import Answered, Photo, answer, record
 from services.inference.lineup import LineupManager
@@ -201,7 +202,7 @@ def _photos(tensor: TensorIn, binary: bytes, settings: Settings) -> list[bytes]:
     # The same per-photo limit as /predict's files, whichever form carried the photo.
     if any(len(photo) > settings.max_upload_bytes for photo in photos):
         raise ProtocolError(
-            413, f"a photo exceeds {settings.max_upload_bytes} bytes", "UploadTooLarge"
+            413, f"a photo exceeds {readable_bytes(settings.max_upload_bytes)}", "UploadTooLarge"
         )
     return photos
 

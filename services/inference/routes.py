@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
 from services.common.i18n import LANGUAGES, choose_language
+from services.common.sizes import readable_bytes
 from services.inference import metrics
 from services.inference.answering import Photo, answer, keepable, record
 from services.inference.lineup import LineupManager
@@ -150,7 +151,7 @@ async def predict(
     for photo in upload.photos:
         if len(photo.data) > settings.max_upload_bytes:
             metrics.REJECTED.labels(reason="UploadTooLarge").inc()
-            raise HTTPException(413, f"a file exceeds {settings.max_upload_bytes} bytes")
+            raise HTTPException(413, f"a file exceeds {readable_bytes(settings.max_upload_bytes)}")
     answered = await answer(request, [photo.data for photo in upload.photos])
     kept = await keepable(request, upload.photos) if upload.photo_consent else None
     record(request, upload.photos, answered, rgpd_consent=upload.rgpd_consent, kept=kept)
