@@ -186,15 +186,20 @@ def load_reference(model_path: Path, card: ModelCard) -> np.ndarray | None:
     field = card.raw.get("drift_reference")
     if not field:
         return None
+    # Messages name the file, never its folder: over HTTP that is a server's scratch folder.
     path = reference_path_for(model_path)
+    if not path.is_file():
+        raise ModelError(f"the card names a drift reference ({path.name}); none came with it")
     try:
         if file_sha256(path) != field["sha256"]:
-            raise ModelError(f"{path} does not match the sha256 its card gives")
+            raise ModelError(f"drift reference {path.name} does not match its card's sha256")
         reference = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, KeyError) as error:
-        raise ModelError(f"drift reference {path} is unreadable: {error}") from error
+    except OSError as error:
+        raise ModelError(f"drift reference {path.name} is unreadable: {error.strerror}") from error
+    except (ValueError, KeyError) as error:
+        raise ModelError(f"drift reference {path.name} is unreadable: {error}") from error
     if reference.ndim != 2 or len(reference) < 2:
-        raise ModelError(f"drift reference {path} must be a [rows, dims] array")
+        raise ModelError(f"drift reference {path.name} must be a [rows, dims] array")
     return reference
 
 

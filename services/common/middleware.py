@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.sizes import readable_bytes
+
 # nginx's status for "the client closed the connection before the answer": a client error.
 CLIENT_CLOSED_REQUEST = 499
 
@@ -65,11 +67,14 @@ class RequestBodyGuard:
         total_timeout_s: float,
         path_max_bytes: Mapping[str, int] | None = None,
         on_refused: Callable[[int], None] | None = None,
+        stated_max_bytes: int | None = None,
     ) -> None:
         self.app = app
         # Told the status of each refusal, for the service's own domain metric.
         self.on_refused = on_refused
         self.max_bytes = max_bytes
+        # The limit refusals name: the documented one, when `max_bytes` adds framing to it.
+        self.stated_max_bytes = stated_max_bytes or max_bytes
         # Exact paths allowed a different limit (a model upload is bigger than a photo).
         self.path_max_bytes = dict(path_max_bytes or {})
         self.idle_timeout_s = idle_timeout_s
@@ -81,12 +86,16 @@ class RequestBodyGuard:
             return
         header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
         if header_bytes > MAX_HEADER_BYTES:
-            await self._refuse(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+            await self._refuse(
+                send, 431, f"request headers exceed {readable_bytes(MAX_HEADER_BYTES)}"
+            )
             return
-        max_bytes = self.path_max_bytes.get(scope["path"], self.max_bytes)
+        path_limit = self.path_max_bytes.get(scope["path"])
+        max_bytes = path_limit or self.max_bytes
+        too_large = f"request body exceeds {readable_bytes(path_limit or self.stated_max_bytes)}"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await self._refuse(send, 413, f"request body exceeds {max_bytes} bytes")
+            await self._refuse(send, 413, too_large)
             return
 
         refused: _BodyRefused | None = None
@@ -110,7 +119,7 @@ class RequestBodyGuard:
             elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    refused = _BodyRefused(413, f"request body exceeds {max_bytes} bytes")
+                    refused = _BodyRefused(413, too_large)
                     raise refused
             return message
 

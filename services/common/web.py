@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
 
+from services.common.api_docs import install_api_docs
 from services.common.errors import DEFAULT_UNAVAILABLE_DETAIL, install_error_handlers
 from services.common.health import ReadinessCheck, health_router
 from services.common.logs import configure_logging
@@ -30,6 +31,7 @@ def create_service_app(
     readiness: ReadinessCheck,
     required: Collection[str] = ("database",),
     max_body_bytes: int = 1024 * 1024,
+    stated_max_body_bytes: int | None = None,
     path_max_body_bytes: Mapping[str, int] | None = None,
     on_body_refused: Callable[[int], None] | None = None,
     body_idle_timeout_s: float = 15.0,
@@ -45,8 +47,9 @@ def create_service_app(
     `InvalidInput` 422.
     """
     configure_logging(settings.log_level, settings.log_format)
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    install_api_docs(app)
     install_error_handlers(
         app,
         unavailable_detail=unavailable_detail,
@@ -63,6 +66,7 @@ def create_service_app(
         RequestBodyGuard,
         max_bytes=max_body_bytes,
         path_max_bytes=path_max_body_bytes,
+        stated_max_bytes=stated_max_body_bytes,
         on_refused=on_body_refused,
         idle_timeout_s=body_idle_timeout_s,
         total_timeout_s=body_total_timeout_s,

@@ -11,6 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 from fastapi import HTTPException, Request
@@ -124,8 +125,21 @@ async def _run(request: Request, predictor: Predictor, photos: list[bytes]) -> l
         raise HTTPException(rejection_status(error), str(error)) from None
 
 
-async def keepable(request: Request, photos: list[Photo]) -> list[bytes | None]:
-    """What may be kept of each photo: re-encoded without metadata (`photos.keepable`); None
+NotKeptReason = Literal["hourly_quota", "unreadable"]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What is kept of one photo: its re-encoded bytes, or None and why not."""
+
+    data: bytes | None
+    # "hourly_quota" past KEPT_PHOTOS_PER_CLIENT_PER_HOUR, "unreadable" when only the model's
+    # reduced decoding could read it; None when kept.
+    not_kept_reason: NotKeptReason | None = None
+
+
+async def keepable(request: Request, photos: list[Photo]) -> list[Kept]:
+    """What may be kept of each photo: re-encoded without metadata (`photos.keepable`); nothing
     for one that only the model's reduced decoding could read, and past the client's share
     (`KEPT_PHOTOS_PER_CLIENT_PER_HOUR`), both counted. The prediction is answered either way."""
     limits = request.app.state.lineup.lineup.active.limits
@@ -134,18 +148,18 @@ async def keepable(request: Request, photos: list[Photo]) -> list[bytes | None]:
     client = request.client.host if request.client else "unknown"
     allowed = [quota.acquire(client) == 0 for _ in photos]
 
-    def reencode() -> list[bytes | None]:
-        kept: list[bytes | None] = []
+    def reencode() -> list[Kept]:
+        kept: list[Kept] = []
         for photo, within_share in zip(photos, allowed, strict=True):
             if not within_share:
                 metrics.DROPPED.labels(kind="photo_quota").inc()
-                kept.append(None)
+                kept.append(Kept(None, "hourly_quota"))
                 continue
             try:
-                kept.append(kept_photos.keepable(photo.data, limits, max_side=max_side))
+                kept.append(Kept(kept_photos.keepable(photo.data, limits, max_side=max_side)))
             except ImageRejected:
                 metrics.DROPPED.labels(kind="photo").inc()
-                kept.append(None)
+                kept.append(Kept(None, "unreadable"))
         return kept
 
     return await asyncio.get_running_loop().run_in_executor(request.app.state.executor, reencode)
@@ -164,14 +178,14 @@ def record(
     answered: Answered,
     *,
     rgpd_consent: bool,
-    kept: list[bytes | None] | None = None,
+    kept: list[Kept] | None = None,
 ) -> None:
     """Queue every answered prediction for PostgreSQL (with what `keepable` made of its photo
     when the user allowed keeping it, with its embedding when the drift sample draws it) and
     for the shadow model, if there is one."""
     writer: PredictionWriter = request.app.state.writer
     share: float = request.app.state.settings.drift_sample_share
-    keeping = kept if kept is not None else [None] * len(photos)
+    keeping = [item.data for item in kept] if kept is not None else [None] * len(photos)
     for kept_photo, (prediction_id, result) in zip(keeping, answered, strict=True):
         writer.submit(
             PredictionRow(

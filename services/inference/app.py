@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
         required=("model",),
         max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        stated_max_body_bytes=settings.max_upload_bytes,
         path_max_body_bytes={"/admin/models": settings.model_upload_max_bytes},
         on_body_refused=metrics.count_body_refusal,
         body_idle_timeout_s=settings.upload_idle_timeout_s,

@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.sizes import readable_bytes
 from services.inference import metrics
 from services.inference.answering import Answered, Photo, answer, record
 from services.inference.lineup import LineupManager
@@ -132,6 +133,43 @@ def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any
     }
 
 
+# Triton's names for the protocol's datatypes, in model configurations.
+_CONFIG_TYPES = {"BYTES": "TYPE_STRING", "FP32": "TYPE_FP32"}
+
+
+def _config(request: Request, name: str, version: str | None) -> dict[str, Any]:
+    """The model configuration (Triton's extension), from the same facts as the metadata.
+
+    `max_batch_size` 0: the batch is the first dimension of every tensor, not implied.
+    """
+    metadata = _metadata(request, name, version)
+    settings: Settings = request.app.state.settings
+
+    def tensors(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": item["name"],
+                "data_type": _CONFIG_TYPES[item["datatype"]],
+                "dims": item["shape"],
+            }
+            for item in items
+        ]
+
+    return {
+        "name": name,
+        "platform": metadata["platform"],
+        "backend": "onnxruntime",
+        "max_batch_size": 0,
+        "version_policy": {"specific": {"versions": metadata["versions"]}},
+        "input": tensors(metadata["inputs"]),
+        "output": tensors(metadata["outputs"]),
+        "parameters": {
+            "predict_max_photos": {"string_value": str(settings.predict_max_photos)},
+            "max_upload_bytes": {"string_value": str(settings.max_upload_bytes)},
+        },
+    }
+
+
 def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
     """The JSON header and the binary part of a request (binary tensor data extension)."""
     if header_length is None:
@@ -201,7 +239,7 @@ def _photos(tensor: TensorIn, binary: bytes, settings: Settings) -> list[bytes]:
     # The same per-photo limit as /predict's files, whichever form carried the photo.
     if any(len(photo) > settings.max_upload_bytes for photo in photos):
         raise ProtocolError(
-            413, f"a photo exceeds {settings.max_upload_bytes} bytes", "UploadTooLarge"
+            413, f"a photo exceeds {readable_bytes(settings.max_upload_bytes)}", "UploadTooLarge"
         )
     return photos
 
@@ -309,7 +347,7 @@ async def server_metadata(request: Request) -> dict[str, Any]:
     return {
         "name": "cat-dog-inference",
         "version": request.app.version,
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_configuration", "model_repository"],
     }
 
 
@@ -342,6 +380,28 @@ async def model_metadata(request: Request, name: str) -> dict[str, Any]:
 async def version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
     """One version's metadata."""
     return _metadata(request, name, version)
+
+
+@router.get("/models/{name}/config", responses=_errors(404))
+async def model_config(request: Request, name: str) -> dict[str, Any]:
+    """The model's configuration (Triton's extension), with the versions serving."""
+    return _config(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}/config", responses=_errors(404))
+async def version_config(request: Request, name: str, version: str) -> dict[str, Any]:
+    """One version's configuration."""
+    return _config(request, name, version)
+
+
+@router.post("/repository/index")
+async def repository_index(request: Request) -> list[dict[str, str]]:
+    """Triton's repository index: each version the line-up serves, all of them ready.
+
+    Versions registered but not serving are the registry's (`GET /admin/models`)."""
+    name = _model_name(request)
+    versions = dict.fromkeys(p.version for p in _manager(request).lineup.roles().values())
+    return [{"name": name, "version": version, "state": "READY"} for version in versions]
 
 
 @router.get(
@@ -417,3 +477,20 @@ async def _answer_infer(request: Request, name: str, version: str | None) -> Res
         raise ProtocolError(error.status_code, str(error.detail), reason=None) from None
     record(request, [Photo(data) for data in photos], answered, rgpd_consent=False)
     return _response(body, name, answered, _manager(request).lineup.active.version)
+
+
+_NOT_OFFERED = (
+    "this server offers the protocol's core and its binary_tensor_data, model_configuration and"
+    " model_repository extensions; its statistics are Prometheus metrics at /metrics"
+)
+
+
+@router.api_route(
+    "/{path:path}",
+    methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+    include_in_schema=False,
+)
+async def not_offered(request: Request, path: str) -> Response:
+    """Anything else under /v2 (statistics, trace, logging, shared memory, load and unload):
+    refused in the protocol's error shape, which protocol clients decode."""
+    raise ProtocolError(404, f"{request.method} /v2/{path} is not offered: {_NOT_OFFERED}")

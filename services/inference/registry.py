@@ -353,7 +353,7 @@ def _checked_model(model_path: Path) -> tuple[ModelCard, str]:
         )
     sha256 = file_sha256(model_path)
     if sha256 != card.sha256:
-        raise InvalidModel(f"{model_path} has sha256 {sha256}, its card says {card.sha256}")
+        raise InvalidModel(f"{model_path.name} has sha256 {sha256}, its card says {card.sha256}")
     try:
         load_reference(model_path, card)
     except ModelError as error:

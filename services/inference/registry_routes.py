@@ -112,7 +112,12 @@ def registry_router(token: str | None) -> APIRouter:
                 reference_path_for(path).write_bytes(await reference.read())
             await form.close()
             actor = _actor(request)
-            return await _apply(request, lambda: registry.register(path, actor=actor))
+            try:
+                return await _apply(request, lambda: registry.register(path, actor=actor))
+            except HTTPException as error:
+                # The files sit in this server's scratch folder: name them, never where they are.
+                detail = str(error.detail).replace(f"{scratch}/", "")
+                raise HTTPException(error.status_code, detail) from None
 
     @admin.post("/rollback")
     async def rollback(

@@ -16,8 +16,9 @@ from starlette.formparsers import MultiPartException
 
 from services.common.errors import ErrorBody
 from services.common.i18n import LANGUAGES, choose_language
+from services.common.sizes import readable_bytes
 from services.inference import metrics
-from services.inference.answering import Photo, answer, keepable, record
+from services.inference.answering import Kept, NotKeptReason, Photo, answer, keepable, record
 from services.inference.lineup import LineupManager
 from services.inference.settings import Settings
 
@@ -56,6 +57,14 @@ class PredictionResponse(BaseModel):
         description="ImageNet probability mass on cats and dogs; low means neither."
     )
     is_cat_or_dog: bool = Field(description="False when the photo looks like neither.")
+    photo_kept: bool | None = Field(
+        default=None, description="With photo_consent: whether the photo is kept; else null."
+    )
+    photo_not_kept_reason: NotKeptReason | None = Field(
+        default=None,
+        description="Why a photo the user allowed us to keep is not: past the client's"
+        " KEPT_PHOTOS_PER_CLIENT_PER_HOUR, or readable only at the model's reduced scale.",
+    )
 
 
 class BatchPredictionResponse(BaseModel):
@@ -150,10 +159,11 @@ async def predict(
     for photo in upload.photos:
         if len(photo.data) > settings.max_upload_bytes:
             metrics.REJECTED.labels(reason="UploadTooLarge").inc()
-            raise HTTPException(413, f"a file exceeds {settings.max_upload_bytes} bytes")
+            raise HTTPException(413, f"a file exceeds {readable_bytes(settings.max_upload_bytes)}")
     answered = await answer(request, [photo.data for photo in upload.photos])
     kept = await keepable(request, upload.photos) if upload.photo_consent else None
     record(request, upload.photos, answered, rgpd_consent=upload.rgpd_consent, kept=kept)
+    keeping: list[Kept | None] = list(kept) if kept is not None else [None] * len(answered)
     responses = [
         PredictionResponse(
             prediction_id=prediction_id,
@@ -165,8 +175,10 @@ async def predict(
             model_version=result.model_version,
             pet_score=result.pet_score,
             is_cat_or_dog=result.is_cat_or_dog,
+            photo_kept=None if kept_photo is None else kept_photo.data is not None,
+            photo_not_kept_reason=None if kept_photo is None else kept_photo.not_kept_reason,
         )
-        for prediction_id, result in answered
+        for (prediction_id, result), kept_photo in zip(answered, keeping, strict=True)
     ]
     if len(responses) == 1:
         return responses[0]

@@ -53,7 +53,7 @@ def test_thumbs_down_with_the_true_label_reaches_the_database_and_the_metrics(
         FEEDBACK_ALLOWED_ORIGINS=inference.url,
     )
     problems: list[str] = []
-    # Failed loads are judged by URL below (the browser asks for a favicon nobody serves).
+    # Failed loads are judged by URL below, the favicon the browser asks for included.
     page.on(
         "console",
         lambda message: (
@@ -65,9 +65,7 @@ def test_thumbs_down_with_the_true_label_reaches_the_database_and_the_metrics(
     page.on(
         "response",
         lambda response: (
-            response.status >= 400
-            and not response.url.endswith("/favicon.ico")
-            and problems.append(f"{response.status} {response.url}")
+            response.status >= 400 and problems.append(f"{response.status} {response.url}")
         ),
     )
     page.on("pageerror", lambda error: problems.append(str(error)))

@@ -72,8 +72,16 @@ fileInput.addEventListener("change", () => choose(fileInput.files[0]));
 dropZone.addEventListener("drop", (event) => choose(event.dataTransfer.files[0]));
 
 function showFigures(answer) {
-  document.getElementById("verdict").textContent =
-    i18n.t(answer.prediction === "cat" ? "result.cat" : "result.dog", { confidence: i18n.percent(answer.confidence) });
+  const confidence = i18n.percent(answer.confidence);
+  // A photo of neither leads with that: the model's pick is only a guess, said in the warning.
+  document.getElementById("verdict").textContent = answer.is_cat_or_dog
+    ? i18n.t(answer.prediction === "cat" ? "result.cat" : "result.dog", { confidence })
+    : i18n.t("result.neither");
+  document.getElementById("not-pet-warning").textContent = answer.is_cat_or_dog ? ""
+    : i18n.t("result.not_pet", { guess: i18n.t(`result.guess_${answer.prediction}`), confidence });
+  const notKept = document.getElementById("photo-not-kept");
+  notKept.hidden = !answer.photo_not_kept_reason;
+  notKept.textContent = answer.photo_not_kept_reason ? i18n.t(`photo.${answer.photo_not_kept_reason}`) : "";
   document.getElementById("proba-cat").textContent = i18n.percent(answer.proba_cat);
   document.getElementById("proba-dog").textContent = i18n.percent(answer.proba_dog);
   document.getElementById("inference-time").textContent = i18n.number(answer.inference_time_ms, 1);
@@ -91,6 +99,13 @@ function render(answer) {
   document.dispatchEvent(new CustomEvent("prediction", { detail: answer }));
 }
 
+// A failed upload leaves no earlier answer on screen, as if it were this photo's.
+function forgetAnswer() {
+  lastAnswer = null;
+  document.getElementById("result").hidden = true;
+  document.dispatchEvent(new CustomEvent("prediction", { detail: null }));
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!chosenFile) return;
@@ -103,11 +118,13 @@ form.addEventListener("submit", async (event) => {
   try {
     const response = await fetch("/predict", { method: "POST", body });
     if (!response.ok) {
+      forgetAnswer();
       showError(...predictError(response.status));
       return;
     }
     render(await response.json());
   } catch (err) {
+    forgetAnswer();
     showError("error.predict.unreachable");
   } finally {
     submit.disabled = false;
@@ -220,15 +237,24 @@ document.getElementById("feedback-no").addEventListener("click", () => {
 document.querySelectorAll(".label-choice").forEach((button) => {
   button.addEventListener("click", () => sendFeedback("unsatisfied", button.dataset.label || null));
 });
-document.getElementById("erase").addEventListener("click", erase);
+// Erasing cannot be undone: it asks first.
+const eraseConfirm = document.getElementById("erase-confirm");
+document.getElementById("erase").addEventListener("click", () => { eraseConfirm.hidden = false; });
+document.getElementById("erase-cancel").addEventListener("click", () => { eraseConfirm.hidden = true; });
+document.getElementById("erase-yes").addEventListener("click", () => {
+  eraseConfirm.hidden = true;
+  erase();
+});
 
 document.addEventListener("prediction", (event) => {
   currentPrediction = event.detail;
+  eraseConfirm.hidden = true;
+  say(null);
+  if (!currentPrediction) return;
   // After 👎 only the other class can be the truth; "neither" stays available.
   document.getElementById("true-cat").hidden = currentPrediction.prediction === "cat";
   document.getElementById("true-dog").hidden = currentPrediction.prediction === "dog";
   labelChoice.hidden = true;
-  say(null);
   setBusy(false);
   document.querySelectorAll(".vote").forEach((button) => button.classList.remove("chosen"));
   document.getElementById("access-link").href =

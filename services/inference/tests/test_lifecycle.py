@@ -6,6 +6,8 @@ inverted (red = dog), so which version answered is visible in every answer.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -239,6 +241,36 @@ def test_a_model_that_cannot_run_is_never_swapped_in(client: TestClient, tmp_pat
     assert response.status_code == 200  # the registry took it; this replica refuses to serve it
     assert sample("cv_model_swaps_total", outcome="failed") > failed
     assert predict(client)["model_version"] == "tiny-1"
+
+
+def test_a_refused_upload_names_the_files_never_the_servers_folders(
+    client: TestClient, candidate: Path
+) -> None:
+    card = json.loads(candidate.with_suffix(".json").read_text())
+    card["drift_reference"] = {"file": "model.reference.npy", "sha256": "0" * 64}
+    files = {
+        "model": ("model.onnx", candidate.read_bytes(), "application/octet-stream"),
+        "card": ("model.json", json.dumps(card).encode(), "application/json"),
+    }
+    without = client.post("/admin/models", files=files, headers=ADMIN)
+    assert without.status_code == 422
+    assert without.json()["detail"] == (
+        "the card names a drift reference (model.reference.npy); none came with it"
+    )
+    files["reference"] = ("model.reference.npy", b"not numpy", "application/octet-stream")
+    mismatched = client.post("/admin/models", files=files, headers=ADMIN)
+    assert mismatched.status_code == 422
+    assert mismatched.json()["detail"] == (
+        "drift reference model.reference.npy does not match its card's sha256"
+    )
+    garbage = client.post(
+        "/admin/models",
+        files={"model": ("m.onnx", b"not onnx"), "card": ("m.json", b"{}")},
+        headers=ADMIN,
+    )
+    assert garbage.status_code == 422
+    for refused in (without, mismatched, garbage):
+        assert tempfile.gettempdir() not in refused.text, refused.text
 
 
 def test_registry_errors_are_clear_4xx(client: TestClient, candidate: Path) -> None:

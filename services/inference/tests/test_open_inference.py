@@ -95,6 +95,37 @@ def test_health_and_metadata_through_the_triton_client(
     assert outputs["pet_score"]["datatype"] == "FP32"
 
 
+def test_configuration_repository_and_what_is_not_offered_through_the_triton_client(
+    client: triton.InferenceServerClient,
+) -> None:
+    assert {"model_configuration", "model_repository"} <= set(
+        client.get_server_metadata()["extensions"]
+    )
+    config = client.get_model_config(MODEL)
+    assert config["name"] == MODEL
+    assert config["max_batch_size"] == 0
+    assert config["input"] == [{"name": "photo", "data_type": "TYPE_STRING", "dims": [-1]}]
+    assert {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [-1, 2]} in config["output"]
+    assert client.get_model_config(MODEL, "tiny-1")["version_policy"] == {
+        "specific": {"versions": ["tiny-1"]}
+    }
+    assert client.get_model_repository_index() == [
+        {"name": MODEL, "version": "tiny-1", "state": "READY"}
+    ]
+    # What is not offered is refused in the protocol's shape: the client reads the reason.
+    for call in (
+        lambda: client.get_inference_statistics(),
+        lambda: client.get_inference_statistics(MODEL),
+        lambda: client.get_model_config("another-model"),
+    ):
+        with pytest.raises(InferenceServerException) as refused:
+            call()
+        assert refused.value.status() == "404"
+        assert "decoding the response" not in refused.value.message()
+    with pytest.raises(InferenceServerException, match="statistics are Prometheus metrics"):
+        client.get_inference_statistics(MODEL)
+
+
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_a_batch_is_inferred_stored_and_counted(
     client: triton.InferenceServerClient, service: ServiceProcess, database_url: str, binary: bool

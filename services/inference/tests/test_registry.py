@@ -78,7 +78,7 @@ def test_the_drift_reference_travels_with_its_model_and_must_match_its_card(
 
     with_reference(models["v2"], rows)
     np.save(reference_path_for(models["v2"]), rows[:2].astype(np.float16))  # not what was hashed
-    with pytest.raises(InvalidModel, match="does not match the sha256"):
+    with pytest.raises(InvalidModel, match="does not match its card's sha256"):
         registry.register(models["v2"], actor="test")
 
 
