@@ -39,11 +39,15 @@ SELECT now() AS now,
           AND m.prediction_result = {TRUTH_SQL}) AS correct,
        (SELECT min(created_at) FROM notifier_outbox WHERE state = 'pending') AS oldest_pending
 """  # noqa: S608
+# The active version's newest check; without a registry (a seeded or older database), the
+# version of the newest answer.
 ACTIVE_CHECK = """
-SELECT c.at, c.model_version, c.estimated_accuracy, c.estimated_stderr, c.drift_score,
-       c.drift_threshold
-FROM drift_checks c JOIN model_versions v ON v.version = c.model_version AND v.role = 'active'
-ORDER BY c.at DESC LIMIT 1
+SELECT at, model_version, estimated_accuracy, estimated_stderr, drift_score, drift_threshold
+FROM drift_checks
+WHERE model_version = coalesce(
+    (SELECT version FROM model_versions WHERE role = 'active'),
+    (SELECT model_version FROM monitoring ORDER BY created_at DESC LIMIT 1))
+ORDER BY at DESC LIMIT 1
 """
 
 
