@@ -17,7 +17,7 @@ from dash import Dash, Input, Output, html
 from fastapi import FastAPI
 
 from services.common.thresholds import LOW_CONFIDENCE
-from services.dashboard import figures, metrics
+from services.dashboard import figures, health, metrics
 from services.dashboard.language import count, decimal, describe, moment, percent, step, t
 from services.dashboard.layout import VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
@@ -272,6 +272,34 @@ def watch_table(checks: list[Any]) -> html.Table:
     return html.Table([html.Thead(header), html.Tbody(body)], className="versions watch")
 
 
+# Verdict values shown as percentages.
+_SHARES = frozenset({"accuracy", "low", "floor", "alpha"})
+
+
+def health_strip(verdicts: list[health.Verdict]) -> list[html.Div]:
+    """One light per objective: its name, its colour (also said in words), and why."""
+    lights = []
+    for verdict in verdicts:
+        values = {
+            name: percent(value) if name in _SHARES else value
+            for name, value in verdict.values.items()
+        }
+        level: dict[str, Any] = {"data-level": verdict.level}
+        lights.append(
+            html.Div(
+                [
+                    html.Strong(t(f"health.{verdict.objective}")),
+                    html.Span(t(f"health.level.{verdict.level}"), className="level"),
+                    html.Span(t(verdict.reason, **values), className="reason"),
+                ],
+                id=f"health-{verdict.objective}",
+                className=f"light light-{verdict.level}",
+                **level,
+            )
+        )
+    return lights
+
+
 def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None:
     """Attach every callback; `app.state.queries` exists once the lifespan has started."""
     threshold = LOW_CONFIDENCE
@@ -286,6 +314,16 @@ def register_callbacks(dash_app: Dash, app: FastAPI, settings: Settings) -> None
     @dash_app.callback(Output("refresh", "disabled"), Input("auto-refresh", "value"))
     async def toggle_refresh(value: list[str] | None) -> bool:
         return not (isinstance(value, list) and "on" in value)
+
+    @dash_app.callback(Output("health", "children"), Input("refresh", "n_intervals"))
+    async def health_lights(_tick: int) -> Any:
+        started = time.perf_counter()
+        try:
+            return health_strip(await queries().health())
+        except QueryFailed as failure:
+            return html.Div(failure_text(failure), className="light light-red")
+        finally:
+            metrics.CALLBACK_TIME.labels(callback="health").observe(time.perf_counter() - started)
 
     @dash_app.callback(
         Output("status", "children"),

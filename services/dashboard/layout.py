@@ -147,6 +147,7 @@ def _languages() -> html.Nav:
 
 def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
     """The whole page; every graph starts empty and is filled by its callback."""
+    strip: dict[str, Any] = {"aria-label": t("health.title")}
     return html.Div(
         [
             html.Header(
@@ -157,6 +158,7 @@ def build_layout(*, default_range: str, refresh_s: int) -> html.Div:
                 ],
                 className="top",
             ),
+            html.Div(id="health", className="health", **strip),
             html.Div(id="status", className="status", role="status"),
             html.Div(id="kpis", className="kpis"),
             html.Div(

@@ -22,7 +22,7 @@ import asyncpg
 from services.common.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
 from services.common.feedback_truth import TRUTH_SQL
 from services.common.thresholds import LOW_CONFIDENCE
-from services.dashboard import metrics, rollups
+from services.dashboard import health, metrics, rollups
 from services.dashboard.window import Window
 
 # Inference times (ms) where the histogram's bars start; the last bar is open-ended.
@@ -320,6 +320,14 @@ class Queries:
             feedback=feedback["feedback"],
             satisfied=feedback["satisfied"],
         )
+
+    async def health(self) -> list[health.Verdict]:
+        """Each objective's verdict now (see `health.py`)."""
+        facts, checks = await asyncio.gather(
+            self.fetch("health", health.HEALTH_FACTS),
+            self.fetch("health_check", health.ACTIVE_CHECK),
+        )
+        return health.verdicts(dict(facts[0]), dict(checks[0]) if checks else None)
 
     async def latest_prediction_time(self) -> datetime | None:
         """When the newest prediction was made, over the whole table."""

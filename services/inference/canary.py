@@ -189,7 +189,14 @@ async def served_figures(
 ) -> dict[str, VersionFigures]:
     """Answers, latency and labelled accuracy per version since `since`."""
     async with database.pool.acquire() as connection:
-        rows = await connection.fetch(_SERVED_FIGURES, since, versions)
+        return await figures_since(connection, versions, since)
+
+
+async def figures_since(
+    connection: asyncpg.Connection, versions: list[str], since: datetime
+) -> dict[str, VersionFigures]:
+    """`served_figures` on a connection of the caller's (the registry CLI has no pool)."""
+    rows = await connection.fetch(_SERVED_FIGURES, since, versions)
     found = {row["version"]: _from_row(row) for row in rows}
     return {version: found.get(version, VersionFigures.empty(version)) for version in versions}
 

@@ -18,9 +18,11 @@ import json
 import logging
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import numpy as np
 
 from catdog.calibration import reliability
@@ -147,6 +149,22 @@ def figures(
     return row
 
 
+async def latest_check(connection: asyncpg.Connection, version: str) -> dict[str, Any] | None:
+    """The newest stored check of a version, None before its first."""
+    row = await connection.fetchrow(_LATEST_CHECK, version)
+    return None if row is None else dict(row)
+
+
+def drift_verdict(check: Mapping[str, Any] | None) -> str:
+    """What a check says of drift: "drift" when its score passed the test's threshold (p <
+    alpha), "no drift", "not tested" (a window short of full, or no reference), "not checked"."""
+    if check is None:
+        return "not checked"
+    if check["drift_score"] is None or check["drift_threshold"] is None:
+        return "not tested"
+    return "drift" if check["drift_score"] > check["drift_threshold"] else "no drift"
+
+
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
@@ -191,8 +209,7 @@ class ModelWatch:
                 "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", _LOCK_KEY, version
             ) and not await connection.fetchval(_FRESH_CHECK, version, policy.interval_s * 0.8)
             if not due:
-                row = await connection.fetchrow(_LATEST_CHECK, version)
-                return None if row is None else dict(row)
+                return await latest_check(connection, version)
             embedded = await connection.fetch(_WINDOW_EMBEDDINGS, version, policy.window)
             confidence = await connection.fetch(_WINDOW_CONFIDENCE, version, policy.window)
             labelled = await connection.fetch(_LABELLED, version, policy.labelled_window)

@@ -7,7 +7,10 @@
     python -m services.inference.registry_cli promote 2.1.0
     python -m services.inference.registry_cli rollback
 
-Reads DATABASE_URL and MODEL_STORE_DIR like the inference service. Every role change is
+`list` puts each version's live figures beside its card's: answers served, accuracy on the
+answers users labelled (95 % Wilson interval), the model watch's estimated accuracy and drift
+verdict, and how its canary ended. Reads DATABASE_URL and MODEL_STORE_DIR like the inference
+service. Every role change is
 announced on Discord through the notifier when NOTIFIER_URL is set; replicas pick it up within
 MODEL_REGISTRY_POLL_S. `--json` prints machine-readable output.
 """
@@ -21,10 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import psycopg
 
 from services.common.cli import run_cli, unreachable_message
 from services.common.notify import send
+from services.inference.live_figures import live_figures
 from services.inference.registry import (
     Registry,
     RegistryError,
@@ -44,7 +49,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="every version with its role and validation figures")
+    commands.add_parser(
+        "list", help="every version: its role, its card's accuracy and its live figures"
+    )
     events = commands.add_parser("events", help="the latest role changes")
     events.add_argument("--limit", type=int, default=20, help="how many (20)")
     register = commands.add_parser("register", help="copy a model and its card into the store")
@@ -68,11 +75,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace, registry: Registry) -> Any:
+def run(args: argparse.Namespace, registry: Registry, database_url: str) -> Any:
     """Carry out one command; returns what to print."""
     who = local_actor("cli")
     if args.command == "list":
-        return [version.summary() for version in registry.versions()]
+        rows = [version.summary() for version in registry.versions()]
+        live = asyncio.run(
+            live_figures(database_url, {row["version"]: row["role"] for row in rows})
+        )
+        return [{**row, "live": live[row["version"]]} for row in rows]
     if args.command == "events":
         return registry.events(args.limit)
     if args.command == "register":
@@ -91,22 +102,46 @@ def run(args: argparse.Namespace, registry: Registry) -> Any:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no model version registered yet"
-    lines = [f"{'version':<28} {'role':<11} {'share':>6}  {'accuracy':>8}  registered"]
+    header = (
+        f"{'version':<24} {'role':<9} {'share':>5}  {'card':>7}  {'answers':>7}  "
+        f"{'feedback (95% interval)':<27} {'estimated':>9}  {'drift':<11} canary"
+    )
+    lines = [header]
     for row in rows:
+        live = row["live"]
         share = f"{row['canary_share']:.0%}" if row["canary_share"] else ""
-        accuracy = _headline_accuracy(row)
         lines.append(
-            f"{row['version']:<28} {row['role']:<11} {share:>6}  {accuracy:>8}  "
-            f"{row['registered_at'][:19].replace('T', ' ')}"
+            f"{row['version']:<24} {row['role']:<9} {share:>5}  {_headline_accuracy(row):>7}  "
+            f"{live['answers']:>7}  {_feedback(live):<27} {_percent(live['estimated_accuracy']):>9}"
+            f"  {live['drift']:<11} {_canary(live['canary'])}"
         )
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _feedback(live: dict[str, Any]) -> str:
+    if not live["labelled"]:
+        return "no labelled answer"
+    low, high = live["feedback_interval"]
+    return f"{live['feedback_accuracy']:.1%} [{low:.1%}-{high:.1%}] n={live['labelled']}"
+
+
+def _canary(canary: dict[str, Any] | None) -> str:
+    if canary is None:
+        return ""
+    if canary["outcome"] == "running":
+        return "running"
+    return f"{canary['outcome']} {canary['at'][:10]} by {canary['actor']}: {canary['reason']}"
 
 
 def _headline_accuracy(row: dict[str, Any]) -> str:
     validation = row.get("validation") or {}
     for figures in validation.values() if isinstance(validation, dict) else ():
         if isinstance(figures, dict) and "accuracy" in figures:
-            return f"{figures['accuracy']:.2%}"
+            return f"{figures['accuracy']:.1%}"
     return ""
 
 
@@ -116,11 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = RegistrySettings()
     registry = Registry(settings.database_url, settings.model_store_dir)
     try:
-        result = run(args, registry)
+        result = run(args, registry, settings.database_url)
     except RegistryError as error:
         print(f"refused: {error}", file=sys.stderr)
         return 1
-    except psycopg.OperationalError as error:
+    except (psycopg.OperationalError, OSError, asyncpg.PostgresError) as error:
         print(unreachable_message(error), file=sys.stderr)
         return 2
     if isinstance(result, RoleChange):

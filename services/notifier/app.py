@@ -6,12 +6,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI, Request
 
 from services.common.db import Database
 from services.common.metrics import mark_process_dead
 from services.common.web import create_service_app
 from services.notifier import metrics
+from services.notifier.consoles import PROBE_TIMEOUT_S, ConsoleProbe
 from services.notifier.delivery import Dispatcher
 from services.notifier.digest import DigestScheduler
 from services.notifier.discord import DiscordClient, redact
@@ -40,6 +42,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dispatcher.start()
     digests = DigestScheduler(database, settings, dispatcher.wake)
     digests.start()
+    probe_client = httpx.AsyncClient(timeout=PROBE_TIMEOUT_S)
+    app.state.consoles = ConsoleProbe(probe_client)
     metrics.WEBHOOK_MISCONFIGURED.set(0)
     if settings.enabled:
         logger.info(
@@ -51,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await probe_client.aclose()
         await digests.stop()
         await dispatcher.stop()
         await discord.close()

@@ -6,6 +6,7 @@ parts as the limits require, so an alert is shortened (with a visible "…") but
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from services.notifier import limits
+from services.notifier.consoles import Consoles
 from services.notifier.episodes import Episode
 from services.notifier.limits import truncate
 from services.notifier.priority import lane_of, most_urgent
@@ -63,6 +65,8 @@ class Presentation:
     # Public addresses for links; Alertmanager's own externalURL when its is unset.
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    # What the tools at those addresses serve (see `consoles.py`).
+    consoles: Consoles = field(default_factory=Consoles)
 
     def mentions_for(self, severities: Iterable[str]) -> Mentions:
         """Everyone the given severities ping, each once."""
@@ -172,16 +176,31 @@ def runbook_link(runbook_url: str | None, base_url: str | None) -> str | None:
     return safe_url(runbook_url)
 
 
-def graph_link(generator_url: str, public_base: str | None) -> str | None:
-    """The graph of the alert's expression: Prometheus's generatorURL, moved onto the public
-    base when one is configured (Prometheus names itself by an address inside the cluster)."""
+def prometheus_base(generator_url: str, public_base: str | None) -> str | None:
+    """The Prometheus an alert links to: the public base when one is configured (Prometheus
+    names itself by an address inside the cluster, or its host name), else the generatorURL's."""
+    if public_base:
+        return public_base.rstrip("/")
     url = safe_url(generator_url)
-    if url is None or not public_base:
-        return url
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/').rsplit('/', 1)[0]}"
+
+
+def graph_link(
+    generator_url: str, public_base: str | None, pages: Mapping[str, str] | None = None
+) -> str | None:
+    """The graph of the alert's expression: Prometheus's generatorURL, its query kept, on the
+    Prometheus `prometheus_base` names, under the root its UI pages have there (`pages`)."""
+    url = safe_url(generator_url)
+    base = prometheus_base(generator_url, public_base)
+    if url is None or base is None:
+        return None
     parts = urlsplit(url)
     page = parts.path.rstrip("/").rsplit("/", 1)[-1] or "graph"
-    rebased = f"{public_base.rstrip('/')}/{page}" + (f"?{parts.query}" if parts.query else "")
-    return safe_url(rebased)
+    root = (pages or {}).get(base, base)
+    return safe_url(f"{root}/{page}" + (f"?{parts.query}" if parts.query else ""))
 
 
 def _matcher_value(value: str) -> str:
@@ -198,9 +217,33 @@ def silence_link(matchers: Mapping[str, str], alertmanager_url: str | None) -> s
     return safe_url(f"{alertmanager_url.rstrip('/')}/#/silences/new?filter={prefilled}")
 
 
+def silence_command(matchers: Mapping[str, str], alertmanager_url: str | None) -> str | None:
+    """The `amtool` command that silences these matchers for two hours, quoted for a shell:
+    what works where Alertmanager has no web application."""
+    if not alertmanager_url or not matchers:
+        return None
+    argv = [
+        "amtool",
+        "silence",
+        "add",
+        f"--alertmanager.url={alertmanager_url.rstrip('/')}",
+        "--duration=2h",
+        "--comment=silenced from Discord",
+        *(f"{name}={_matcher_value(value)}" for name, value in sorted(matchers.items())),
+    ]
+    return " ".join(shlex.quote(part) for part in argv)
+
+
 def _links(alert: AlertmanagerAlert, presentation: Presentation, silence: str | None) -> str:
     candidates = [
-        ("Graph", graph_link(alert.generator_url, presentation.prometheus_url)),
+        (
+            "Graph",
+            graph_link(
+                alert.generator_url,
+                presentation.prometheus_url,
+                presentation.consoles.prometheus_pages,
+            ),
+        ),
         ("Grafana", safe_url(presentation.grafana_url)),
         ("Dashboard", safe_url(alert.annotations.get("dashboard_url"))),
         (
@@ -243,9 +286,11 @@ def alert_embed(
     presentation: Presentation,
     *,
     silence: str | None = None,
+    silence_command: str | None = None,
 ) -> dict[str, Any]:
     """One alert as one embed: status, severity colour, summary, labels, times, and links to
-    act from (graph, Grafana, runbook, the `silence` page of its group)."""
+    act from (graph, Grafana, runbook, the `silence` page of its group, or the `amtool`
+    command that silences it where there is no such page)."""
     name = alert.labels.get("alertname", "Alert")
     severity = alert.labels.get("severity", "none")
     resolved = alert.status == "resolved"
@@ -267,6 +312,10 @@ def alert_embed(
     links = _links(alert, presentation, silence)
     if links:
         fields.append({"name": "Links", "value": truncate(links, limits.FIELD_VALUE)})
+    command = f"`{silence_command}`" if silence_command else ""
+    # Whole or not at all: a command cut short would silence something else, or nothing.
+    if command and limits.discord_len(command) <= limits.FIELD_VALUE:
+        fields.append({"name": "Silence", "value": command})
     footer = f"fingerprint {alert.identity()}" + (f" · {receiver}" if receiver else "")
     embed: dict[str, Any] = {
         "title": truncate(f"{emoji} [{alert.status.upper()}] {name}", limits.TITLE),
@@ -275,7 +324,9 @@ def alert_embed(
         "fields": fields[: limits.FIELDS],
         "footer": {"text": truncate(footer, FOOTER_MAX)},
     }
-    url = graph_link(alert.generator_url, presentation.prometheus_url)
+    url = graph_link(
+        alert.generator_url, presentation.prometheus_url, presentation.consoles.prometheus_pages
+    )
     if url:
         embed["url"] = url
     started = _timestamp(alert.starts_at)
@@ -297,12 +348,24 @@ def part_size(episode: Episode, alert: AlertmanagerAlert, presentation: Presenta
 def episode_embed(
     episode: Episode, alert: AlertmanagerAlert, presentation: Presentation
 ) -> dict[str, Any]:
-    """An alert's embed in its group's message: the silence link holds the group's matchers
-    (the alert's own labels when the group has none)."""
-    silence = silence_link(
-        episode.group_labels or alert.labels, presentation.alertmanager_url or episode.external_url
+    """An alert's embed in its group's message: the silence link (or command) holds the
+    group's matchers (the alert's own labels when the group has none)."""
+    matchers = episode.group_labels or alert.labels
+    base = alertmanager_base(presentation, episode.external_url)
+    if base is not None and presentation.consoles.alertmanager_ui.get(base):
+        return alert_embed(
+            alert, episode.receiver, presentation, silence=silence_link(matchers, base)
+        )
+    return alert_embed(
+        alert, episode.receiver, presentation, silence_command=silence_command(matchers, base)
     )
-    return alert_embed(alert, episode.receiver, presentation, silence=silence)
+
+
+def alertmanager_base(presentation: Presentation, external_url: str | None) -> str | None:
+    """The Alertmanager silences are made on: the configured public one, else the externalURL
+    Alertmanager sends."""
+    base = safe_url(presentation.alertmanager_url or external_url)
+    return base.rstrip("/") if base else None
 
 
 def fit_part(embeds: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
@@ -14,12 +15,15 @@ from services.common.auth import bearer_token_dependency
 from services.common.db import Database, DatabaseDep
 from services.common.errors import ErrorBody
 from services.notifier import metrics
+from services.notifier.consoles import ConsoleProbe
 from services.notifier.delivery import Dispatcher
 from services.notifier.formatting import (
     OutboundMessage,
     Presentation,
     WebhookRendering,
+    alertmanager_base,
     notification_message,
+    prometheus_base,
 )
 from services.notifier.outbox import Outbox
 from services.notifier.priority import QUEUE_FULL_RETRY_AFTER_S, QueueFull, Quota
@@ -41,8 +45,15 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
+def get_console_probe(request: Request) -> ConsoleProbe:
+    """What the monitoring tools serve, asked once per address."""
+    probe: ConsoleProbe = request.app.state.consoles
+    return probe
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+ConsolesDep = Annotated[ConsoleProbe, Depends(get_console_probe)]
 
 
 def token_first_route(check: Callable[[Request], None]) -> type[APIRoute]:
@@ -79,6 +90,22 @@ def presentation_of(settings: Settings) -> Presentation:
     )
 
 
+async def alert_presentation(
+    settings: Settings, webhook: AlertmanagerWebhook, probe: ConsoleProbe
+) -> Presentation:
+    """The settings' choices, with what the Prometheus and Alertmanager linked to serve."""
+    presentation = presentation_of(settings)
+    prometheus = {
+        prometheus_base(alert.generator_url, settings.prometheus_public_url)
+        for alert in webhook.alerts
+    }
+    alertmanager = alertmanager_base(presentation, webhook.external_url)
+    consoles = await probe.consoles(
+        [base for base in prometheus if base], [alertmanager] if alertmanager else []
+    )
+    return dataclasses.replace(presentation, consoles=consoles)
+
+
 def alert_dedup_key(group_key: str, alert: AlertmanagerAlert) -> str:
     """Group key + fingerprint + status (+ start, so a new occurrence is a new alert)."""
     started = alert.starts_at.isoformat() if alert.starts_at else ""
@@ -111,10 +138,11 @@ async def alertmanager(
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    probe: ConsolesDep,
 ) -> Queued:
     """Queue an Alertmanager notification; 2xx only once it is committed to the outbox."""
     candidates = [(alert, alert_dedup_key(webhook.group_key, alert)) for alert in webhook.alerts]
-    rendering = WebhookRendering(webhook, presentation_of(settings))
+    rendering = WebhookRendering(webhook, await alert_presentation(settings, webhook, probe))
     outbox = Outbox(database.pool, dedup_window_s=settings.dedup_window_s)
     quota = quota_of(request, "alertmanager", settings)
     with database.guard():

@@ -67,6 +67,17 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
         page.set_extra_http_headers({"Authorization": f"Basic {token}"})
         assert page.goto(service.url + "/monitoring/").status == 200
         page.wait_for_selector("#kpis .kpi", timeout=30_000)
+        # The health strip: one light per objective, each with its level and its reason.
+        page.wait_for_function(
+            "() => document.querySelectorAll('#health .light').length === 6", timeout=30_000
+        )
+        lights = page.locator("#health .light")
+        for index in range(6):
+            light = lights.nth(index)
+            assert light.get_attribute("data-level") in {"green", "amber", "red", "unknown"}
+            assert light.locator(".reason").inner_text().strip()
+        # The seed answers within the last minutes: answers are being recorded.
+        assert page.get_attribute("#health-availability", "data-level") == "green"
         page.wait_for_function(
             f"(ids) => Object.values(({SIGNATURES})(ids)).every((graph) => graph.points > 0)",
             arg=list(GRAPHS),

@@ -236,3 +236,70 @@ def test_replicas_bootstrapping_together_make_exactly_one_model_active(
     made = [change for change in changes if change is not None]
     assert len(made) == 1
     assert roles(registry) == {made[0].version: "active"}
+
+
+def _answers(
+    connection: psycopg.Connection, version: str, count: int, labelled: int, *, right: bool
+) -> None:
+    """`count` dog answers of a version, the first `labelled` judged by users."""
+    for index in range(count):
+        answer = connection.execute(
+            "INSERT INTO monitoring (id, prediction_result, proba_cat, proba_dog, confidence,"
+            " inference_time_ms, model_version) VALUES (gen_random_uuid(), 'dog', 0.1, 0.9,"
+            " 0.9, 5, %s) RETURNING id",
+            (version,),
+        ).fetchone()
+        assert answer is not None
+        if index < labelled:
+            connection.execute(
+                "INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at)"
+                " VALUES (%s, %s, %s, now())",
+                (answer[0], "satisfied" if right else "unsatisfied", "dog" if right else "cat"),
+            )
+
+
+def test_cli_list_puts_live_figures_beside_the_cards(
+    database_url: str,
+    registry: Registry,
+    models: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.bootstrap(models["v1"], actor="test")
+    registry.register(models["v2"], actor="test")
+    registry.canary("v2", 0.5, actor="test")
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        _answers(connection, "v1", 20, 10, right=True)
+        _answers(connection, "v2", 8, 6, right=False)
+        connection.execute(
+            "INSERT INTO drift_checks (model_version, window_size, predictions, labelled,"
+            " drift_score, drift_threshold, estimated_accuracy) VALUES ('v2', 8, 8, 6, 0.5, 0.1,"
+            " 0.93)"
+        )
+    registry.retire(
+        "v2",
+        actor="canary-analysis",
+        reason="automatic rollback: accuracy 0.0% on 6 labelled answers",
+        only_from="canary",
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert registry_cli.main(["--json", "list"]) == 0
+    live = {row["version"]: row["live"] for row in json.loads(capsys.readouterr().out)}
+    assert live["v2"]["answers"] == 8
+    assert live["v2"]["labelled"] == 6
+    assert live["v2"]["feedback_accuracy"] == 0.0
+    # Wilson's 95 % interval of 0 out of 6: [0, z²/(n + z²)].
+    assert live["v2"]["feedback_interval"] == pytest.approx([0.0, 0.3903], abs=1e-4)
+    assert live["v2"]["estimated_accuracy"] == 0.93
+    assert live["v2"]["drift"] == "drift"
+    assert live["v2"]["canary"]["outcome"] == "rolled back"
+    assert live["v2"]["canary"]["actor"] == "canary-analysis"
+    assert live["v1"]["feedback_accuracy"] == 1.0
+    assert live["v1"]["drift"] == "not checked"
+    assert live["v1"]["canary"] is None
+    assert registry_cli.main(["list"]) == 0
+    table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "0.0% [0.0%-39.0%] n=6" in table["v2"]
+    assert "93.0%" in table["v2"] and " drift " in table["v2"]
+    assert "rolled back" in table["v2"] and "automatic rollback" in table["v2"]
+    assert "100.0% [72.2%-100.0%] n=10" in table["v1"]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from harness.alert_payloads import alert, fingerprints_posted, webhook
 from harness.fake_discord import validate_message
 from services.notifier import limits
+from services.notifier.consoles import Consoles
 from services.notifier.formatting import (
     Presentation,
     alert_messages,
@@ -234,6 +235,7 @@ def test_each_alert_links_its_graph_runbook_and_a_prefilled_silence() -> None:
         prometheus_url="https://prometheus.example.org/prom/",
         alertmanager_url="https://alertmanager.example.org",
         runbook_base_url="https://git.example.org/cat-dog/-/blob/main/",
+        consoles=Consoles(alertmanager_ui={"https://alertmanager.example.org": True}),
     )
     raw = alert(labels={"service": 'in"ference'})
     raw["annotations"]["runbook_url"] = "monitoring/runbook.md#higherrorrate"
@@ -254,8 +256,33 @@ def test_each_alert_links_its_graph_runbook_and_a_prefilled_silence() -> None:
     assert validate_message(message.payload) == {}
 
 
+def test_debian_builds_get_classic_pages_and_an_amtool_command() -> None:
+    presentation = Presentation(
+        prometheus_url="http://127.0.0.1:9090",
+        alertmanager_url="http://127.0.0.1:9093/",
+        consoles=Consoles(
+            prometheus_pages={"http://127.0.0.1:9090": "http://127.0.0.1:9090/classic"},
+            alertmanager_ui={"http://127.0.0.1:9093": False},
+        ),
+    )
+    body = webhook([alert(labels={"service": "it's"})])
+    body["groupLabels"] = {"alertname": "HighErrorRate", "service": "it's"}
+    (message,) = render(body, presentation)
+    (embed,) = message.payload["embeds"]
+    assert embed["url"] == "http://127.0.0.1:9090/classic/graph?g0.expr=up&alert=HighErrorRate"
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert "Silence" not in fields["Links"]
+    assert fields["Silence"] == (
+        "`amtool silence add --alertmanager.url=http://127.0.0.1:9093 --duration=2h "
+        "'--comment=silenced from Discord' 'alertname=\"HighErrorRate\"' "
+        "'service=\"it'\"'\"'s\"'`"
+    )
+    assert validate_message(message.payload) == {}
+
+
 def test_without_public_addresses_the_links_are_alertmanagers_own() -> None:
-    (message,) = render(webhook([alert()]), Presentation())
+    ui = Consoles(alertmanager_ui={"http://alertmanager:9093": True})
+    (message,) = render(webhook([alert()]), Presentation(consoles=ui))
     (embed,) = message.payload["embeds"]
     assert embed["url"] == "http://prometheus:9090/graph?g0.expr=up&alert=HighErrorRate"
     links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
