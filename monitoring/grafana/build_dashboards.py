@@ -6,7 +6,7 @@
   New → Import in a Grafana that was not provisioned (datasources chosen at import).
 `--check` writes nothing and fails when the committed files differ from what the code builds.
 The panels are built row by row in `rows/`, with the builders of `panels.py` and the
-thresholds of `monitoring/objectives.py`.
+thresholds of `services/common/objectives.py`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring.objectives import RULE_FRAGMENTS
+from services.common.objectives import RULE_FRAGMENTS
 from services.common.thresholds import LOW_CONFIDENCE
 from services.inference.metrics import CONFIDENCE_BUCKETS
 

@@ -1,7 +1,7 @@
 """The health strip: each objective green, amber or red against the threshold its alert uses.
 
 The alerts read Prometheus; the dashboard reads PostgreSQL, so each objective is judged on
-what PostgreSQL holds that corresponds, over the last hour, against `monitoring.objectives`:
+what PostgreSQL holds that corresponds, over the last hour, against `services.common.objectives`:
 latency is the p95 of recorded answers, feedback accuracy the labelled answers' (the Wilson
 interval decides amber), estimated accuracy and drift the active version's newest model-watch
 check, notifier delivery the age of the oldest message waiting in its outbox. Availability
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitoring import objectives
+from services.common import objectives
 from services.common.feedback_truth import TRUTH_SQL
-from services.dashboard.rates import Z95, wilson_interval
+from services.common.proportions import Z95, wilson_interval
 
 GREEN, AMBER, RED, UNKNOWN = "green", "amber", "red", "unknown"
 OBJECTIVES = ("availability", "latency", "estimated", "feedback", "drift", "notifier")

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from catdog.model import CPU_PROVIDER, provider_name
+from services.common import objectives
 from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN, ServiceSettings, require_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ class Settings(RegistrySettings):
         default=30.0, gt=0, description="How often the canary is compared with the active model."
     )
     rollback_alpha: float = Field(
-        default=0.05,
+        default=objectives.ROLLBACK_ALPHA,
         gt=0,
         lt=0.5,
         description="Significance level of the canary-is-less-accurate test.",
@@ -74,7 +75,9 @@ class Settings(RegistrySettings):
         default=30, ge=1, description="Labelled answers each model needs before they are compared."
     )
     rollback_latency_ratio: float = Field(
-        default=2.0, gt=1, description="Canary p95 latency allowed, as a multiple of the active's."
+        default=objectives.ROLLBACK_LATENCY_RATIO,
+        gt=1,
+        description="Canary p95 latency allowed, as a multiple of the active's.",
     )
     rollback_min_requests: int = Field(
         default=100, ge=1, description="Answers each model needs before latencies are compared."
@@ -93,7 +96,7 @@ class Settings(RegistrySettings):
         default=60.0, gt=0, description="How often each model version's window is checked."
     )
     drift_alpha: float = Field(
-        default=0.01,
+        default=objectives.DRIFT_ALPHA,
         gt=0,
         lt=0.5,
         description="Significance level of the embedding drift test (its false-alarm rate "

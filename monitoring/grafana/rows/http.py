@@ -8,7 +8,7 @@ from monitoring.grafana.panels import (
     graph,
     promql,
 )
-from monitoring.objectives import ERROR_BUDGET, FAST_BURN_RATES
+from services.common.objectives import ERROR_BUDGET, FAST_BURN_RATES
 
 TITLE = "HTTP by service"
 

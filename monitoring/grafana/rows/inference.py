@@ -8,7 +8,7 @@ from monitoring.grafana.panels import (
     graph,
     promql,
 )
-from monitoring.objectives import INFERENCE_P95_CEILING_S
+from services.common.objectives import INFERENCE_P95_CEILING_S
 
 TITLE = "Inference"
 

@@ -8,7 +8,7 @@ from monitoring.grafana.panels import (
     graph,
     promql,
 )
-from monitoring.objectives import NOTIFIER_BACKLOG_S
+from services.common.objectives import NOTIFIER_BACKLOG_S
 
 TITLE = "Notifier (alerts to Discord)"
 

@@ -9,7 +9,7 @@ from monitoring.grafana.panels import (
     promql,
     single,
 )
-from monitoring.objectives import LIVE_ACCURACY_FLOOR, LIVE_ACCURACY_MIN_PREDICTIONS
+from services.common.objectives import LIVE_ACCURACY_FLOOR, LIVE_ACCURACY_MIN_PREDICTIONS
 
 TITLE = "Overview"
 

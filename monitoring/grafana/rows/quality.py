@@ -10,7 +10,7 @@ from monitoring.grafana.panels import (
     grid,
     promql,
 )
-from monitoring.objectives import CAT_SHARE_DRIFT, LOW_CONFIDENCE, LOW_CONFIDENCE_DRIFT
+from services.common.objectives import CAT_SHARE_DRIFT, LOW_CONFIDENCE, LOW_CONFIDENCE_DRIFT
 
 TITLE = "Model quality and drift"
 

@@ -8,7 +8,7 @@ from monitoring.grafana.panels import (
     graph,
     promql,
 )
-from monitoring.objectives import RETENTION_STALE_S
+from services.common.objectives import RETENTION_STALE_S
 
 TITLE = "Feedback and RGPD"
 

@@ -18,7 +18,7 @@ from monitoring.grafana.panels import (
     promql,
     serving,
 )
-from monitoring.objectives import LOW_CONFIDENCE, ROLLBACK_ALPHA, ROLLBACK_LATENCY_RATIO
+from services.common.objectives import LOW_CONFIDENCE, ROLLBACK_ALPHA, ROLLBACK_LATENCY_RATIO
 
 TITLE = "Model versions"
 

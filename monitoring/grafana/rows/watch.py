@@ -10,7 +10,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import AxisPlacement, GraphTresholdsStyleMode
 
 from monitoring.grafana.panels import POSTGRESQL, Sql, graph, grid, promql, serving, single
-from monitoring.objectives import (
+from services.common.objectives import (
     CALIBRATION_DRIFT_STDERRS,
     CALIBRATION_MIN_LABELLED,
     DRIFT_ALPHA,

@@ -1,4 +1,6 @@
-"""The numbers the alert rules compare against, for the dashboards that draw them.
+"""The numbers the alert rules compare against, for the dashboards that draw them and the
+services that decide by them (shared: Grafana's builder, the dashboard's health strip and the
+inference service's defaults all read them here).
 
 Prometheus rule files cannot import: `RULE_FRAGMENTS` says how each number is written in the
 committed rules, and `monitoring/tests/test_objectives.py` fails if a rule says otherwise, so
@@ -8,7 +10,6 @@ a threshold changed here must be changed there (and the other way round).
 from __future__ import annotations
 
 from services.common.thresholds import LOW_CONFIDENCE
-from services.inference.settings import Settings as InferenceSettings
 
 __all__ = ["LOW_CONFIDENCE"]  # re-exported: the panels draw it beside the rules' numbers
 
@@ -27,11 +28,10 @@ MODEL_WATCH_STALE_S = 900
 RETENTION_STALE_S = 3 * 3600
 NOTIFIER_BACKLOG_S = 300
 
-# Decided by the inference service, not by rules: the panels draw its settings' defaults.
-_INFERENCE = InferenceSettings.model_fields
-ROLLBACK_ALPHA: float = _INFERENCE["rollback_alpha"].default
-ROLLBACK_LATENCY_RATIO: float = _INFERENCE["rollback_latency_ratio"].default
-DRIFT_ALPHA: float = _INFERENCE["drift_alpha"].default
+# Decided by the inference service, not by rules: its settings' defaults, which the panels draw.
+ROLLBACK_ALPHA = 0.05
+ROLLBACK_LATENCY_RATIO = 2.0
+DRIFT_ALPHA = 0.01
 
 # (rule file, alert or recorded series) -> text its expression holds.
 RULE_FRAGMENTS: dict[tuple[str, str], tuple[str, ...]] = {
