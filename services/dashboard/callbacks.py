@@ -16,12 +16,13 @@ from typing import Any
 from dash import Dash, Input, Output, html
 from fastapi import FastAPI
 
+from services.common.proportions import Z95, wilson_interval
 from services.common.thresholds import LOW_CONFIDENCE
 from services.dashboard import figures, health, metrics
 from services.dashboard.language import count, decimal, describe, moment, percent, step, t
 from services.dashboard.layout import VERSION_GRAPH, WATCH_GRAPHS
 from services.dashboard.queries import Queries, QueryFailed, Summary, VersionFigures
-from services.dashboard.rates import MIN_TRUSTED_COUNT, Z95, describe_rate, wilson_intervals
+from services.dashboard.rates import MIN_TRUSTED_COUNT, describe_rate
 from services.dashboard.settings import Settings
 from services.dashboard.window import Window, resolve
 
@@ -163,7 +164,7 @@ def role_text(item: VersionFigures) -> str:
 
 def versions_table(items: list[VersionFigures]) -> html.Table:
     """One row per version (then per shadow): traffic, classes, confidence, latency, accuracy."""
-    intervals = wilson_intervals([i.correct for i in items], [i.labelled for i in items])
+    intervals = [wilson_interval(i.correct, i.labelled) if i.labelled else None for i in items]
     header = html.Tr(
         [html.Th(t(f"versions.{name}")) for name in ("version", "role", "answers", "share",
                                                      "cats", "mean_confidence", "latency",

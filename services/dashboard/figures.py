@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from services.common.proportions import Z95, wilson_interval
 from services.dashboard.language import moment, percent, t
 from services.dashboard.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, VersionFigures
-from services.dashboard.rates import Z95, wilson_interval, wilson_intervals
 
 COLORS = {"cat": "#e07a5f", "dog": "#3d5a80", "p50": "#3d5a80", "p95": "#e07a5f", "max": "#999"}
 VERSION_COLORS = ("#3d5a80", "#e07a5f", "#81b29a", "#f2cc8f", "#6d597a", "#98c1d9")
@@ -259,7 +259,7 @@ def version_label(item: VersionFigures) -> str:
 def version_accuracy(items: Sequence[VersionFigures]) -> Figure:
     """Feedback accuracy of each version with labelled answers, error bars the 95% interval."""
     labelled = [item for item in items if item.labelled]
-    intervals = wilson_intervals([i.correct for i in labelled], [i.labelled for i in labelled])
+    intervals = [wilson_interval(i.correct, i.labelled) if i.labelled else None for i in labelled]
     data = []
     for shadow, name, color in ((False, t("figure.answers_given"), COLORS["dog"]),
                                 (True, t("figure.shadow_answers"), SHADOW_COLOR)):  # fmt: skip

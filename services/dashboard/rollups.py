@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import itertools
 import logging
 import math
 import time
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import numpy as np
 
 from services.common.cli import run_cli
 from services.common.db import Database, DatabaseUnavailable
@@ -195,13 +196,13 @@ def latency_percentile(
     each value placed inside its bin; never above `ceiling_ms`, the exact maximum."""
     if not bins or not counts:
         return None
-    ends = np.cumsum(counts)
-    rank = q * (int(ends[-1]) - 1)
+    ends = list(itertools.accumulate(counts))
+    rank = q * (ends[-1] - 1)
 
     def ranked(at: int) -> float:
         # The bin's values are taken as spread evenly over it in log scale: the value found is
         # within the bin, so within 5 %, of the true one.
-        index = int(np.searchsorted(ends, at, side="right"))
+        index = bisect.bisect_right(ends, at)
         position = (at - (ends[index] - counts[index]) + 0.5) / counts[index]
         return float(LATENCY_BIN_BASE_MS * LATENCY_BIN_RATIO ** (bins[index] + position))
 

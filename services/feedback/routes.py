@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+import struct
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -152,7 +152,8 @@ async def get_prediction(
         EmbeddingRecord(
             created_at=row["embedding_created_at"],
             model_version=row["embedding_model_version"],
-            values=np.frombuffer(row["embedding"], dtype="<f2").astype(float).tolist(),
+            # Little-endian float16, as inference stores them (`e` is struct's half float).
+            values=list(struct.unpack(f"<{len(row['embedding']) // 2}e", row["embedding"])),
         )
         if row["embedding"] is not None
         else None

@@ -26,11 +26,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from services.common.db import DATABASE_ERRORS, Database
 from services.common.feedback_truth import TRUTH_SQL
 from services.common.notify import send_in_background
+from services.common.proportions import smaller_proportion_p_value, wilson_interval, z_for
 from services.inference import metrics
 from services.inference.lineup import LineupManager
 from services.inference.registry import Registry, RegistryError, RoleChange
@@ -96,8 +96,7 @@ class VersionFigures:
         """Wilson score interval of the accuracy."""
         if not self.labelled:
             return None
-        low, high = proportion_confint(self.correct, self.labelled, alpha=alpha, method="wilson")
-        return float(low), float(high)
+        return wilson_interval(self.correct, self.labelled, z_for(alpha))
 
     @classmethod
     def empty(cls, version: str) -> VersionFigures:
@@ -120,10 +119,10 @@ def accuracy_p_value(canary: VersionFigures, active: VersionFigures) -> float | 
         return None
     if canary.accuracy == active.accuracy:
         return 1.0  # identical shares (all right, say): no evidence either way
-    _, p_value = proportions_ztest(
-        [canary.correct, active.correct], [canary.labelled, active.labelled], alternative="smaller"
+    p_value = smaller_proportion_p_value(
+        canary.correct, canary.labelled, active.correct, active.labelled
     )
-    return float(p_value) if math.isfinite(p_value) else None
+    return p_value if math.isfinite(p_value) else None
 
 
 def judge(

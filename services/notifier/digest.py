@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from statsmodels.stats.proportion import proportion_confint
 
 from services.common.db import DATABASE_ERRORS, Database
 from services.common.feedback_truth import TRUTH_SQL
+from services.common.proportions import wilson_interval
 from services.common.thresholds import LOW_CONFIDENCE
 from services.notifier import limits
 from services.notifier.formatting import COLOURS, OutboundMessage, Presentation
@@ -31,8 +31,6 @@ from services.notifier.settings import Settings
 logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(days=1)
-# The live accuracy's interval: 95 %, Wilson's (sound with few feedbacks and near 100 %).
-CONFIDENCE_LEVEL = 0.95
 GROUP_KEY = "digest"
 
 # `pet_rank` is not stored, so "not a pet" here is the score half of the model card's rule
@@ -84,10 +82,9 @@ class Figures:
         """Live accuracy and its Wilson interval, from the feedback (None without any)."""
         if not self.feedback:
             return None
-        low, high = proportion_confint(
-            self.correct, self.feedback, alpha=1 - CONFIDENCE_LEVEL, method="wilson"
-        )
-        return self.correct / self.feedback, float(low), float(high)
+        # 95 %, Wilson's: sound with few feedbacks and near 100 %.
+        low, high = wilson_interval(self.correct, self.feedback)
+        return self.correct / self.feedback, low, high
 
 
 async def figures(

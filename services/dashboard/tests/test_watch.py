@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
+from services.common.proportions import Z95
 from services.dashboard.layout import WATCH_GRAPHS
-from services.dashboard.rates import Z95
 from services.dashboard.tests.conftest import call_callback, figure_text
 from services.dashboard.tests.test_queries import B0, DAY, WINDOW, as_dicts, run
 from services.dashboard.tests.test_versions import _rows

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.dashboard.rates import describe_rate, wilson_interval
+from services.common.proportions import wilson_interval
+from services.dashboard.rates import describe_rate
 from services.dashboard.window import bucket_for, resolve
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
