@@ -89,10 +89,12 @@ manifests: $(STAMP) ## Render a Kubernetes overlay: OVERLAY=dev|prod
 PIP_COMPILE := $(abspath $(PY)) -m piptools compile -q --strip-extras --no-header --allow-unsafe \
 	--no-emit-index-url --no-emit-find-links
 
-lock: ## Re-resolve requirements/*.txt from requirements/*.in
+lock: ## Re-resolve requirements/*.txt from requirements/*.in (the images' locks too)
 	cd requirements && $(PIP_COMPILE) -o runtime.txt runtime.in
 	cd requirements && $(PIP_COMPILE) -o dev.txt dev.in
 	cd requirements && $(PIP_COMPILE) -o anchors.txt anchors.in
+	cd requirements && for image in service migrate notifier feedback dashboard inference; do \
+		$(PIP_COMPILE) -o image-$$image.txt image-$$image.in || exit 1; done
 
 audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 	$(VENV)/bin/pip-audit --strict -r requirements/runtime.txt

@@ -49,7 +49,7 @@ def test_image_entrypoint_is_the_command_make_run_uses(service: str) -> None:
 
 
 def test_stack_starts_services_with_the_image_command() -> None:
-    for component in service_components():
+    for component in service_components({name: 0 for name in SERVICES}):
         executable, *arguments = component.command
         assert Path(executable).name.startswith("python")
         assert ["python", *arguments] == dockerfile.exec_form(
@@ -80,19 +80,30 @@ def test_images_run_as_an_unprivileged_user(target: str) -> None:
     assert user.split(":")[0] not in {"0", "root"}
 
 
-def lock_text() -> str:
-    return (REPO_ROOT / "requirements" / "runtime.txt").read_text()
+IMAGES = (*SERVICES, "migrate")
 
 
-def test_dependencies_come_from_the_lock_and_never_torch() -> None:
-    install = " ".join(STAGES["dependencies"].all("RUN"))
-    assert "requirements/runtime.txt" in " ".join(STAGES["dependencies"].all("COPY"))
-    assert "--no-deps" in install
-    assert "-r /tmp/runtime.txt" in install
+def image_lock(target: str) -> Path:
+    return REPO_ROOT / "requirements" / f"image-{target}.txt"
+
+
+@pytest.mark.parametrize("target", IMAGES)
+def test_each_image_installs_its_own_lock_and_never_torch(target: str) -> None:
+    venv_from = [
+        args.split()[0].removeprefix("--from=")
+        for args in STAGES[target].all("COPY")
+        if args.startswith("--from=") and args.endswith("/opt/venv /opt/venv")
+    ]
+    assert venv_from == [f"{target}-dependencies"], venv_from
+    stage = STAGES[f"{target}-dependencies"]
+    assert f"requirements/image-{target}.txt" in " ".join(stage.all("COPY"))
+    assert stage.all("RUN") == ["install-lock /tmp/lock.txt"]
+    script = (REPO_ROOT / "deploy" / "docker" / "install-lock.sh").read_text()
+    assert "--no-deps" in script and '-r "$1"' in script and "pip check" in script
+    lock = image_lock(target).read_text()
     # The lock names no index of its own: the build decides where packages come from.
-    assert "--extra-index-url" not in lock_text() and "--find-links" not in lock_text()
-    lock = lock_text().lower()
-    assert not re.search(r"^(torch|torchvision|nvidia-)", lock, re.MULTILINE)
+    assert "--extra-index-url" not in lock and "--find-links" not in lock
+    assert not re.search(r"^(torch|torchvision|nvidia-)", lock.lower(), re.MULTILINE)
 
 
 def test_runtime_stage_holds_no_build_tools() -> None:
@@ -224,6 +235,8 @@ def _top_level_imports(path: Path) -> set[str]:
 
 
 def test_code_in_the_image_imports_only_the_locked_runtime_dependencies() -> None:
+    """Statically, against the union of the images' locks (runtime.txt); that each image's own
+    lock holds what its service imports is proven in the running containers (tests/containers)."""
     from importlib.metadata import packages_distributions
 
     lock = {
