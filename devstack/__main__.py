@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     # Inference announces its start through the local notifier.
     env.setdefault("NOTIFIER_URL", f"http://localhost:{settings.notifier_port}")
+    # Alert links in the notifier's messages open the Prometheus and Alertmanager run here,
+    # unless the environment or .env names others.
+    env["PROMETHEUS_PUBLIC_URL"] = settings.prometheus_public_url or settings.prometheus_url
+    env["ALERTMANAGER_PUBLIC_URL"] = settings.alertmanager_public_url or settings.alertmanager_url
     database_url = env.get("DATABASE_URL") or embedded_database_url()
     env["DATABASE_URL"] = database_url
     create_database_if_missing(database_url)

@@ -35,6 +35,12 @@ class LocalSettings(BaseSettings):
     alertmanager_url: str = Field(
         default="http://localhost:9093", description="Alertmanager's URL."
     )
+    prometheus_public_url: str = Field(
+        default="", description="Prometheus' address in alert links; empty: prometheus_url."
+    )
+    alertmanager_public_url: str = Field(
+        default="", description="Alertmanager's address in alert links; empty: alertmanager_url."
+    )
     notifier_token: SecretStr | None = Field(default=None, description="Notifier bearer token.")
     discord_webhook_url: SecretStr | None = Field(
         default=None, description="Where alerts that bypass the notifier are posted."

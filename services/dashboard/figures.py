@@ -7,12 +7,13 @@ figure, far more than the SQL behind it, and Dash sends the same JSON either way
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.proportions import Z95, wilson_interval
@@ -24,6 +25,8 @@ VERSION_COLORS = ("#3d5a80", "#e07a5f", "#81b29a", "#f2cc8f", "#6d597a", "#98c1d
 SHADOW_COLOR = "#6d597a"
 DRIFT_COLOR = "#c1121f"
 GRID = "#eceff3"
+# A dot for a point whose neighbours have no value: a line needs two points to show at all.
+LONE_POINT_SIZE = 6
 Figure = dict[str, Any]
 Buckets = Sequence[datetime]  # the window's every bucket start, in order (Window.buckets)
 Rows = Sequence[Any]
@@ -58,7 +61,8 @@ def _layout(y_title: str = "", *, percent: bool = False, **extra: Any) -> dict[s
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#2a3f5f"},
-        "legend": {"orientation": "h", "y": 1.14, "x": 0},
+        # Above the plot area, never on it: estimates and shares crowd its top.
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         "hovermode": "x unified",
         "uirevision": "keep",
         "xaxis": {"gridcolor": GRID, "zeroline": False},
@@ -66,6 +70,49 @@ def _layout(y_title: str = "", *, percent: bool = False, **extra: Any) -> dict[s
     }
     layout.update(extra)
     return layout
+
+
+def _line(x: list[str], y: list[Any], color: str, **extra: Any) -> dict[str, Any]:
+    """A line that breaks where a bucket has no value, with a dot on each point left alone
+    between breaks (a lone answer on a fresh stack would otherwise draw nothing)."""
+    last = len(y) - 1
+    sizes = [
+        LONE_POINT_SIZE
+        if value is not None and (i == 0 or y[i - 1] is None) and (i == last or y[i + 1] is None)
+        else 0
+        for i, value in enumerate(y)
+    ]
+    return {
+        "type": "scatter", "mode": "lines+markers", "x": x, "y": y, "connectgaps": False,
+        **extra,
+        "line": {"color": color, **extra.get("line", {})},
+        "marker": {"color": color, "size": sizes},
+    }  # fmt: skip
+
+
+def _band(buckets: Buckets, bounds: Sequence[tuple[float, float] | None], **extra: Any) -> Figure:
+    """A 95 % band as steps, each bucket's interval as wide as the bucket and centred on it like
+    its bar, each run of buckets with an interval a closed shape of its own: Plotly's `tonexty`
+    fill would join the pieces of a broken band by straight edges across the empty buckets."""
+    half = (buckets[1] - buckets[0]) / 2 if len(buckets) > 1 else timedelta(0)
+    x: list[str | None] = []
+    y: list[float | None] = []
+    pairs = zip(buckets, bounds, strict=True)
+    for has_bound, group in itertools.groupby(pairs, key=lambda pair: pair[1] is not None):
+        if not has_bound:
+            continue
+        run = [(start, bound) for start, bound in group if bound is not None]
+        upper = [(edge, high) for start, (_, high) in run
+                 for edge in (start - half, start + half)]  # fmt: skip
+        lower = [(edge, low) for start, (low, _) in reversed(run)
+                 for edge in (start + half, start - half)]  # fmt: skip
+        for edge, value in [*upper, *lower, upper[0]]:
+            x.append(edge.strftime("%Y-%m-%d %H:%M:%S"))
+            y.append(value)
+        x.append(None)
+        y.append(None)
+    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "fill": "toself",
+            "line": {"width": 0}, "hoverinfo": "skip", **extra}  # fmt: skip
 
 
 def placeholder(message: str) -> Figure:
@@ -127,17 +174,14 @@ def _share(rows: Rows, buckets: Buckets, field: str, name: str, color: str) -> F
     """The share `field / n` per bucket, with both counts in the hover text; a bucket without
     answers has no share, and the line breaks there."""
     part, total = _sums(rows, None, field)["all"], _sums(rows, None, "n")["all"]
-    trace = {
-        "type": "scatter",
-        "x": [_time(b) for b in buckets],
-        "y": [part[b] / total[b] if total[b] else None for b in buckets],
-        "customdata": [[part[b], total[b]] for b in buckets],
-        "hovertemplate": _share_hover(),
-        "mode": "lines",
-        "connectgaps": False,
-        "line": {"color": color},
-        "name": name,
-    }
+    trace = _line(
+        [_time(b) for b in buckets],
+        [part[b] / total[b] if total[b] else None for b in buckets],
+        color,
+        customdata=[[part[b], total[b]] for b in buckets],
+        hovertemplate=_share_hover(),
+        name=name,
+    )
     return {"data": [trace], "layout": _layout(name, percent=True)}
 
 
@@ -161,9 +205,8 @@ def latency_series(rows: Rows, buckets: Buckets) -> Figure:
     """p50, p95 and max inference time per bucket; no line across buckets without answers."""
     x = [_time(b) for b in buckets]
     data = [
-        {"type": "scatter", "x": x, "y": _on_grid(rows, buckets, operator.itemgetter(key)),
-         "name": key, "mode": "lines", "connectgaps": False,
-         "line": {"color": COLORS[key], "dash": "dot" if key == "max" else "solid"}}
+        _line(x, _on_grid(rows, buckets, operator.itemgetter(key)), COLORS[key], name=key,
+              line={"dash": "dot" if key == "max" else "solid"})
         for key in ("p50", "p95", "max")
     ]  # fmt: skip
     return {"data": data, "layout": _layout(t("figure.inference_time"))}
@@ -224,16 +267,10 @@ def satisfaction(rows: Rows, buckets: Buckets) -> Figure:
     bars, and breaks in the share, where no feedback came)."""
     x = [_time(b) for b in buckets]
     intervals = _on_grid(rows, buckets, lambda row: wilson_interval(row["satisfied"], row["n"]))
-    bound = [(None, None) if interval is None else interval for interval in intervals]
     data = [
         {"type": "bar", "x": x, "y": [n or 0 for n in _on_grid(rows, buckets, lambda r: r["n"])],
          "name": t("figure.feedbacks"), "yaxis": "y2", "marker": {"color": "rgba(61,90,128,0.35)"}},
-        {"type": "scatter", "x": x, "y": [high for _, high in bound], "mode": "lines",
-         "connectgaps": False, "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"},
-        {"type": "scatter", "x": x, "y": [low for low, _ in bound], "mode": "lines",
-         "connectgaps": False, "line": {"width": 0}, "fill": "tonexty",
-         "fillcolor": "rgba(129,178,154,0.3)", "name": t("figure.interval"),
-         "hoverinfo": "skip"},
+        _band(buckets, intervals, fillcolor="rgba(129,178,154,0.3)", name=t("figure.interval")),
         {"type": "scatter", "x": x,
          "y": _on_grid(rows, buckets, lambda row: row["satisfied"] / row["n"]),
          "mode": "lines+markers", "connectgaps": False, "line": {"color": "#2a9d8f"},
@@ -313,14 +350,12 @@ def drift(rows: Rows, buckets: Buckets) -> Figure:
         threshold = _on_grid(tested, buckets, lambda row: row["drift_threshold"])
         drifted = [row for row in tested if row["drifted"]]
         data += [
-            {"type": "scatter", "mode": "lines", "x": x, "y": score, "name": version,
-             "legendgroup": version, "line": {"color": color}, "connectgaps": False,
-             "hovertemplate": f"%{{y:.4f}}<extra>{t('figure.score', version=version)}</extra>"},
-            {"type": "scatter", "mode": "lines", "x": x, "y": threshold, "showlegend": False,
-             "legendgroup": version, "line": {"color": color, "dash": "dash", "width": 1},
-             "connectgaps": False,
-             "hovertemplate":
-                 f"%{{y:.4f}}<extra>{t('figure.threshold', version=version)}</extra>"},
+            _line(x, score, color, name=version, legendgroup=version,
+                  hovertemplate=f"%{{y:.4f}}<extra>{t('figure.score', version=version)}</extra>"),
+            _line(x, threshold, color, showlegend=False, legendgroup=version,
+                  line={"dash": "dash", "width": 1},
+                  hovertemplate=f"%{{y:.4f}}<extra>{t('figure.threshold', version=version)}"
+                                "</extra>"),
             {"type": "scatter", "mode": "markers",
              "name": t("figure.drifted", version=version),
              "legendgroup": version, "showlegend": False,
@@ -342,22 +377,16 @@ def estimated_accuracy(rows: Rows, buckets: Buckets) -> Figure:
         color = VERSION_COLORS[i % len(VERSION_COLORS)]
         estimated = [row for row in own if row["estimated_accuracy"] is not None]
         x = [_time(b) for b in buckets]
-        high = _on_grid(estimated, buckets, lambda r: _bound(r, +Z95))
-        low = _on_grid(estimated, buckets, lambda r: _bound(r, -Z95))
+        band = _on_grid(estimated, buckets, _interval)
         value = _on_grid(estimated, buckets, lambda r: r["estimated_accuracy"])
         labelled = [row for row in own if row["feedback_accuracy"] is not None]
         feedback = _on_grid(labelled, buckets, lambda r: r["feedback_accuracy"])
         counts = _on_grid(labelled, buckets, lambda r: r["labelled"])
         data += [
-            {"type": "scatter", "x": x, "y": high, "mode": "lines", "line": {"width": 0},
-             "showlegend": False, "hoverinfo": "skip", "connectgaps": False},
-            {"type": "scatter", "x": x, "y": low, "mode": "lines", "line": {"width": 0},
-             "fill": "tonexty", "fillcolor": _translucent(color), "connectgaps": False,
-             "name": t("figure.band", version=version), "showlegend": False,
-             "hoverinfo": "skip"},
-            {"type": "scatter", "x": x, "y": value, "mode": "lines", "connectgaps": False,
-             "line": {"color": color}, "name": t("figure.estimated", version=version),
-             "hovertemplate": f"%{{y:.1%}}<extra>{t('figure.estimate')}</extra>"},
+            _band(buckets, band, fillcolor=_translucent(color),
+                  name=t("figure.band", version=version), showlegend=False),
+            _line(x, value, color, name=t("figure.estimated", version=version),
+                  hovertemplate=f"%{{y:.1%}}<extra>{t('figure.estimate')}</extra>"),
             {"type": "scatter", "x": x, "y": feedback, "mode": "lines+markers",
              "connectgaps": False, "line": {"color": color, "dash": "dot"},
              "marker": {"size": 5}, "name": t("figure.feedback", version=version),
@@ -409,11 +438,13 @@ def reliability(latest: Rows) -> Figure:
     return {"data": data, "layout": layout}
 
 
-def _bound(row: Any, z: float) -> float | None:
-    """The estimate moved by z standard errors, kept within [0, 1]."""
+def _interval(row: Any) -> tuple[float, float] | None:
+    """The estimate ± 1.96 standard errors, kept within [0, 1]."""
     if row["estimated_stderr"] is None:
         return None
-    return min(1.0, max(0.0, row["estimated_accuracy"] + z * row["estimated_stderr"]))
+    spread = Z95 * row["estimated_stderr"]
+    estimate = row["estimated_accuracy"]
+    return max(0.0, estimate - spread), min(1.0, estimate + spread)
 
 
 def _translucent(color: str, alpha: float = 0.18) -> str:

@@ -42,7 +42,9 @@ def _graph(graph_id: str, title: str, class_name: str = "panel") -> html.Div:
             dcc.Loading(
                 dcc.Graph(
                     id=graph_id,
-                    config={"displaylogo": False, "responsive": True},
+                    # Month and day names in the page's language: French's from
+                    # assets/vendor/plotly-locale-fr.js, English Plotly's own.
+                    config={"displaylogo": False, "responsive": True, "locale": current()},
                     style={"height": "280px"},
                 ),
                 type="dot",

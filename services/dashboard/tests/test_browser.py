@@ -39,6 +39,16 @@ def version_rows(page: Any, count: int) -> list[str]:
     return cells
 
 
+def months_on_time_axis(page: Any) -> list[str]:
+    """The traffic graph's x tick labels once zoomed on a span across February 2026."""
+    labels: list[str] = page.evaluate(
+        "async () => { const plot = document.querySelector('#graph-traffic .js-plotly-plot');"
+        " await Plotly.relayout(plot, {'xaxis.range': ['2026-01-20', '2026-03-10']});"
+        " return [...plot.querySelectorAll('.xtick text')].map((tick) => tick.textContent); }"
+    )
+    return labels
+
+
 def signatures(page: Any) -> dict[str, dict[str, Any]]:
     """What each graph currently plots."""
     result: dict[str, dict[str, Any]] = page.evaluate(SIGNATURES, list(GRAPHS))
@@ -129,7 +139,28 @@ def test_login_then_every_graph_has_data_and_follows_the_range(
             "(t) => (t.name || '').endsWith('drifted') && t.x.length); }",
             timeout=30_000,
         )
+        # Legends sit above their plot areas, never over the data at the top of a range.
+        covered = page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].filter((plot) => {"
+            " const legend = plot.querySelector('.legend'), area = plot.querySelector('.nsewdrag');"
+            " return legend && area && legend.getBoundingClientRect().bottom"
+            " > area.getBoundingClientRect().top + 1; }).map((plot) => plot.parentNode.id)"
+        )
+        assert covered == [], covered
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        english = months_on_time_axis(page)
+        assert "Feb 1" in english, english
+
+        assert page.goto(service.url + "/monitoring/?lang=fr").status == 200
+        page.wait_for_function(
+            f"(ids) => ({SIGNATURES})(ids)[ids[0]].points > 0",
+            arg=["graph-traffic"],
+            timeout=30_000,
+        )
+        french = months_on_time_axis(page)
+        assert "1 Fév" in french, french
+        assert not [label for label in french if "Feb" in label], french
+        page.screenshot(path=str(tmp_path / "dashboard-fr.png"), full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p], problems
     # The 1.2 MB basic bundle from assets replaces Dash's lazily loaded 4.8 MB full one.
     assert any(url.split("?")[0].endswith("/vendor/plotly-basic.min.js") for url in scripts)

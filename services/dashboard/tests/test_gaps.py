@@ -64,7 +64,7 @@ def test_shares_latency_and_satisfaction_break_between_the_bursts(client: TestCl
         figures["graph-low-confidence"]["data"][0],
         figures["graph-consent"]["data"][0],
         *figures["graph-latency-series"]["data"],
-        figures["graph-satisfaction"]["data"][3],
+        figures["graph-satisfaction"]["data"][2],
     ]
     for trace in lines:
         assert trace["y"][FIRST] is not None and trace["y"][SECOND] is not None, trace["name"]

@@ -113,17 +113,18 @@ def test_table_and_figures_of_the_day(client: TestClient) -> None:
     assert drifted["customdata"] == [[1, 1]]
 
     accuracy = figures["graph-estimated-accuracy"]["data"]
-    high, low, estimated, feedback = accuracy[:4]  # 1.0.0's band, line and feedback
+    band, estimated, feedback = accuracy[:3]  # 1.0.0's band, line and feedback
     assert estimated["y"][:4] == pytest.approx([0.97, 0.90, None, 0.97])
-    assert high["y"][0] == pytest.approx(0.97 + Z95 * 0.011)
-    assert low["y"][1] == pytest.approx(0.90 - Z95 * 0.020)
+    # The band's steps: 00:00's top edge, then 00:15's; 00:15's bottom edge comes back.
+    assert band["y"][0] == band["y"][1] == pytest.approx(0.97 + Z95 * 0.011)
+    assert band["y"][4] == band["y"][5] == pytest.approx(0.90 - Z95 * 0.020)
     assert feedback["y"][:4] == pytest.approx([0.90, 0.80, None, 0.85])
     assert feedback["customdata"][:4] == [[10], [12], [None], [20]]
-    assert [trace.get("name") for trace in accuracy[4:]] == [
-        None, "2.0.0 95% band", "2.0.0 estimated", "2.0.0 feedback"
+    assert [trace.get("name") for trace in accuracy[3:]] == [
+        "2.0.0 95% band", "2.0.0 estimated", "2.0.0 feedback"
     ]  # fmt: skip
-    assert accuracy[6]["y"][:2] == pytest.approx([0.99, None])
-    assert set(accuracy[7]["y"]) == {None}  # none of 2.0.0's answers were labelled
+    assert accuracy[4]["y"][:2] == pytest.approx([0.99, None])
+    assert set(accuracy[5]["y"]) == {None}  # none of 2.0.0's answers were labelled
 
     diagonal, curve = figures["graph-reliability"]["data"]
     assert diagonal["x"] == [0.5, 1.0]
@@ -153,4 +154,4 @@ def test_versions_not_yet_tested_or_labelled_say_so(
     assert _rows(table)[0][2] == "no reference set in its card"
     assert "No full window of answers yet" in figure_text(figures["graph-drift"])
     assert "No labelled answers" in figure_text(figures["graph-reliability"])
-    assert figures["graph-estimated-accuracy"]["data"][2]["y"][12] == 0.9  # 03:00
+    assert figures["graph-estimated-accuracy"]["data"][1]["y"][12] == 0.9  # 03:00

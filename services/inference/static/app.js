@@ -217,6 +217,7 @@ async function erase() {
     if (response.status === 204 || response.status === 202) {
       // 202: not stored yet (still on its way); it is refused when it arrives.
       erased = true;
+      hideKept();
       say("rights.erased");
     } else {
       sayFeedbackError(response.status);
@@ -229,6 +230,84 @@ async function erase() {
   }
 }
 
+// What the feedback service keeps about the prediction, laid out to be read in the page's
+// language, the photo as a picture; the JSON it came as is offered as a file to download.
+const kept = document.getElementById("kept");
+let keptRecord = null;
+
+function when(iso) {
+  return new Intl.DateTimeFormat(i18n.language, { dateStyle: "long", timeStyle: "short" }).format(new Date(iso));
+}
+
+function feedbackWords(feedback) {
+  if (!feedback) return i18n.t("kept.none");
+  const verdict = feedback.satisfaction === "satisfied" ? i18n.t("kept.right")
+    : feedback.true_label ? i18n.t("kept.wrong_was", { label: i18n.t(`feedback.${feedback.true_label}`) })
+    : i18n.t("kept.wrong");
+  return i18n.t("kept.given", { verdict, when: when(feedback.updated_at) });
+}
+
+function showKept(record) {
+  const { photo, embedding } = record;
+  const rows = [
+    ["kept.made", when(record.created_at)],
+    ["kept.answer", i18n.t(`feedback.${record.prediction}`)],
+    ["kept.probabilities", i18n.t("kept.probabilities_value",
+      { cat: i18n.percent(record.proba_cat), dog: i18n.percent(record.proba_dog) })],
+    ["kept.model", record.model_version],
+    ["kept.consent", i18n.t(record.rgpd_consent ? "kept.yes" : "kept.no")],
+    ["kept.feedback", feedbackWords(record.feedback)],
+    ["kept.photo", photo ? i18n.t("kept.photo_value",
+      { size: i18n.number(photo.size_bytes / 1024, 1), when: when(photo.created_at) }) : i18n.t("kept.none")],
+    ["kept.embedding", embedding ? i18n.t("kept.embedding_value",
+      { count: embedding.values.length, version: embedding.model_version }) : i18n.t("kept.none")],
+    ["kept.erased_after", when(record.erased_automatically_after)],
+  ];
+  document.getElementById("kept-fields").replaceChildren(...rows.flatMap(([key, value]) => {
+    const term = document.createElement("dt");
+    term.textContent = i18n.t(key);
+    const detail = document.createElement("dd");
+    detail.textContent = value;
+    return [term, detail];
+  }));
+  const picture = document.getElementById("kept-photo");
+  picture.hidden = !photo;
+  picture.alt = photo ? i18n.t("kept.photo") : "";
+  if (photo) picture.src = `data:${photo.content_type};base64,${photo.image_base64}`;
+  else picture.removeAttribute("src");
+}
+
+function hideKept() {
+  keptRecord = null;
+  kept.hidden = true;
+  const download = document.getElementById("kept-download");
+  if (download.href) URL.revokeObjectURL(download.href);
+  download.removeAttribute("href");
+}
+
+async function access() {
+  if (!currentPrediction) return;
+  const id = currentPrediction.prediction_id;
+  try {
+    const response = await callFeedback(`/predictions/${encodeURIComponent(id)}`, { method: "GET" });
+    if (response.status !== 200) {
+      sayFeedbackError(response.status);
+      return;
+    }
+    const raw = await response.text();
+    hideKept();
+    keptRecord = JSON.parse(raw);
+    showKept(keptRecord);
+    const download = document.getElementById("kept-download");
+    download.href = URL.createObjectURL(new Blob([raw], { type: "application/json" }));
+    download.download = `prediction-${id}.json`;
+    kept.hidden = false;
+  } catch (err) {
+    say("error.feedback.unreachable", {}, true);
+  }
+}
+
+document.getElementById("access").addEventListener("click", access);
 document.getElementById("feedback-yes").addEventListener("click", () => sendFeedback("satisfied", null));
 document.getElementById("feedback-no").addEventListener("click", () => {
   labelChoice.hidden = false;
@@ -249,6 +328,7 @@ document.getElementById("erase-yes").addEventListener("click", () => {
 document.addEventListener("prediction", (event) => {
   currentPrediction = event.detail;
   eraseConfirm.hidden = true;
+  hideKept();
   say(null);
   if (!currentPrediction) return;
   // After 👎 only the other class can be the truth; "neither" stays available.
@@ -257,14 +337,13 @@ document.addEventListener("prediction", (event) => {
   labelChoice.hidden = true;
   setBusy(false);
   document.querySelectorAll(".vote").forEach((button) => button.classList.remove("chosen"));
-  document.getElementById("access-link").href =
-    `${feedbackUrl}/predictions/${encodeURIComponent(currentPrediction.prediction_id)}`;
 });
 
 // A language chosen with the switch redraws what the page wrote itself; the dashboard opens in it.
 i18n.onChange((language) => {
   document.getElementById("monitoring-link").href = `/monitoring?lang=${language}`;
   if (lastAnswer) showFigures(lastAnswer);
+  if (keptRecord) showKept(keptRecord);
   if (shownError) showError(shownError.key, shownError.values);
   if (said) say(said.key, said.values, said.failed);
 });

@@ -159,6 +159,7 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
     page.set_input_files("#file-input", str(photo))
     expect(page.locator("#error")).to_be_hidden()
     page.check("#rgpd-consent")
+    page.check("#photo-consent")
     page.click("#submit")
     page.wait_for_selector("#result:not([hidden])", timeout=15_000)
     prediction_id = page.text_content("#prediction-id")
@@ -181,6 +182,30 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
     ).fetchone()
     assert row == (actual, True)
 
+    # What is kept, as a person reads it: fields in the page's words, dates in its language,
+    # the photo as a picture; the raw JSON only as a file to download.
+    page.click("#access")
+    kept = page.locator("#kept")
+    expect(kept).to_be_visible(timeout=15_000)
+    terms = page.locator("#kept dt").all_inner_texts()
+    assert terms[:2] == [words["kept.made"], words["kept.answer"]], terms
+    made = page.locator("#kept dd").first.inner_text()
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T", made), made
+    month = page.evaluate(
+        "(language) => new Intl.DateTimeFormat(language, {month: 'long'}).format(new Date())",
+        language,
+    )
+    assert month in made, made
+    assert words[f"feedback.{predicted}"] in kept.inner_text()
+    assert "base64" not in kept.inner_text() and len(kept.inner_text()) < 1_000
+    assert page.evaluate("document.getElementById('kept-photo').naturalWidth") > 0
+    with page.expect_download() as download:
+        page.click("#kept-download")
+    raw = json.loads(Path(download.value.path()).read_text())
+    assert raw["prediction_id"] == prediction_id
+    assert raw["photo"]["image_base64"]
+    page.screenshot(path=str(tmp_path / f"kept-{language}.png"), full_page=True)
+
     # Erasing asks first: cancelled, nothing is erased.
     page.click("#erase")
     expect(page.locator("#erase-confirm")).to_contain_text(words["rights.erase_confirm"])
@@ -192,6 +217,7 @@ def test_upload_consent_feedback_and_erasure_in_the_browsers_language(
     page.click("#erase")
     page.click("#erase-yes")
     expect(page.locator("#feedback-status")).to_have_text(words["rights.erased"], timeout=15_000)
+    expect(kept).to_be_hidden()
     assert db.execute(
         "SELECT count(*) FROM monitoring WHERE id = %s", (prediction_id,)
     ).fetchone() == (0,)
