@@ -244,6 +244,15 @@ class PodmanSession:
         return True
 
 
+def base_image() -> str:
+    """The Dockerfile's base image (its `PYTHON_IMAGE` default), as engines name it."""
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("ARG PYTHON_IMAGE="):
+            name = line.partition("=")[2].strip()
+            return name if "/" in name else f"docker.io/library/{name}"
+    raise EngineError(f"no ARG PYTHON_IMAGE in {DOCKERFILE}")
+
+
 def build_with_podman(tag: str = "latest", targets: Sequence[str] = TARGETS) -> None:
     """Build each target as `cat-dog/<target>:<tag>`, sharing the dependency layers."""
     for target in targets:

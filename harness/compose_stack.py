@@ -20,8 +20,11 @@ import yaml
 
 from deploy.compose import (
     COMPOSE_FILE,
+    IMAGE_REPOSITORY,
+    TARGETS,
     Engine,
     PodmanSession,
+    base_image,
     find_engine,
     run_compose,
     up,
@@ -135,6 +138,24 @@ class ComposeStack:
         user = self.env.get("POSTGRES_USER", "cv")
         psql = ["psql", "-U", user, "-d", "predictions_feedback", "-v", "ON_ERROR_STOP=1"]
         return self.compose("exec", "-T", "postgres", *psql, "-Atc", query).stdout.strip()
+
+    def image_sizes_over_base(self) -> dict[str, float]:
+        """Each project image's size minus its base image's, in MB (10^6 bytes)."""
+
+        def size(image: str) -> int:
+            done = subprocess.run(
+                [self.engine.name, "image", "inspect", "--format", "{{.Size}}", image],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return int(done.stdout.strip())
+
+        base = size(base_image())
+        return {
+            target: round((size(f"{IMAGE_REPOSITORY}/{target}:latest") - base) / 1e6, 1)
+            for target in TARGETS
+        }
 
     def gateway(self) -> str:
         """The address of this namespace on the stack's network, as containers reach it."""
