@@ -76,6 +76,8 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(data.chelsea()).save(photo, format="JPEG")
     for name in PHOTOS:
         (folder / name).write_bytes(photo.getvalue())
+    # A reader sees curl print an error's body; the test needs it as an exit status too.
+    (folder / ".curlrc").write_text("fail-with-body\n")
     # The model a reader has built and is releasing (docs/model.md), small here.
     built = build_tiny_model(folder / "build", version=RELEASED_VERSION)
     built.rename(built.with_name("cat_dog_classifier.onnx"))
@@ -90,7 +92,7 @@ def test_the_documented_block_works_as_written(
     process = subprocess.Popen(
         [*RUN[block.syntax], block.code],
         cwd=checkout,
-        env=shell_environment(documented_devstack.stack_file),
+        env={**shell_environment(documented_devstack.stack_file), "CURL_HOME": str(checkout)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
