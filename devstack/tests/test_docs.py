@@ -4,7 +4,8 @@ a newcomer runs it, from the checkout, while `make run` runs on the ports the do
 pytest-codeblocks reads the blocks and the marks written above them in the Markdown
 (`<!--pytest.mark.skip(reason="…")-->` for a block no test can run: a Discord webhook, a
 Kubernetes cluster, a training of minutes); `-ra` lists those with their reasons. A block runs
-in bash with `-e`, so each of its commands must succeed, not only the last.
+in bash with `-e`, so each of its commands must succeed, not only the last; what it prints is
+compared with the output block that follows `<!--pytest-codeblocks:expected-output-->`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def test_the_documented_block_works_as_written(
     assert process.returncode == 0, (
         f"exit {process.returncode}\n{block.code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     )
+    if block.expected_output is not None:
+        # `<!--pytest-codeblocks:expected-output-->` before the block that shows it.
+        printed, expected = stdout, block.expected_output
+        if block.expected_output_ignore_whitespace:
+            printed, expected = "".join(printed.split()), "".join(expected.split())
+        assert printed == expected, f"{block.code}\nprinted:\n{stdout}"
 
 
 def test_every_block_says_whether_it_runs() -> None:
