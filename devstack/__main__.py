@@ -222,6 +222,9 @@ def offered_environment(env: dict[str, str]) -> dict[str, str]:
     if env.get("MODEL_STORE_DIR"):
         offered["MODEL_STORE_DIR"] = str(Path(env["MODEL_STORE_DIR"]).resolve())
     if env.get("DEV_MODE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        # A tool that reads the notifier's settings refuses the development token outside
+        # DEV_MODE, as the notifier itself does.
+        offered["DEV_MODE"] = "true"
         if not env.get("NOTIFIER_TOKEN"):
             offered["NOTIFIER_TOKEN"] = DEV_NOTIFIER_TOKEN
         if not env.get("INFERENCE_ADMIN_TOKEN"):

@@ -3,6 +3,7 @@ stack file in a folder of the test's own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,12 +19,15 @@ import pytest
 from psycopg import sql
 
 from devstack.components import REPO_ROOT
+from devstack.monitoring import LocalSettings
+from devstack.ports import port_holder, port_is_free
 from harness.ports import free_port
 from harness.waiting import wait_until
 from services.common.migrate import with_database
 
 # What a person's shell does not have before following the README.
 UNSET = ("DATABASE_URL", "NOTIFIER_URL", "NOTIFIER_TOKEN", "INFERENCE_ADMIN_TOKEN", "DEV_MODE")
+SERVICES = ("inference", "feedback", "notifier", "dashboard")
 
 
 def shell_environment(stack_file: Path) -> dict[str, str]:
@@ -63,10 +67,14 @@ class Devstack:
 
 
 def start_devstack(
-    tmp_path: Path, database_url: str, extra_env: dict[str, str] | None = None
+    tmp_path: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    ports: dict[str, int] | None = None,
 ) -> Devstack:
-    """Start `python -m devstack --no-monitoring` and wait until inference answers."""
-    ports = {name: free_port() for name in ("inference", "feedback", "notifier", "dashboard")}
+    """Start `python -m devstack --no-monitoring` (on free ports unless given) and wait until
+    inference answers."""
+    ports = ports or {name: free_port() for name in SERVICES}
     stack_file = tmp_path / "stack.json"
     output = tmp_path / "devstack.out"
     env = {
@@ -108,11 +116,9 @@ def stop_devstack(stack: Devstack) -> None:
         stack.process.wait()
 
 
-@pytest.fixture(scope="module")
-def devstack(
-    pg_admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Devstack]:
-    """One stack for the module's tests, on a database of its own."""
+@contextlib.contextmanager
+def stack_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database of the stack's own, dropped afterwards."""
     name = f"cv_devstack_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(
@@ -120,10 +126,42 @@ def devstack(
                 sql.Identifier(name), sql.Identifier(template_database)
             )
         )
-    stack = start_devstack(tmp_path_factory.mktemp("devstack"), with_database(pg_admin_url, name))
-    yield stack
-    stop_devstack(stack)
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="module")
+def devstack(
+    pg_admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Devstack]:
+    """One stack for the module's tests, on a database of its own."""
+    with stack_database(pg_admin_url, template_database) as database_url:
+        stack = start_devstack(tmp_path_factory.mktemp("devstack"), database_url)
+        yield stack
+        stop_devstack(stack)
+
+
+@pytest.fixture(scope="module")
+def documented_devstack(
+    pg_admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Devstack]:
+    """One stack on the ports the docs name (localhost:8000 …), skipped when one is taken."""
+    ports = {name: LocalSettings.model_fields[f"{name}_port"].default for name in SERVICES}
+    for name, port in ports.items():
+        if not port_is_free(port):
+            pytest.skip(
+                f"the docs send their commands to {name} on port {port}, "
+                f"which {port_holder(port)} holds"
+            )
+    with stack_database(pg_admin_url, template_database) as database_url:
+        folder = tmp_path_factory.mktemp("devstack")
+        # The versions the docs register go to a store of the test's own, not the checkout's.
+        store = {"MODEL_STORE_DIR": str(folder / "store")}
+        stack = start_devstack(folder, database_url, extra_env=store, ports=ports)
+        yield stack
+        stop_devstack(stack)

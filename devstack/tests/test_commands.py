@@ -47,6 +47,14 @@ def test_a_test_alert_reaches_the_stacks_notifier_with_the_dev_token(devstack: D
     assert any("hello stack" in title for title in titles)
 
 
+def test_the_digest_reads_the_stacks_notifier_settings_with_its_dev_token(
+    devstack: Devstack,
+) -> None:
+    printed = devstack.run("-m", "services.notifier.client", "digest", "--print")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip()
+
+
 def test_dev_mode_gives_the_admin_api_a_token_and_the_banner_prints_it(
     devstack: Devstack,
 ) -> None:
