@@ -272,18 +272,18 @@ def _project_containers(project: str) -> list[str]:
     ).split()
 
 
-def _health_intervals(container: str) -> tuple[str, float] | None:
-    """(health status, interval in seconds) for a container with a health check."""
-    raw = _output(["podman", "inspect", "--format", "json", container])
-    with suppress(json.JSONDecodeError, IndexError, KeyError, TypeError):
-        (details,) = json.loads(raw)
+def _health(container: str) -> tuple[str, float] | None:
+    """(health status, interval in seconds) of a container with a health check; None for
+    one without, or one gone since it was listed."""
+    try:
+        (details,) = json.loads(_output(["podman", "inspect", "--format", "json", container]))
         check = details["Config"].get("Healthcheck") or {}
-        if not check.get("Test") or check["Test"][0] == "NONE":
-            return None
-        status = details["State"].get("Health", {}).get("Status") or "starting"
-        interval_ns = check.get("Interval") or 30_000_000_000
-        return status, interval_ns / 1e9
-    return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not check.get("Test") or check["Test"][0] == "NONE":
+        return None
+    status = (details["State"].get("Health") or {}).get("Status") or "starting"
+    return status, (check.get("Interval") or 30_000_000_000) / 1e9
 
 
 def watch_health(project: str, *, starting_every_s: float = 2.0) -> None:
@@ -291,17 +291,23 @@ def watch_health(project: str, *, starting_every_s: float = 2.0) -> None:
     last_run: dict[str, float] = {}
     while True:
         now = time.monotonic()
-        for container in _project_containers(project):
-            health = _health_intervals(container)
-            if health is None:
-                continue
-            status, interval = health
-            every = starting_every_s if status != "healthy" else interval
-            if now - last_run.get(container, 0.0) >= every:
-                last_run[container] = now
-                subprocess.run(
-                    ["podman", "healthcheck", "run", container], capture_output=True, check=False
-                )
+        try:
+            for container in _project_containers(project):
+                health = _health(container)
+                if health is None:
+                    continue
+                status, interval = health
+                every = starting_every_s if status != "healthy" else interval
+                if now - last_run.get(container, 0.0) >= every:
+                    last_run[container] = now
+                    subprocess.run(
+                        ["podman", "healthcheck", "run", container],
+                        capture_output=True,
+                        check=False,
+                        timeout=60,
+                    )
+        except subprocess.TimeoutExpired:
+            pass  # a hung check is the container's failure, reported by its status; go on
         time.sleep(1.0)
 
 
