@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -156,9 +156,9 @@ def test_container_environment_is_accepted_by_the_service_settings(
     assert settings.host == "0.0.0.0"
     assert settings.dev_mode is False
     assert "@postgres:5432/predictions_feedback" in settings.database_url
-    assert compose_file["services"][service]["environment"]["PROMETHEUS_MULTIPROC_DIR"] in {
-        path.split(":")[0] for path in compose_file["services"][service]["tmpfs"]
-    }
+    metrics = Path(compose_file["services"][service]["environment"]["PROMETHEUS_MULTIPROC_DIR"])
+    tmpfs = {Path(path.split(":")[0]) for path in compose_file["services"][service]["tmpfs"]}
+    assert tmpfs & {metrics, *metrics.parents}, "the metric files must go to a tmpfs"
 
 
 @pytest.mark.parametrize("service", service_names())
@@ -331,7 +331,7 @@ def test_alertmanager_reads_the_config_its_one_shot_renders(compose_raw: dict[st
     renderer, alertmanager = services["alertmanager-config"], services["alertmanager"]
     rendered = next(arg for arg in alertmanager["command"] if arg.startswith("--config.file="))
     rendered_path = rendered.split("=", 1)[1]
-    assert f"--out {rendered_path}" in " ".join(renderer["command"])
+    assert f"--out={rendered_path}" in renderer["command"]
     shared = {v.split(":")[0] for v in renderer["volumes"]} & {
         v.split(":")[0] for v in alertmanager["volumes"]
     }
@@ -339,35 +339,32 @@ def test_alertmanager_reads_the_config_its_one_shot_renders(compose_raw: dict[st
     assert alertmanager["depends_on"] == {
         "alertmanager-config": {"condition": "service_completed_successfully"}
     }
-    assert compose_raw["secrets"]["notifier_token"] == {"environment": "NOTIFIER_TOKEN"}
+    # Variables, not Compose secrets: Compose writes no secret into a read-only container.
+    assert renderer["read_only"] is True and "secrets" not in renderer
+    assert "--token-env=NOTIFIER_TOKEN" in renderer["command"]
+    assert renderer["environment"]["NOTIFIER_TOKEN"].startswith("${NOTIFIER_TOKEN:?")
 
 
 @pytest.mark.parametrize("discord_webhook", ["", "https://discord.com/api/webhooks/1/abc"])
 def test_alertmanager_config_step_renders_a_config_amtool_accepts(
     compose_raw: dict[str, Any], tmp_path: Path, discord_webhook: str
 ) -> None:
-    """Runs the one-shot's own command, its container paths mapped to temporary files."""
+    """Runs the one-shot's own command, its container paths mapped to temporary files and
+    its variables set as compose sets them (a blank webhook is the documented default)."""
     renderer = compose_raw["services"]["alertmanager-config"]
-    (script,) = renderer["command"]
-    render_command, *after = script.split("&&")
-    assert [step.split()[0] for step in after] == ["chown"]
-    secrets = {
-        "notifier_token": TEST_SECRETS["NOTIFIER_TOKEN"],
-        "discord_webhook_url": discord_webhook,
+    argv = [*renderer["entrypoint"], *renderer["command"]]
+    out = tmp_path / "alertmanager.yml"
+    argv = [f"--out={out}" if word.startswith("--out=") else word for word in argv]
+    if os.geteuid() != 0:
+        argv = [word for word in argv if not word.startswith("--owner=")]
+    env = {
+        **os.environ,
+        "NOTIFIER_TOKEN": TEST_SECRETS["NOTIFIER_TOKEN"],
+        "DISCORD_WEBHOOK_URL": discord_webhook,
     }
-    assert set(renderer["secrets"]) == set(secrets)
-    argv = []
-    for word in shlex.split(render_command):
-        if word.startswith("/run/secrets/"):
-            name = word.removeprefix("/run/secrets/")
-            (tmp_path / name).write_text(secrets[name])
-            word = str(tmp_path / name)
-        elif word.startswith("/etc/alertmanager/rendered/"):
-            word = str(tmp_path / Path(word).name)
-        argv.append(word)
     assert argv[:3] == ["python", "-m", "monitoring.render"]
-    subprocess.run([sys.executable, *argv[1:]], cwd=REPO_ROOT, check=True)
-    rendered = tmp_path / "alertmanager.yml"
+    subprocess.run([sys.executable, *argv[1:]], cwd=REPO_ROOT, env=env, check=True)
+    rendered = out
     assert TEST_SECRETS["NOTIFIER_TOKEN"] in rendered.read_text()
     assert "http://notifier:8002/alertmanager" in rendered.read_text()
     amtool = shutil.which("amtool")

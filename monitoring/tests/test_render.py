@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from monitoring.render import (
     render_prometheus,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 JOBS = {"prometheus", "alertmanager", "inference", "feedback", "notifier", "dashboard"}
 
 
@@ -74,6 +79,52 @@ def test_cli_renders_alertmanager_from_a_token_file(amtool: str, tmp_path: Path)
     assert out.stat().st_mode & 0o077 == 0, "the rendered file holds a secret"
     result = run_tool(amtool, "check-config", out)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_missing_webhook_file_means_no_direct_discord_route(tmp_path: Path) -> None:
+    """Docker Compose writes no file for an empty secret: that is the documented blank."""
+    token_file = tmp_path / "token"
+    token_file.write_text("t" * 32)
+    out = tmp_path / "alertmanager.yml"
+    missing = tmp_path / "discord_webhook_url"
+    argv = ["alertmanager", "--token-file", str(token_file), "--out", str(out)]
+    assert main([*argv, "--discord-webhook-file", str(missing)]) == 0
+    assert "discord-direct" not in out.read_text()
+
+
+def test_the_config_comes_from_variables_as_compose_passes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFIER_TOKEN", "v" * 32)
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", "")
+    out = tmp_path / "alertmanager.yml"
+    argv = [
+        "alertmanager",
+        "--token-env=NOTIFIER_TOKEN",
+        "--discord-webhook-env=DISCORD_WEBHOOK_URL",
+    ]
+    assert main([*argv, f"--out={out}"]) == 0
+    assert "v" * 32 in out.read_text() and "discord-direct" not in out.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root, setpriv")
+def test_a_second_rendering_replaces_the_file_it_handed_to_alertmanager(tmp_path: Path) -> None:
+    """As compose runs the one-shot on every `up`: root with CAP_CHOWN only, the previous
+    file owned by Alertmanager's user (nobody) and readable by it alone."""
+    folder = tmp_path / "rendered"
+    folder.mkdir()
+    out = folder / "alertmanager.yml"
+    env = {**os.environ, "NOTIFIER_TOKEN": "w" * 32}
+    for run in range(2):
+        done = subprocess.run(
+            ["setpriv", "--bounding-set=-all,+chown", "--inh-caps=-all",
+             sys.executable, "-m", "monitoring.render", "alertmanager",
+             "--token-env=NOTIFIER_TOKEN", "--owner=65534:65534", f"--out={out}"],
+            capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"run {run + 1}: {done.stderr}"
+        assert (out.stat().st_uid, out.stat().st_mode & 0o777) == (65534, 0o600)
+    assert [path.name for path in folder.iterdir()] == ["alertmanager.yml"], "no temporary left"
 
 
 def test_cli_help_describes_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
