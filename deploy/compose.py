@@ -408,7 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "up":
             if not (REPO_ROOT / ".env").exists():
-                print("error: no .env: `cp .env.example .env` and fill in the secrets first.")
+                print(
+                    "error: no .env: `cp .env.example .env` and fill in the secrets first.",
+                    file=sys.stderr,
+                )
                 return 2
             started = up(engine, session, build=not args.no_build, wait=not args.no_wait)
             return started.returncode
