@@ -13,11 +13,13 @@ Errors follow the protocol: a JSON body `{"error": "..."}` with a 4xx status.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import re
 import struct
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,10 @@ from services.inference.settings import Settings
 INPUT = "photo"
 HEADER_LENGTH = "inference-header-content-length"
 _BYTE_COUNT = re.compile(r"[0-9]{1,15}")
+# Values a request needs besides one per photo: shape, outputs, parameters and their names.
+_MAX_OTHER_VALUES = 1000
+# The request id comes back in the answer, whose size stays bounded.
+_MAX_ID_CHARACTERS = 256
 OUTPUTS = {
     "probabilities": ("FP32", 2),
     "pet_score": ("FP32", None),
@@ -170,7 +176,9 @@ def _config(request: Request, name: str, version: str | None) -> dict[str, Any]:
     }
 
 
-def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+def _split_body(
+    body: bytes, header_length: str | None, settings: Settings
+) -> tuple[dict[str, Any], bytes]:
     """The JSON header and the binary part of a request (binary tensor data extension)."""
     if header_length is None:
         size = len(body)
@@ -179,12 +187,20 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
         size = int(header_length)
     else:
         raise ProtocolError(400, f"{HEADER_LENGTH} must be a byte count within the body")
+    # The JSON parser holds the interpreter lock for the whole document, in a thread too: what
+    # it may take is bounded before it starts. Every value after a container's first follows a
+    # comma, and a request has one value per photo and a few dozen more.
+    separators = body.count(b",", 0, size)
+    if separators > settings.predict_max_photos + _MAX_OTHER_VALUES:
+        raise ProtocolError(400, f"the request holds {separators} JSON values, far past its need")
     try:
         header = json.loads(body[:size])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(400, f"the request is not valid JSON: {error}") from None
     except RecursionError:  # a body of nothing but "[[[[..." exhausts the parser's stack
         raise ProtocolError(400, "the request's JSON is nested too deeply") from None
+    except ValueError as error:  # a number of more digits than Python converts
+        raise ProtocolError(400, f"the request's JSON holds an unreadable value: {error}") from None
     if not isinstance(header, dict):
         raise ProtocolError(400, "the request must be a JSON object")
     return header, body[size:]
@@ -192,20 +208,22 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
 
 def _unpack_bytes(raw: bytes, count: int) -> list[bytes]:
     """BYTES tensor elements from their binary form: 4-byte little-endian length + bytes."""
-    elements, offset = [], 0
-    while offset < len(raw):
+    elements: list[bytes] = []
+    offset = 0
+    # No further than the shape says: past it the data is refused, not read.
+    for _ in range(count):
         if offset + 4 > len(raw):
-            raise ProtocolError(400, "truncated BYTES element length")
+            raise ProtocolError(
+                400, f"shape says {count} photos, the binary data holds {len(elements)}"
+            )
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > len(raw):
             raise ProtocolError(400, "a BYTES element is longer than the data sent")
         elements.append(raw[offset : offset + length])
         offset += length
-    if len(elements) != count:
-        raise ProtocolError(
-            400, f"shape says {count} photos, the binary data holds {len(elements)}"
-        )
+    if offset != len(raw):
+        raise ProtocolError(400, f"shape says {count} photos, the binary data holds more")
     return elements
 
 
@@ -278,14 +296,14 @@ def _response(
     default_binary = bool(request_body.parameters.get("binary_data_output", False))
     produced = _outputs(answered)
     versions = [result.model_version for _, result in answered]
-    header_outputs, binary = [], b""
+    header_outputs, binary = [], []
     for item in wanted:
         shape, data, raw = produced[item.name]
         datatype = OUTPUTS[item.name][0]
         entry: dict[str, Any] = {"name": item.name, "datatype": datatype, "shape": shape}
         if item.parameters.get("binary_data", default_binary):
             entry["parameters"] = {"binary_data_size": len(raw)}
-            binary += raw
+            binary.append(raw)
         else:
             entry["data"] = data
         header_outputs.append(entry)
@@ -301,7 +319,7 @@ def _response(
     if not binary:
         return Response(encoded, media_type="application/json")
     return Response(
-        encoded + binary,
+        b"".join([encoded, *binary]),
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(len(encoded))},
     )
@@ -460,23 +478,45 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
 async def _answer_infer(request: Request, name: str, version: str | None) -> Response:
     predictor = _predictor(request, name, version)
     settings: Settings = request.app.state.settings
-    header, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
-    try:
-        body = InferRequest.model_validate(header)
-    except ValidationError as error:
-        raise ProtocolError(400, f"not an inference request: {error.errors()[0]['msg']}") from None
-    if len(body.inputs) != 1:
-        raise ProtocolError(400, f"send exactly one input, {INPUT!r}")
-    unknown = [item.name for item in body.outputs or () if item.name not in OUTPUTS]
-    if unknown:
-        raise ProtocolError(400, f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
-    photos = _photos(body.inputs[0], binary, settings)
+    body = await request.body()
+    header_length = request.headers.get(HEADER_LENGTH)
+    loop = asyncio.get_running_loop()
+    # Parsing and building the answer are CPU work on up to MAX_UPLOAD_BYTES: in the request
+    # threads, as decoding is, so that the worker's other requests are still answered.
+    executor = request.app.state.executor
+    parsed, photos = await loop.run_in_executor(executor, _parse, body, header_length, settings)
     try:
         answered = await answer(request, photos, predictor=predictor)
     except HTTPException as error:  # a photo the decoder refused, already counted
         raise ProtocolError(error.status_code, str(error.detail), reason=None) from None
     record(request, [Photo(data) for data in photos], answered, rgpd_consent=False)
-    return _response(body, name, answered, _manager(request).lineup.active.version)
+    active_version = _manager(request).lineup.active.version
+    return await loop.run_in_executor(executor, _response, parsed, name, answered, active_version)
+
+
+def _parse(
+    body: bytes, header_length: str | None, settings: Settings
+) -> tuple[InferRequest, list[bytes]]:
+    """The inference request a body holds and its photos; ProtocolError when it holds none."""
+    header, binary = _split_body(body, header_length, settings)
+    try:
+        parsed = InferRequest.model_validate(header)
+    except ValidationError as error:
+        raise ProtocolError(400, f"not an inference request: {error.errors()[0]['msg']}") from None
+    if len(parsed.inputs) != 1:
+        raise ProtocolError(400, f"send exactly one input, {INPUT!r}")
+    if parsed.id is not None and len(parsed.id) > _MAX_ID_CHARACTERS:
+        raise ProtocolError(
+            400, f"the request id is echoed: at most {_MAX_ID_CHARACTERS} characters"
+        )
+    names = [item.name for item in parsed.outputs or ()]
+    unknown = [name for name in names if name not in OUTPUTS]
+    if unknown:
+        raise ProtocolError(400, f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
+    repeated = sorted(name for name, times in Counter(names).items() if times > 1)
+    if repeated:
+        raise ProtocolError(400, f"ask for each output once; repeated: {repeated}")
+    return parsed, _photos(parsed.inputs[0], binary, settings)
 
 
 _NOT_OFFERED = (

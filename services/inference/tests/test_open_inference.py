@@ -215,6 +215,17 @@ def test_bad_requests_are_clear_4xx_in_the_protocols_error_shape(service: Servic
         "header length not a number": infer(body.encode(), b"\xb2"),
         "header length past the body": infer(body.encode(), b"9" * 5000),
         "binary data missing": infer(binary_header, str(len(binary_header)).encode()),
+        "binary data past the shape": infer(
+            binary_header + b"\0" * 10, str(len(binary_header)).encode()
+        ),
+        "an output asked for twice": infer(
+            {**tensor(), "outputs": [{"name": "label"}, {"name": "pet_score"}, {"name": "label"}]}
+        ),
+        "an id too long to echo": infer({**tensor(), "id": "x" * 257}),
+        "a number of 5000 digits": infer(b'{"inputs": ' + b"1" * 5000 + b"}"),
+        "more JSON values than a request needs": infer(
+            {**tensor(), "parameters": {"k": [0] * 2000}}
+        ),
     }
     refused = {
         "too many photos": (400, "TooManyPhotos", infer(tensor(shape=[5], data=[encoded] * 5))),
@@ -251,6 +262,27 @@ def test_bad_requests_are_clear_4xx_in_the_protocols_error_shape(service: Servic
         "InvalidInferRequest": len(malformed),
         **{reason: 1 for _, reason, _ in refused.values()},
     }
+
+
+def test_each_output_is_answered_once_and_a_repeated_one_is_refused(
+    client: triton.InferenceServerClient,
+) -> None:
+    photos = [photos_input([photo(RED), photo(BLUE)], binary=True)]
+    every_output = [
+        triton.InferRequestedOutput(name, binary_data=binary)
+        for name, binary in [("probabilities", True), ("pet_score", False), ("label", True)]
+    ] + [triton.InferRequestedOutput("prediction_id")]
+    result = client.infer(MODEL, photos, outputs=every_output)
+    assert [output["name"] for output in result.get_response()["outputs"]] == [
+        "probabilities", "pet_score", "label", "prediction_id",
+    ]  # fmt: skip
+    assert strings(result.as_numpy("label")) == ["cat", "dog"]
+    # Each entry would repeat the output in the answer: thousands made it grow by the square.
+    repeated = [triton.InferRequestedOutput("prediction_id", binary_data=True)] * 500
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer(MODEL, photos, outputs=repeated)
+    assert refused.value.status() == "400"
+    assert "repeated: ['prediction_id']" in refused.value.message()
 
 
 def test_with_a_canary_each_photo_says_which_version_answered_it(
