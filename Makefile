@@ -10,11 +10,11 @@ MODEL_STAMP := $(VENV)/.model-installed
 ANCHORS_VENV := .venv-anchors
 ANCHORS_STAMP := $(ANCHORS_VENV)/.installed
 
-.PHONY: help venv model-deps anchors-deps run test lint format bench model retrain evaluate \
+.PHONY: dataset-dir help venv model-deps anchors-deps run test lint format bench model retrain evaluate \
 	dashboards generate manifests lock audit anchors up down logs images test-containers clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,11 @@ $(ANCHORS_STAMP): requirements/anchors.txt
 
 anchors-deps: $(ANCHORS_STAMP) ## Create .venv-anchors (NannyML, Evidently) from its lock file
 
-anchors: $(STAMP) $(ANCHORS_STAMP) ## Our drift test and accuracy estimate against NannyML and Evidently, on $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
-	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with val/)"; exit 1; }
+# Checked before any install: nothing is downloaded for a command that cannot run.
+dataset-dir:
+	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/: the photos)"; exit 1; }
+
+anchors: dataset-dir $(STAMP) $(ANCHORS_STAMP) ## Our drift test and accuracy estimate against NannyML and Evidently, on $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
 	$(PY) -m ml.anchors --data "$(CV_DATASET_DIR)" $(if $(CV_EXTRA_DATASET_DIR),--extra-data "$(CV_EXTRA_DATASET_DIR)") $(ANCHORS_ARGS)
 
 run: $(STAMP) ## Start every service (and Prometheus/Alertmanager when installed)
@@ -65,16 +68,14 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 bench: $(STAMP) ## Benchmarks; results in bench/results/*.json
 	$(PY) -m bench $(BENCH_ARGS)
 
-model: $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
-	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
+model: dataset-dir $(MODEL_STAMP) ## Rebuild models/cat_dog_classifier.onnx + card from $$CV_DATASET_DIR (+ $$CV_EXTRA_DATASET_DIR)
 	$(PY) -m ml.train --out models/cat_dog_classifier.onnx --cache-dir ml/.cache
 	$(PY) -m ml.evaluate models/cat_dog_classifier.onnx "$(CV_DATASET_DIR)/val" --min-accuracy 0.985
 
-retrain: $(MODEL_STAMP) ## Retrain on consented feedback (the running make run's database, else $$DATABASE_URL); shadow only if it beats the active model
-	@test -n "$(CV_DATASET_DIR)" || { echo "set CV_DATASET_DIR (a folder with train/ and val/)"; exit 1; }
+retrain: dataset-dir $(MODEL_STAMP) ## Retrain on consented feedback (the running make run's database, else $$DATABASE_URL); shadow only if it beats the active model
 	$(PY) -m ml.retrain --cache-dir ml/.cache $(RETRAIN_ARGS)
 
-evaluate: $(STAMP) ## Evaluate a model on a labelled folder: MODEL=… DATA=… (default: committed model, val set)
+evaluate: $(if $(DATA),,dataset-dir) $(STAMP) ## Evaluate a model on a labelled folder: MODEL=… DATA=… (default: committed model, val set)
 	$(PY) -m ml.evaluate $(or $(MODEL),models/cat_dog_classifier.onnx) "$(or $(DATA),$(CV_DATASET_DIR)/val)"
 
 dashboards: $(STAMP) ## Rebuild the Grafana dashboard JSON from its Python source

