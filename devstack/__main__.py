@@ -23,7 +23,12 @@ from devstack.console import banner, colour_output, prefix, relay
 from devstack.monitoring import get_settings, monitoring_components
 from devstack.ports import port_holder, port_is_free
 from services.common.migrate import apply_migrations, create_database_if_missing
-from services.common.running_stack import remove_stack_file, stack_file, write_stack_file
+from services.common.running_stack import (
+    remove_stack_file,
+    running_stack,
+    stack_file,
+    write_stack_file,
+)
 from services.common.settings import DEV_INFERENCE_ADMIN_TOKEN, DEV_NOTIFIER_TOKEN
 
 LOG_DIR = DATA_DIR / "logs"
@@ -177,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         "--no-monitoring", action="store_true", help="skip Prometheus and Alertmanager"
     )
     args = parser.parse_args(argv)
+
+    # A second stack would find every port taken and, on exit, remove the first one's record.
+    already = running_stack()
+    if already is not None:
+        print(
+            f"a stack of `make run` already runs here (pid {already['pid']}, recorded in "
+            f"{stack_file()}): use it, or stop it with Ctrl-C in its terminal first",
+            file=sys.stderr,
+        )
+        return 1
 
     env = dict(os.environ)
     env.setdefault("DEV_MODE", "true")
