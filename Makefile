@@ -103,8 +103,8 @@ audit: $(STAMP) ## Known vulnerabilities in the locked dependencies
 # Docker or podman, whichever is here (deploy/compose.py says which, or that neither is).
 COMPOSE := $(PYTHON) -m deploy.compose
 
-up: ## Build the images and start docker-compose.yml (Docker or podman; needs a .env)
-	$(COMPOSE) up
+up: ## Build the images and start docker-compose.yml (Docker or podman; needs a .env; SERVICES=… for some)
+	$(COMPOSE) up $(SERVICES)
 
 down: ## Stop the compose stack (DOWN_ARGS=--volumes also removes its data)
 	$(COMPOSE) down $(DOWN_ARGS)

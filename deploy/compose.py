@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument(
         "--no-wait", action="store_true", help="return once started, not once healthy"
     )
+    up_parser.add_argument("service", nargs="*", help="only these services (and what they need)")
     down_parser = commands.add_parser("down", help="stop and remove the stack's containers")
     down_parser.add_argument(
         "--volumes", "-v", action="store_true", help="remove its volumes (the data) too"
@@ -417,7 +418,13 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            started = up(engine, session, build=not args.no_build, wait=not args.no_wait)
+            started = up(
+                engine,
+                session,
+                build=not args.no_build,
+                wait=not args.no_wait,
+                services=args.service,
+            )
             return started.returncode
         if args.command == "build":
             if engine.name == "podman":
