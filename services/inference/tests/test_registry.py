@@ -219,7 +219,7 @@ def test_cli_help_lists_the_commands() -> None:
 def test_cli_says_when_the_database_is_unreachable(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     assert registry_cli.main(["list"]) == 2
-    assert "cannot be reached" in capsys.readouterr().err
+    assert "cannot reach PostgreSQL" in capsys.readouterr().err
 
 
 def test_replicas_bootstrapping_together_make_exactly_one_model_active(

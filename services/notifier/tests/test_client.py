@@ -131,7 +131,7 @@ def test_cli_help_and_test_alert(fake_discord: FakeDiscord) -> None:
     assert fake_discord.messages()[0]["embeds"][0]["title"] == "⚠️ Test alert"
     disabled = _cli("test-alert", env={})
     assert disabled.returncode == 1
-    assert "neither NOTIFIER_URL nor DISCORD_WEBHOOK_URL" in disabled.stdout
+    assert "neither NOTIFIER_URL (with NOTIFIER_TOKEN) nor DISCORD_WEBHOOK_URL" in disabled.stdout
 
 
 def test_posting_directly_keeps_the_webhooks_thread(fake_discord: FakeDiscord) -> None:
