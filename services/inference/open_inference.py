@@ -110,10 +110,17 @@ def _predictor(request: Request, name: str, version: str | None) -> Predictor | 
         )
     if version is None:
         return None
-    for predictor in _manager(request).lineup.roles().values():
-        if predictor.version == version:
-            return predictor
-    raise ProtocolError(404, f"model {name!r} has no version {version!r} serving", "UnknownModel")
+    active = _manager(request).lineup.active
+    # Only the active version answers by name: a canary is judged on the share the line-up
+    # draws for it, and a shadow's answers are never served. The same words for every other
+    # version, so that they tell nobody which ones exist.
+    if version != active.version:
+        raise ProtocolError(
+            404,
+            f"model {name!r} answers by name only as its active version {active.version!r}",
+            "UnknownModel",
+        )
+    return active
 
 
 def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
