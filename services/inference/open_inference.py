@@ -125,12 +125,10 @@ def _predictor(request: Request, name: str, version: str | None) -> Predictor | 
 
 def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
     _predictor(request, name, version)
-    versions = (
-        [version] if version else [p.version for p in _manager(request).lineup.roles().values()]
-    )
     return {
         "name": name,
-        "versions": list(dict.fromkeys(versions)),
+        # The one version a caller may name (a canary or shadow is no public version).
+        "versions": [_manager(request).lineup.active.version],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
@@ -403,12 +401,11 @@ async def version_config(request: Request, name: str, version: str) -> dict[str,
 
 @router.post("/repository/index")
 async def repository_index(request: Request) -> list[dict[str, str]]:
-    """Triton's repository index: each version the line-up serves, all of them ready.
+    """Triton's repository index: the active version, the one a caller may name.
 
-    Versions registered but not serving are the registry's (`GET /admin/models`)."""
-    name = _model_name(request)
-    versions = dict.fromkeys(p.version for p in _manager(request).lineup.roles().values())
-    return [{"name": name, "version": version, "state": "READY"} for version in versions]
+    The registry's other versions, candidates included, are under `GET /admin/models`."""
+    version = _manager(request).lineup.active.version
+    return [{"name": _model_name(request), "version": version, "state": "READY"}]
 
 
 @router.get(

@@ -269,7 +269,11 @@ def test_with_a_canary_each_photo_says_which_version_answered_it(
         f"{service.url}/admin/models/tiny-2/canary", json={"share": 0.5}, headers=admin
     )
     assert canary.status_code == 200, canary.text
-    assert client.get_model_metadata(MODEL)["versions"] == ["tiny-1", "tiny-2"]
+    # A candidate is no public version: neither listed nor named.
+    assert client.get_model_metadata(MODEL)["versions"] == ["tiny-1"]
+    assert client.get_model_repository_index() == [
+        {"name": MODEL, "version": "tiny-1", "state": "READY"}
+    ]
     assert not client.is_model_ready(MODEL, "tiny-2")
 
     answers: dict[str, str] = {}
