@@ -43,6 +43,8 @@ class Feedback:
     satisfaction: str
     rgpd_consent: bool
     true_label: str | None = None
+    # Who sent it (the rate limits' client); stored only as a keyed digest.
+    client: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,15 @@ class FeedbackOutcome:
 # lock wait, missing a verdict committed meanwhile.
 _LOCK_PREDICTION = "SELECT prediction_result FROM monitoring WHERE id = $1 FOR UPDATE"
 _PREVIOUS_VERDICT = "SELECT satisfaction FROM feedback WHERE prediction_id = $1"
+# The row is the latest verdict, so it names the client who gave that one.
 _UPSERT_FEEDBACK = """
-INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at)
-VALUES ($1, $2, $3, now())
+INSERT INTO feedback (prediction_id, satisfaction, true_label, consent_at, client_key)
+SELECT $1, $2, $3, now(), sha256(secret || convert_to($4, 'UTF8')) FROM client_key_secret
 ON CONFLICT (prediction_id) DO UPDATE
 SET satisfaction = EXCLUDED.satisfaction,
     true_label = EXCLUDED.true_label,
     consent_at = EXCLUDED.consent_at,
+    client_key = EXCLUDED.client_key,
     updated_at = now(),
     revision = feedback.revision + 1
 """
@@ -180,6 +184,7 @@ class FeedbackRepository:
                         feedback.prediction_id,
                         feedback.satisfaction,
                         feedback.true_label,
+                        feedback.client,
                     )
                     score = SATISFACTION_SCORE[feedback.satisfaction]
                     await connection.execute(

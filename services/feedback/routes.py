@@ -97,6 +97,7 @@ async def post_feedback(
                 satisfaction=body.satisfaction,
                 rgpd_consent=body.rgpd_consent,
                 true_label=body.true_label,
+                client=client_key(request),
             )
         )
     except PredictionNotFound:

@@ -6,7 +6,8 @@ the candidate took its role, their latency, and the answers users labelled throu
 A canary is rolled back when
 
 - its accuracy on labelled answers is lower than the active model's over the same period,
-  by a one-sided two-proportion z-test at `alpha`, once both have `min_labelled` labels;
+  by a one-sided two-proportion z-test at `alpha`, once both have `min_labelled` labels
+  (at most `LABELS_PER_CLIENT` from any one client);
 - or its p95 latency exceeds `latency_ratio` × the active model's, over `min_requests`;
 - or its model calls fail more often than `max_error_rate` in this replica.
 
@@ -37,7 +38,42 @@ from services.inference.registry import Registry, RegistryError, RoleChange
 
 logger = logging.getLogger(__name__)
 
-# Only constants (feedback_truth.TRUTH_SQL) are interpolated into the queries below.
+# Labels one client may give a version, over a comparison period: anyone holding answers can
+# label them, so without a cap one client's 32 false labels retired a sound canary (and true
+# ones could flatter a bad one). Counted are each client's first ones; the client is the
+# feedback service's (its address), stored as a digest.
+LABELS_PER_CLIENT = 3
+
+# Each version's feedback counted: its answers (`answered` joined to `feedback f`, under
+# `conditions`) numbered per client, the first LABELS_PER_CLIENT kept. A row older than the
+# client column counts as a client of its own.
+_COUNTED_FEEDBACK = """
+SELECT prediction_id, true_label, satisfaction FROM (
+    SELECT f.prediction_id, f.true_label, f.satisfaction,
+           row_number() OVER (
+               PARTITION BY a.model_version, coalesce(f.client_key, uuid_send(f.prediction_id))
+               ORDER BY f.created_at, f.prediction_id
+           ) AS nth
+    FROM {answered} a JOIN feedback f ON f.prediction_id = a.{answer_id}
+    WHERE {conditions}
+) numbered
+WHERE nth <= {cap}
+"""
+
+_SERVED_LABELS = _COUNTED_FEEDBACK.format(
+    answered="monitoring",
+    answer_id="id",
+    conditions="a.created_at >= $1 AND a.model_version = ANY($2::text[])",
+    cap=LABELS_PER_CLIENT,
+)
+_SHADOW_LABELS = _COUNTED_FEEDBACK.format(
+    answered="shadow_predictions",
+    answer_id="prediction_id",
+    conditions="a.created_at >= $1 AND a.model_version = $2",
+    cap=LABELS_PER_CLIENT,
+)
+
+# Only constants (feedback_truth.TRUTH_SQL, the queries above) are interpolated below.
 _SERVED_FIGURES = f"""
 SELECT m.model_version AS version,
        count(*) AS answers,
@@ -46,7 +82,7 @@ SELECT m.model_version AS version,
        count(*) FILTER (WHERE f.prediction_id IS NOT NULL
                         AND m.prediction_result = {TRUTH_SQL}) AS correct
 FROM monitoring m
-LEFT JOIN feedback f ON f.prediction_id = m.id
+LEFT JOIN ({_SERVED_LABELS}) f ON f.prediction_id = m.id
 WHERE m.created_at >= $1 AND m.model_version = ANY($2::text[])
 GROUP BY m.model_version
 """  # noqa: S608
@@ -60,7 +96,7 @@ SELECT s.model_version AS version,
                         AND s.prediction_result = {TRUTH_SQL}) AS correct
 FROM shadow_predictions s
 JOIN monitoring m ON m.id = s.prediction_id
-LEFT JOIN feedback f ON f.prediction_id = s.prediction_id
+LEFT JOIN ({_SHADOW_LABELS}) f ON f.prediction_id = s.prediction_id
 WHERE s.created_at >= $1 AND s.model_version = $2
 GROUP BY s.model_version
 """  # noqa: S608

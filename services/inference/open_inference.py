@@ -116,20 +116,25 @@ def _predictor(request: Request, name: str, version: str | None) -> Predictor | 
         )
     if version is None:
         return None
-    for predictor in _manager(request).lineup.roles().values():
-        if predictor.version == version:
-            return predictor
-    raise ProtocolError(404, f"model {name!r} has no version {version!r} serving", "UnknownModel")
+    active = _manager(request).lineup.active
+    # Only the active version answers by name: a canary is judged on the share the line-up
+    # draws for it, and a shadow's answers are never served. The same words for every other
+    # version, so that they tell nobody which ones exist.
+    if version != active.version:
+        raise ProtocolError(
+            404,
+            f"model {name!r} answers by name only as its active version {active.version!r}",
+            "UnknownModel",
+        )
+    return active
 
 
 def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
     _predictor(request, name, version)
-    versions = (
-        [version] if version else [p.version for p in _manager(request).lineup.roles().values()]
-    )
     return {
         "name": name,
-        "versions": list(dict.fromkeys(versions)),
+        # The one version a caller may name (a canary or shadow is no public version).
+        "versions": [_manager(request).lineup.active.version],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
@@ -414,12 +419,11 @@ async def version_config(request: Request, name: str, version: str) -> dict[str,
 
 @router.post("/repository/index")
 async def repository_index(request: Request) -> list[dict[str, str]]:
-    """Triton's repository index: each version the line-up serves, all of them ready.
+    """Triton's repository index: the active version, the one a caller may name.
 
-    Versions registered but not serving are the registry's (`GET /admin/models`)."""
-    name = _model_name(request)
-    versions = dict.fromkeys(p.version for p in _manager(request).lineup.roles().values())
-    return [{"name": name, "version": version, "state": "READY"} for version in versions]
+    The registry's other versions, candidates included, are under `GET /admin/models`."""
+    version = _manager(request).lineup.active.version
+    return [{"name": _model_name(request), "version": version, "state": "READY"}]
 
 
 @router.get(

@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.stack import Stack, running_stack
 from harness.waiting import wait_until
+from services.inference.canary import LABELS_PER_CLIENT
 from tests.support.images import jpeg
 from tests.support.tiny_model import build_tiny_model
 
@@ -94,6 +97,28 @@ def lineup(stack: Stack) -> dict[str, str]:
     return httpx.get(f"{stack.url('inference')}/model", timeout=10).json()["lineup"]
 
 
+def user(number: int) -> httpx.Client:
+    """A user of their own address (loopback has them all): the services count per client."""
+    address = f"127.0.{1 + number // 250}.{1 + number % 250}"
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10)
+
+
+def labelled_gauge(stack: Stack, version: str) -> float | None:
+    families = text_string_to_metric_families(
+        httpx.get(f"{stack.url('inference')}/metrics", timeout=10).text
+    )
+    return next(
+        (
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "cv_model_feedback_labelled"
+            and sample.labels["model_version"] == version
+        ),
+        None,
+    )
+
+
 def test_a_worse_canary_is_rolled_back_automatically_and_discord_says_why(
     lifecycle: Stack, tmp_path: Path
 ) -> None:
@@ -125,10 +150,14 @@ def test_a_worse_canary_is_rolled_back_automatically_and_discord_says_why(
     assert response.status_code == 200, response.text
     assert lineup(stack) == {"active": "tiny-1", "canary": "tiny-2"}
 
+    # Each user labels two answers: the analysis counts a few labels per client, no more.
     served: list[dict] = []
-    with httpx.Client(timeout=10) as client:
-        while "canary" in lineup(stack) and len(served) < 600:
-            served.extend(predict_and_answer(client, stack) for _ in range(10))
+    users = 0
+    while "canary" in lineup(stack) and len(served) < 600:
+        for _ in range(5):
+            with user(users) as client:
+                served.extend(predict_and_answer(client, stack) for _ in range(2))
+            users += 1
     by_version = {v: [a for a in served if a["model_version"] == v] for v in ("tiny-1", "tiny-2")}
     assert "canary" not in lineup(stack), "the canary was never rolled back"
     # Both sides had their minimum of labelled answers before the test could conclude.
@@ -188,3 +217,50 @@ def test_a_worse_canary_is_rolled_back_automatically_and_discord_says_why(
     with httpx.Client(timeout=10) as client:
         after = [predict_and_answer(client, stack) for _ in range(5)]
     assert {answer["model_version"] for answer in after} == {"tiny-1"}
+
+
+def test_one_client_labelling_a_sound_canary_wrong_does_not_retire_it(
+    lifecycle: Stack, tmp_path: Path
+) -> None:
+    stack = lifecycle
+    twin = build_tiny_model(tmp_path / "twin", version="tiny-3")  # the active model's twin
+    assert "registered" in registry_cli(stack, "register", str(twin))
+    registry_cli(stack, "canary", "tiny-3", "--share", "0.5")
+    assert wait_until(lambda: lineup(stack).get("canary") == "tiny-3", timeout_s=30)
+
+    # One client says every canary answer is wrong and every active one right, 32 of each.
+    labelled = {"tiny-1": 0, "tiny-3": 0}
+    with user(999) as liar:
+        for _ in range(400):  # a canary retired meanwhile gets no more answers
+            if min(labelled.values()) == 32:
+                break
+            answer = liar.post(
+                f"{stack.url('inference')}/predict",
+                files={"file": ("cat.jpg", jpeg(RED), "image/jpeg")},
+            ).json()
+            version = answer["model_version"]
+            if labelled[version] == 32:
+                continue
+            lie = version == "tiny-3"
+            sent = liar.post(
+                f"{stack.url('feedback')}/feedback",
+                json={
+                    "prediction_id": answer["prediction_id"],
+                    "satisfaction": "unsatisfied" if lie else "satisfied",
+                    "rgpd_consent": True,
+                    "true_label": "dog" if lie else None,
+                },
+            )
+            assert sent.status_code == 201, sent.text
+            labelled[version] += 1
+
+    assert lineup(stack).get("canary") == "tiny-3"
+    assert labelled == {"tiny-1": 32, "tiny-3": 32}
+    # The analysis has counted this client's labels (a few of them), and still keeps the canary
+    # rounds later.
+    assert wait_until(lambda: labelled_gauge(stack, "tiny-3") == LABELS_PER_CLIENT, timeout_s=30)
+    checked = {"tiny-3": labelled_gauge(stack, "tiny-3"), "tiny-1": labelled_gauge(stack, "tiny-1")}
+    assert checked == {"tiny-3": LABELS_PER_CLIENT, "tiny-1": LABELS_PER_CLIENT}
+    time.sleep(3)  # three more rounds of the analysis (CANARY_CHECK_INTERVAL_S=1)
+    assert lineup(stack).get("canary") == "tiny-3"
+    registry_cli(stack, "rollback", "--reason", "end of test")

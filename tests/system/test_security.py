@@ -112,12 +112,25 @@ def test_html_pages_send_the_security_headers(stack: Stack) -> None:
 def test_no_service_starts_with_a_missing_default_or_weak_secret(
     tmp_path: Path, service: str, variable: str, value: str | None
 ) -> None:
+    assert_refuses_to_start(service, variable, value)
+
+
+# Unset, the admin API refuses every call; set, it obeys the rule of every other secret.
+@pytest.mark.parametrize(
+    "value", ["changeme", "dev-notifier-token", "x", "Changeme!", "a" * 20, "abab" * 8]
+)
+def test_inference_does_not_start_with_a_weak_admin_token(value: str) -> None:
+    assert_refuses_to_start("inference", "INFERENCE_ADMIN_TOKEN", value)
+
+
+def assert_refuses_to_start(service: str, variable: str, value: str | None) -> None:
+    """The service, in production mode with every other secret strong, exits naming `variable`."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_PASSWORD"))}
     env.update({"DEV_MODE": "false", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
     env["DASHBOARD_PASSWORD"] = f"a-real-one-{secrets.token_hex(8)}"
     env["FEEDBACK_ADMIN_TOKEN"] = f"a-real-one-{secrets.token_hex(8)}"
     env["NOTIFIER_TOKEN"] = f"a-real-one-{secrets.token_hex(8)}"
-    env.pop(variable)
+    env.pop(variable, None)
     if value is not None:
         env[variable] = value
     result = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -237,3 +238,22 @@ def test_dev_mode_without_a_token_keeps_admin_routes_closed(database_url: str) -
         for token in ("", "x"):
             response = client.get("/admin/feedback", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
+
+
+def test_feedback_keeps_only_a_keyed_digest_of_its_client_and_erasure_takes_it(
+    client: TestClient, prediction: InsertPrediction, db: psycopg.Connection
+) -> None:
+    first, second, withdrawn = (prediction(rgpd_consent=True) for _ in range(3))
+    for one in (first, second, withdrawn):
+        assert client.post("/feedback", json=feedback_body(one)).status_code == 201
+    keys = dict(db.execute("SELECT prediction_id, client_key FROM feedback").fetchall())
+    # The same client, the same key; neither the address nor its plain digest.
+    assert keys[first] == keys[second] == keys[withdrawn]
+    assert len(keys[first]) == 32
+    assert keys[first] != hashlib.sha256(b"testclient").digest()
+    assert b"testclient" not in keys[first]
+    withdrawal = {**feedback_body(withdrawn), "rgpd_consent": False}
+    assert client.post("/feedback", json=withdrawal).status_code == 201
+    assert client.delete(f"/predictions/{first}").status_code == 204
+    remaining = db.execute("SELECT prediction_id FROM feedback WHERE client_key IS NOT NULL")
+    assert [row[0] for row in remaining.fetchall()] == [second]

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 RED, BLUE = (250, 10, 10), (10, 10, 250)
 MODEL = "tiny-cat-dog"
 TOKEN = "open-inference-test-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 # Small photos, so that a photo over MAX_UPLOAD_BYTES (its lowest, 1 KiB) is easy to make.
 SIZE = (64, 64)
 
@@ -179,7 +180,7 @@ def test_a_version_in_the_path_answers_and_an_unknown_one_is_404(
     with pytest.raises(InferenceServerException) as refused:
         client.infer(MODEL, [photos_input([photo(BLUE)], binary=True)], model_version="9.9")
     assert refused.value.status() == "404"
-    assert "no version '9.9'" in refused.value.message()
+    assert "by name only as its active version 'tiny-1'" in refused.value.message()
 
 
 def test_bad_requests_are_clear_4xx_in_the_protocols_error_shape(service: ServiceProcess) -> None:
@@ -300,8 +301,12 @@ def test_with_a_canary_each_photo_says_which_version_answered_it(
         f"{service.url}/admin/models/tiny-2/canary", json={"share": 0.5}, headers=admin
     )
     assert canary.status_code == 200, canary.text
-    assert client.get_model_metadata(MODEL)["versions"] == ["tiny-1", "tiny-2"]
-    assert client.is_model_ready(MODEL, "tiny-2")
+    # A candidate is no public version: neither listed nor named.
+    assert client.get_model_metadata(MODEL)["versions"] == ["tiny-1"]
+    assert client.get_model_repository_index() == [
+        {"name": MODEL, "version": "tiny-1", "state": "READY"}
+    ]
+    assert not client.is_model_ready(MODEL, "tiny-2")
 
     answers: dict[str, str] = {}
     # The canary draw is random: a batch of 4 is split between the versions 7 times in 8.
@@ -325,13 +330,72 @@ def test_with_a_canary_each_photo_says_which_version_answered_it(
         pytest.fail("no batch of 20 was answered by both versions")
 
     pinned = client.infer(
-        MODEL, [photos_input([photo(RED)] * 4, binary=False)], model_version="tiny-2"
+        MODEL, [photos_input([photo(RED)] * 4, binary=False)], model_version="tiny-1"
     )
-    assert pinned.get_response()["model_version"] == "tiny-2"
-    assert strings(pinned.as_numpy("label")) == ["dog"] * 4
+    assert pinned.get_response()["model_version"] == "tiny-1"
+    assert strings(pinned.as_numpy("label")) == ["cat"] * 4
     for prediction_id in strings(pinned.as_numpy("prediction_id")):
-        answers[prediction_id] = "tiny-2"
+        answers[prediction_id] = "tiny-1"
     assert _stored_versions(database_url, list(answers)) == answers
+
+
+def test_a_canary_or_shadow_named_in_the_path_is_refused_counted_and_writes_nothing(
+    service: ServiceProcess, tmp_path: Path, database_url: str
+) -> None:
+    # By name, a caller could send the canary slow batches or its chosen photos (and so retire
+    # it) and read the shadow, whose answers would then be stored as served ones.
+    for version, role, share in (("tiny-2", "canary", {"share": 0.5}), ("tiny-3", "shadow", None)):
+        _register(service, build_tiny_model(tmp_path / version, version=version, inverted=True))
+        made = httpx.post(
+            f"{service.url}/admin/models/{version}/{role}", json=share, headers=ADMIN, timeout=10
+        )
+        assert made.status_code == 200, made.text
+    with psycopg.connect(database_url) as connection:
+        (stored_before,) = connection.execute("SELECT count(*) FROM monitoring").fetchone()
+    before = _rejections(service)
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "photo",
+                    "shape": [4],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(photo(RED)).decode()] * 4,
+                }
+            ]
+        }
+    )
+    base = f"{service.url}/v2/models/{MODEL}/versions"
+    refused = [
+        httpx.post(f"{base}/{version}/infer", content=body, timeout=10)
+        for version in ("tiny-2", "tiny-3", "9.9")
+    ]
+    for response in refused:
+        assert response.status_code == 404, response.text
+        # The same words for a canary, a shadow and a version that does not exist.
+        assert response.json() == {
+            "error": f"model {MODEL!r} answers by name only as its active version 'tiny-1'"
+        }
+    assert _rejections(service).get("UnknownModel", 0) - before.get("UnknownModel", 0) == 3
+    for version in ("tiny-2", "tiny-3"):
+        assert httpx.get(f"{base}/{version}/ready", timeout=10).status_code == 404
+    # The active version still answers by name, and only its answers are stored.
+    served = httpx.post(f"{base}/tiny-1/infer", content=body, timeout=10)
+    assert served.status_code == 200, served.text
+    ids = served.json()["outputs"][3]["data"]
+    assert _stored_versions(database_url, ids) == dict.fromkeys(ids, "tiny-1")
+    with psycopg.connect(database_url) as connection:
+        (stored_after,) = connection.execute("SELECT count(*) FROM monitoring").fetchone()
+    assert stored_after - stored_before == len(ids)
+
+
+def _register(service: ServiceProcess, model: Path) -> None:
+    files = {
+        "model": ("model.onnx", model.read_bytes()),
+        "card": ("model.json", model.with_suffix(".json").read_bytes()),
+    }
+    registered = httpx.post(f"{service.url}/admin/models", files=files, headers=ADMIN, timeout=30)
+    assert registered.status_code == 201, registered.text
 
 
 def _stored_versions(database_url: str, ids: list[str]) -> dict[str, str]:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import io
+import statistics
 import uuid
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client import REGISTRY
 
+from harness.services import ServiceProcess
 from harness.waiting import wait_until
 from tests.support.images import jpeg, odd_images
+from tests.support.tiny_model import build_tiny_model
 
 
 def wait_for_rows(db: psycopg.Connection, expected: int) -> int:
@@ -137,3 +141,27 @@ def test_real_photos_are_classified_correctly(
         )
         assert response.status_code == 200
         assert response.json()["prediction"] == photo.parent.name, photo.name
+
+
+@pytest.mark.slow
+def test_a_photos_inference_time_is_its_own_whatever_the_batch_it_came_in(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The canary is judged on these times: were each photo of a batch charged the whole batch's
+    # model time, sending big batches would make any version look slow.
+    slow = build_tiny_model(tmp_path / "slow", per_photo_work=100)
+    env = {"DATABASE_URL": database_url, "MODEL_PATH": str(slow), "PREDICT_MAX_PHOTOS": "16"}
+    with ServiceProcess("inference", env, tmp_path) as service:
+
+        def times(count: int) -> list[float]:
+            files = [("file", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(count)]
+            response = httpx.post(f"{service.url}/predict", files=files, timeout=30)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            answers = body["predictions"] if count > 1 else [body]
+            return [answer["inference_time_ms"] for answer in answers]
+
+        alone = statistics.median(t for _ in range(9) for t in times(1))
+        batched = statistics.median(t for _ in range(3) for t in times(16))
+    # Charged the whole batch, a photo of 16 would take about 16 times as long.
+    assert batched < 4 * alone, (batched, alone)
