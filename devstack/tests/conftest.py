@@ -3,27 +3,23 @@ stack file in a folder of the test's own."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from devstack.components import REPO_ROOT
 from devstack.monitoring import LocalSettings
 from devstack.ports import port_holder, port_is_free
 from harness.ports import free_port
 from harness.waiting import wait_until
-from services.common.migrate import with_database
+from tests.support.postgres import fresh_database
 
 # What a person's shell does not have before following the README.
 UNSET = ("DATABASE_URL", "NOTIFIER_URL", "NOTIFIER_TOKEN", "INFERENCE_ADMIN_TOKEN", "DEV_MODE")
@@ -116,31 +112,12 @@ def stop_devstack(stack: Devstack) -> None:
         stack.process.wait()
 
 
-@contextlib.contextmanager
-def stack_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
-    """A migrated database of the stack's own, dropped afterwards."""
-    name = f"cv_devstack_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_database)
-            )
-        )
-    try:
-        yield with_database(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 @pytest.fixture(scope="module")
 def devstack(
     pg_admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Devstack]:
     """One stack for the module's tests, on a database of its own."""
-    with stack_database(pg_admin_url, template_database) as database_url:
+    with fresh_database(pg_admin_url, template_database, "cv_devstack") as database_url:
         stack = start_devstack(tmp_path_factory.mktemp("devstack"), database_url)
         yield stack
         stop_devstack(stack)
@@ -158,7 +135,7 @@ def documented_devstack(
                 f"the docs send their commands to {name} on port {port}, "
                 f"which {port_holder(port)} holds"
             )
-    with stack_database(pg_admin_url, template_database) as database_url:
+    with fresh_database(pg_admin_url, template_database, "cv_devstack") as database_url:
         folder = tmp_path_factory.mktemp("devstack")
         # The versions the docs register go to a store of the test's own, not the checkout's.
         store = {"MODEL_STORE_DIR": str(folder / "store")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -10,12 +11,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from harness.ports import free_port
+from services.common.migrate import with_database
 
 
 def wait_for_postgres(url: str, timeout_s: float = 30.0) -> None:
@@ -202,3 +205,22 @@ def rollup_mismatches(db: psycopg.Connection) -> list[str]:
 
 def _rounded(value: object) -> object:
     return round(value, 6) if isinstance(value, float) else value
+
+
+@contextlib.contextmanager
+def fresh_database(pg_admin_url: str, template: str, prefix: str = "cv_test") -> Iterator[str]:
+    """A migrated database of its own, copied from the session's template, dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

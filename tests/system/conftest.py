@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from harness.stack import Stack, running_stack
-from services.common.migrate import with_database
-
-
-@contextlib.contextmanager
-def fresh_database(pg_admin_url: str, template: str) -> Iterator[str]:
-    """A migrated database of its own, copied from the session's template."""
-    name = f"cv_system_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    try:
-        yield with_database(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+from tests.support.postgres import fresh_database
 
 
 @pytest.fixture(scope="module")
 def module_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
     """A migrated database shared by the tests of one module."""
-    with fresh_database(pg_admin_url, template_database) as url:
+    with fresh_database(pg_admin_url, template_database, "cv_system") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def session_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
     """The migrated database of the shared stack."""
-    with fresh_database(pg_admin_url, template_database) as url:
+    with fresh_database(pg_admin_url, template_database, "cv_system") as url:
         yield url
 
 
