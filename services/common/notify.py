@@ -13,16 +13,16 @@ from typing import Literal
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import DEV_NOTIFIER_TOKEN, blank_is_unset, with_running_stack
+from services.common.settings import DEV_NOTIFIER_TOKEN, ProjectSettings, blank_is_unset
 
 logger = logging.getLogger(__name__)
 
 Level = Literal["info", "success", "warning", "error", "critical"]
 
 
-class ClientSettings(BaseSettings):
+class ClientSettings(ProjectSettings):
     """What a sender needs; read from the environment (or `.env`) like every setting."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -33,20 +33,6 @@ class ClientSettings(BaseSettings):
     notifier_timeout_s: float = Field(default=5.0, gt=0, description="Per request.")
     discord_critical_role_id: str | None = Field(default=None, description="Pinged on critical.")
     dev_mode: bool = False
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The same sources as the services' settings: the stack of `make run` included."""
-        return with_running_stack(
-            init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
 
     @field_validator(
         "discord_webhook_url",

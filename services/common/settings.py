@@ -30,7 +30,30 @@ MIN_SECRET_LENGTH = 16
 MIN_SECRET_DISTINCT_CHARACTERS = 8
 
 
-class ServiceSettings(BaseSettings):
+class ProjectSettings(BaseSettings):
+    """Read from keyword arguments, then the environment, then the stack `make run` runs (what
+    a person sets wins over it, and it over `.env`, for its own services too), then `.env` and
+    secrets, each only under the documented names."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            DocumentedNamesOnly(env_settings),
+            StackFileSource(settings_cls),
+            DocumentedNamesOnly(dotenv_settings),
+            DocumentedNamesOnly(file_secret_settings),
+        )
+
+
+class ServiceSettings(ProjectSettings):
     """Environment-only configuration; nothing else in a service reads `os.environ`."""
 
     # `validate_by_name` lets Python callers (tests, benchmarks) pass field names; the
@@ -77,21 +100,6 @@ class ServiceSettings(BaseSettings):
     dev_mode: bool = Field(
         default=False, description="Local development: allows placeholder secrets. Never in prod."
     )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments first, then the environment, the stack `make run` runs, `.env`
-        and secrets, each read only under the documented names."""
-        return with_running_stack(
-            init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
 
     @field_validator("forwarded_allow_ips", mode="before")
     @classmethod
@@ -157,24 +165,6 @@ class StackFileSource(PydanticBaseSettingsSource):
             if value is not None:
                 values[key] = value
         return values
-
-
-def with_running_stack(
-    init_settings: PydanticBaseSettingsSource,
-    env_settings: PydanticBaseSettingsSource,
-    dotenv_settings: PydanticBaseSettingsSource,
-    file_secret_settings: PydanticBaseSettingsSource,
-) -> tuple[PydanticBaseSettingsSource, ...]:
-    """The sources of every settings class: the stack of `make run` comes after the
-    environment (what a person sets wins) and before `.env`, whose values it overrides for its
-    own services too."""
-    return (
-        init_settings,
-        DocumentedNamesOnly(env_settings),
-        StackFileSource(env_settings.settings_cls),
-        DocumentedNamesOnly(dotenv_settings),
-        DocumentedNamesOnly(file_secret_settings),
-    )
 
 
 def documented_names(field_name: str, info: FieldInfo) -> tuple[str, ...]:
