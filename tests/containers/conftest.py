@@ -38,3 +38,22 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         yield stack
     finally:
         stack.down()
+
+
+_REPORT = pytest.StashKey[dict[str, str]]()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Figures a test measured, printed at the end of the run (pytest hides passing output)."""
+    return request.config.stash.setdefault(_REPORT, {})
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    figures = config.stash.get(_REPORT, {})
+    if figures:
+        terminalreporter.section("container tier: measured")
+        for name, value in figures.items():
+            terminalreporter.write_line(f"{name}: {value}")

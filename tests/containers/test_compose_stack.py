@@ -109,11 +109,11 @@ def test_each_image_holds_what_every_module_of_its_service_imports(
         assert done.returncode == 0, f"{service}: {done.stderr[-3000:]}"
 
 
-def test_image_sizes_over_their_base(compose_stack: ComposeStack) -> None:
+def test_image_sizes_over_their_base(compose_stack: ComposeStack, report: dict[str, str]) -> None:
     """Reported, and held to the goals docs/deployment.md gives (MB over the base image)."""
     goals = {"notifier": 120, "feedback": 120, "dashboard": 200, "inference": 300}
     sizes = compose_stack.image_sizes_over_base()
-    print("image sizes over the base, MB:", json.dumps(sizes))
+    report["image sizes over their base, MB"] = json.dumps(sizes)
     over = {name: sizes[name] for name, goal in goals.items() if sizes[name] > goal}
     assert not over, f"over their goals {goals}: {over}"
 
@@ -188,7 +188,7 @@ def _about(discord: FakeDiscord, *needles: str) -> list[dict[str, object]]:
 
 
 def test_a_stopped_service_alerts_discord_and_resolves_as_an_edit(
-    compose_stack: ComposeStack, discord: FakeDiscord
+    compose_stack: ComposeStack, discord: FakeDiscord, report: dict[str, str]
 ) -> None:
     """Prometheus -> Alertmanager -> notifier -> Discord, for real, with `for:` scaled down."""
     compose_stack.compose("stop", "feedback")
@@ -198,7 +198,7 @@ def test_a_stopped_service_alerts_discord_and_resolves_as_an_edit(
         assert fired, [m.get("content") for m in discord.messages()]
     finally:
         compose_stack.compose("start", "feedback")
-    print(f"CVTargetDown posted {time.monotonic() - stopped:.1f} s after feedback stopped")
+    report["CVTargetDown posted after feedback stopped"] = f"{time.monotonic() - stopped:.1f} s"
     (firing,) = _about(discord, "CVTargetDown", "feedback")
     resolved = wait_until(lambda: _about(discord, "CVTargetDown", "feedback", "RESOLVED"), 120)
     assert resolved, [m.get("content") for m in discord.messages()]
